@@ -1,0 +1,68 @@
+"""Analysis of one post: clean text, VADER polarity, hashtags and match terms.
+
+Pure: composes :mod:`flows.text`, :mod:`flows.sentiment` and
+:mod:`flows.matching`; the dataflow and ``senti analyze`` both call
+:meth:`PostAnalyzer.analyse`, so there is one code path from text to polarity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from flows.matching import post_terms
+from flows.model import Polarity, Post, ScoredPost
+from flows.sentiment import Analyzer, Thresholds
+from flows.text import clean_for_polarity, extract_hashtags, hashtag_counts
+
+__all__ = ["PostAnalyzer", "TextScore"]
+
+
+@dataclass(frozen=True, slots=True)
+class TextScore:
+    """The analysis of a bare text, as ``senti analyze`` prints it."""
+
+    compound: float
+    polarity: Polarity
+    hashtags: dict[str, int]
+
+    def message(self) -> dict[str, object]:
+        """``{"polarityIndex", "compound", "hashtags"}``, the ``senti analyze`` line."""
+        return {
+            "polarityIndex": int(self.polarity),
+            "compound": self.compound,
+            "hashtags": self.hashtags,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PostAnalyzer:
+    """Scores posts with fixed thresholds; cheap to build, VADER is shared per process."""
+
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    _analyzer: Analyzer = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_analyzer", Analyzer(self.thresholds))
+
+    def score_text(
+        self, text: str, hashtags: list[str] | tuple[str, ...] | None = None
+    ) -> TextScore:
+        """Polarity of ``text`` after cleaning, and its hashtag frequencies.
+
+        ``hashtags`` are the post's hashtags as X sent them in
+        ``entities.hashtags``; when ``None`` they are extracted from the text.
+        """
+        tags = extract_hashtags(text) if hashtags is None else hashtags
+        compound, polarity = self._analyzer.score(clean_for_polarity(text))
+        return TextScore(compound, polarity, hashtag_counts(tags))
+
+    def analyse(self, post: Post) -> ScoredPost:
+        """Score a post and collect the terms tracked queries can match."""
+        score = self.score_text(post.text, post.hashtags)
+        return ScoredPost(
+            post=post,
+            compound=score.compound,
+            polarity=score.polarity,
+            hashtags=score.hashtags,
+            terms=post_terms(post.text, score.hashtags),
+        )

@@ -1,0 +1,277 @@
+"""The ``senti`` command line.
+
+Subcommands::
+
+    senti analyze [--thresholds FILE]                 texts on stdin -> JSON lines on stdout
+    senti generate --count N [--seed S] --out FILE    a synthetic stream file (X API v2 lines)
+    senti replay FILE... --track QUERY ...            run the dataflow over recorded files
+    senti run [--source synthetic] --track QUERY ...  run the dataflow live (the offline default)
+
+Exit status: 0 on success, 1 when the input or environment is unusable (missing
+file, bad store URL, invalid query: a one-line ``senti: error: ...`` on stderr),
+2 for a command line argparse cannot parse, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bytewax.run import cli_main
+from tqdm import tqdm
+
+from flows.analysis import PostAnalyzer
+from flows.dataflow import FlowSettings, build_flow
+from flows.matching import InvalidQuery, Query, Subscription, parse_query
+from flows.model import parse_time
+from flows.sentiment import Thresholds, ThresholdsError, load_thresholds
+from flows.sinks.console import ConsoleSink
+from flows.sinks.jsonl import JsonLinesSink
+from flows.sinks.store import StoreSink
+from flows.sinks.summary import RunSummary, SummarySink
+from flows.sources.replay import ReplaySource
+from flows.sources.synthetic import SyntheticSource, write_synthetic
+from flows.store import StoreError, open_store
+
+__all__ = ["CliError", "main"]
+
+
+class CliError(Exception):
+    """A problem with the user's input, reported as ``senti: error: ...`` and exit 1."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``senti`` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.run(args)
+    except CliError as exc:
+        print(f"senti: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("senti: interrupted", file=sys.stderr)
+        return 130
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="senti", description="Stream posts, score their sentiment, route them per query."
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    analyze = commands.add_parser("analyze", help="score texts from stdin, one per line")
+    _add_thresholds(analyze)
+    analyze.set_defaults(run=_analyze)
+
+    generate = commands.add_parser("generate", help="write a synthetic stream file")
+    generate.add_argument("--count", type=_positive_int, required=True, help="posts to write")
+    generate.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    generate.add_argument("--out", type=Path, required=True, help="file to write")
+    generate.add_argument("--rate", type=_positive_float, default=50.0, help="posts per second")
+    generate.add_argument(
+        "--start", type=_timestamp, default=None, help="created_at of the first post (ISO 8601)"
+    )
+    generate.set_defaults(run=_generate)
+
+    replay = commands.add_parser("replay", help="run the dataflow over recorded stream files")
+    replay.add_argument("files", type=Path, nargs="+", metavar="FILE", help="JSON-lines files")
+    replay.add_argument(
+        "--speed", type=_positive_float, default=None, help="original pace times this factor"
+    )
+    _add_flow_options(replay)
+    replay.set_defaults(run=_replay)
+
+    run = commands.add_parser("run", help="run the dataflow live on a source")
+    run.add_argument("--source", choices=["synthetic"], default="synthetic")
+    run.add_argument("--rate", type=_positive_float, default=50.0, help="synthetic posts/s")
+    run.add_argument("--count", type=_positive_int, default=None, help="stop after N posts")
+    run.add_argument("--seed", type=int, default=0, help="synthetic seed")
+    _add_flow_options(run)
+    run.set_defaults(run=_run_live)
+    return parser
+
+
+def _add_thresholds(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--thresholds", type=Path, default=None, help="thresholds TOML (default: shipped config)"
+    )
+
+
+def _add_flow_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--track",
+        action="append",
+        required=True,
+        metavar="QUERY",
+        help="query to track (repeatable): comma = OR, space = AND, #tag, @user",
+    )
+    parser.add_argument("--store", default=None, metavar="URL", help="e.g. sqlite:///senti.db")
+    parser.add_argument("--out", type=Path, default=None, help="write JSON lines here")
+    parser.add_argument("--window", type=_positive_float, default=60.0, help="window seconds")
+    parser.add_argument(
+        "--wait",
+        type=_non_negative_float,
+        default=30.0,
+        help="seconds a post may lag the newest one before it counts as late (default 30)",
+    )
+    parser.add_argument("--top", type=_positive_int, default=10, help="top hashtags per window")
+    parser.add_argument("--workers", type=_positive_int, default=1, help="worker threads")
+    _add_thresholds(parser)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+    return value
+
+
+def _timestamp(text: str) -> datetime:
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _thresholds(path: Path | None) -> Thresholds:
+    try:
+        return load_thresholds(path)
+    except ThresholdsError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _queries(texts: Sequence[str]) -> list[Query]:
+    queries: dict[str, Query] = {}
+    for text in texts:
+        try:
+            query = parse_query(text)
+        except InvalidQuery as exc:
+            raise CliError(f"invalid query {text!r}: {exc}") from None
+        queries.setdefault(query.key, query)
+    return list(queries.values())
+
+
+# Commands
+
+
+def _analyze(args: argparse.Namespace) -> int:
+
+    analyzer = PostAnalyzer(_thresholds(args.thresholds))
+    stdin = open(sys.stdin.fileno(), encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+    out = sys.stdout
+    for line in stdin:
+        score = analyzer.score_text(line.rstrip("\r\n"))
+        out.write(json.dumps(score.message(), ensure_ascii=False) + "\n")
+    out.flush()
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+
+    start = args.start or datetime.now(UTC).replace(microsecond=0)
+    try:
+        written = write_synthetic(
+            args.out, count=args.count, seed=args.seed, start=start, rate=args.rate
+        )
+    except OSError as exc:
+        raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    print(f"wrote {written} posts to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+
+    for path in args.files:
+        if not path.is_file():
+            raise CliError(f"no such file: {path}")
+    source = ReplaySource(list(args.files), speed=args.speed)
+    # A replay's windows follow event time only, so reruns give equal summaries.
+    return _run_flow(args, source, live=False)
+
+
+def _run_live(args: argparse.Namespace) -> int:
+
+    source = SyntheticSource(count=args.count, seed=args.seed, rate=args.rate)
+    return _run_flow(args, source, live=True)
+
+
+def _run_flow(args: argparse.Namespace, source: Any, *, live: bool) -> int:
+
+    settings = FlowSettings(
+        thresholds=_thresholds(args.thresholds),
+        queries=_queries(args.track),
+        window=timedelta(seconds=args.window),
+        wait=timedelta(seconds=args.wait),
+        top_n=args.top,
+        live=live,
+    )
+    summary = RunSummary()
+    sinks: list[Any] = [SummarySink(summary)]
+    if args.store is not None:
+        sinks.append(_store_sink(args.store, settings.queries))
+    if args.out is not None:
+        _truncate(args.out)
+        sinks.append(JsonLinesSink(args.out))
+    if live:
+        sinks.append(ConsoleSink())
+    progress = _progress_bar(disable=live)
+    summary.on_posts = progress.update if progress is not None else None
+    flow = build_flow(source, None, sinks, settings=settings)
+    try:
+        # bytewax's runtime entry point has no type annotations.
+        cli_main(flow, workers_per_process=args.workers)  # type: ignore[no-untyped-call]
+    finally:
+        summary.finish()
+        if progress is not None:
+            progress.close()
+        print(summary.line(), file=sys.stderr)
+    return 0
+
+
+def _store_sink(url: str, queries: Sequence[Query]) -> Any:
+
+    try:
+        with open_store(url) as store:
+            store.write([Subscription(query) for query in queries])
+    except StoreError as exc:
+        raise CliError(f"unusable store {url!r}: {exc}") from None
+    return StoreSink(url)
+
+
+def _truncate(path: Path) -> None:
+    try:
+        path.open("w").close()
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _progress_bar(*, disable: bool) -> Any:
+    if disable or not sys.stderr.isatty():
+        return None
+
+    return tqdm(unit=" posts", file=sys.stderr, dynamic_ncols=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

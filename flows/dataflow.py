@@ -1,0 +1,173 @@
+r"""The senti dataflow: posts in, per-query messages and window summaries out.
+
+Read it top to bottom; each step is one line named after its function, with the
+shape of its items in a comment. The functions live in :mod:`flows.steps`,
+:mod:`flows.analysis` and :mod:`flows.model`; this module only composes them::
+
+    lines -> parse -> drop retweets -> analyse -> fan out by term --+
+                 \-> rejected          \-> global windows           |
+    subscriptions -> anchor by term --------------------------------+-> match phrases
+    match phrases -> key by query -> per-query windows
+    matches + window summaries + late posts + rejected -> every sink
+
+Routing is a keyed join: posts fan out to their terms, subscriptions to the
+anchor term of each phrase, and the term-keyed state checks the few phrases
+filed there. The work per post depends on its own terms, never on how many
+queries are tracked, and spreads over workers by term.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.operators.windowing import EventClock, TumblingWindower, fold_window
+from bytewax.outputs import Sink
+
+from flows.analysis import PostAnalyzer
+from flows.matching import Query, Subscription, TermIndex
+from flows.model import ALL_POSTS, Line, Match, parse_line
+from flows.sentiment import Thresholds
+from flows.steps import (
+    PhraseMatcher,
+    Tally,
+    WindowGrid,
+    anchor_subscription,
+    event_time,
+    fan_out_terms,
+    is_original,
+    is_post,
+)
+
+__all__ = ["FlowSettings", "build_flow"]
+
+_FIXED_NOW = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowSettings:
+    """Options of :func:`build_flow`."""
+
+    # Analysis
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+    # Routing
+    queries: Sequence[Query] = ()
+    """Queries tracked from the first post on (``senti replay --track``)."""
+
+    # Windows
+    window: timedelta = timedelta(seconds=60)
+    align_to: datetime = datetime(2020, 1, 1, tzinfo=UTC)
+    wait: timedelta = timedelta(seconds=5)
+    """How far behind the newest post a window stays open for stragglers."""
+    top_n: int = 10
+    live: bool = True
+    """Advance windows with the wall clock too (live sources). ``False`` makes
+    windows depend on event time only, so a replay gives the same summaries
+    however fast it runs; every window still closes at the end of input."""
+
+    def __post_init__(self) -> None:
+        if self.window <= timedelta(0):
+            raise ValueError(f"window must be positive, not {self.window}")
+        if self.wait < timedelta(0):
+            raise ValueError(f"wait must not be negative, not {self.wait}")
+        if self.top_n < 1:
+            raise ValueError(f"top_n must be at least 1, not {self.top_n}")
+        if self.align_to.tzinfo is None:
+            raise ValueError("align_to must be timezone-aware")
+
+    def clock(self) -> EventClock[Any]:
+        """Event-time clock on the post's ``created_at``."""
+        if self.live:
+            return EventClock(event_time, wait_for_system_duration=self.wait)
+        return EventClock(
+            event_time,
+            wait_for_system_duration=self.wait,
+            now_getter=lambda: _FIXED_NOW,
+            to_system_utc=lambda _: None,
+        )
+
+    def windower(self) -> TumblingWindower:
+        """Tumbling windows of :attr:`window` aligned to :attr:`align_to`."""
+        return TumblingWindower(length=self.window, align_to=self.align_to)
+
+    def initial_index(self) -> dict[str, dict[str, Query]]:
+        """The initial queries filed by anchor term."""
+        index = TermIndex()
+        for query in self.queries:
+            index.add(query)
+        return {term: dict(index.filed_under(term)) for term in index.anchors()}
+
+
+def build_flow(
+    post_source: Source[Line],
+    subscription_source: Source[Subscription] | None,
+    sinks: Iterable[Sink[Any]],
+    *,
+    settings: FlowSettings | None = None,
+    flow_id: str = "senti",
+) -> Dataflow:
+    """Build the dataflow reading ``post_source`` and writing every sink.
+
+    ``subscription_source`` adds and removes tracked queries while the flow
+    runs (``None`` for a fixed set given in ``settings.queries``). Every sink
+    receives :class:`~flows.model.Match`, :class:`~flows.model.WindowSummary`,
+    :class:`~flows.model.LatePost`, :class:`~flows.model.Rejected` and
+    :class:`~flows.matching.Subscription` items.
+    """
+    settings = settings or FlowSettings()
+    analyzer = PostAnalyzer(settings.thresholds)
+    grid = WindowGrid(settings.window, settings.align_to, settings.top_n)
+    clock, windower = settings.clock(), settings.windower()
+    flow = Dataflow(flow_id)
+
+    lines = op.input("read_lines", flow, post_source)  # Line
+    parsed = op.branch("split_rejected", op.map("parse_line", lines, parse_line), is_post)
+    posts, rejected = parsed.trues, parsed.falses  # Post, Rejected
+    split = op.branch("drop_retweets", posts, is_original)
+    originals, retweets = split.trues, split.falses  # Post, Post
+    scored = op.map("analyse", originals, analyzer.analyse)  # ScoredPost
+
+    post_terms = op.flat_map("fan_out_terms", scored, fan_out_terms)  # (term, (term, ScoredPost))
+    if subscription_source is not None:
+        changes = op.input("read_subscriptions", flow, subscription_source)  # Subscription
+        anchored = op.flat_map("anchor_subscription", changes, anchor_subscription)
+        post_terms = op.merge("join_by_term", post_terms, anchored)  # (term, (term, item))
+    matched = op.stateful_flat_map(
+        "match_phrases", post_terms, PhraseMatcher(settings.initial_index())
+    )  # (term, Match)
+    matches = op.key_on("key_by_query", op.key_rm("unkey_term", matched), _query_of)  # (q, Match)
+
+    per_query = fold_window(
+        "query_windows", matches, clock, windower, Tally, Tally.add, Tally.merge, ordered=False
+    )  # (query, (window_id, Tally))
+    everything = op.key_on("key_all", op.merge("all_posts", scored, retweets), _all)
+    overall = fold_window(
+        "global_windows", everything, clock, windower, Tally, Tally.add, Tally.merge, ordered=False
+    )  # ("*", (window_id, Tally))
+
+    summaries = op.map("summarise", op.merge("closed", per_query.down, overall.down), grid.summary)
+    lates = op.map("late_posts", op.merge("late", per_query.late, overall.late), grid.late)
+
+    streams: list[Any] = [op.key_rm("unkey_query", matches), summaries, lates, rejected]
+    if subscription_source is not None:
+        streams.append(changes)
+    out = op.merge(
+        "outputs", *streams
+    )  # Match | WindowSummary | LatePost | Rejected | Subscription
+    for number, sink in enumerate(sinks):
+        op.output(f"write_{number}", out, sink)
+    return flow
+
+
+def _query_of(match: Match) -> str:
+    return match.query
+
+
+def _all(_item: object) -> str:
+    return ALL_POSTS

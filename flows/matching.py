@@ -1,0 +1,247 @@
+"""Tracked queries: parsing, X's classic ``track`` semantics, and a term index.
+
+Pure: no I/O, no bytewax. The rules (also in ``docs/matching.md``):
+
+* A query is a comma-separated list of *phrases*; a post matches the query if
+  it matches **any** phrase (OR).
+* A phrase is a space-separated list of *terms*; it matches if **all** its terms
+  occur in the post, in any order (AND).
+* Matching is case-insensitive (Unicode case folding, NFC normalised).
+* A bare term matches a whole word, a ``#hashtag`` or an ``@mention`` with that
+  text: ``python`` matches ``Python!``, ``#Python`` and ``@python`` but not
+  ``pythonista``. A term written ``#python`` matches only the hashtag, and
+  ``@python`` only the mention.
+* A bare term containing punctuation is split into its words, all of which must
+  occur: ``covid-19`` is the phrase ``covid 19``.
+
+Every query has a canonical key (phrases and terms de-duplicated and sorted,
+``"a b,c"``), so ``"Python, #AI  ml"`` and ``"#ai ML,python"`` are one query.
+
+Each phrase is filed under one *anchor* term, the term least likely to occur
+(a hashtag or mention, else the longest non-stopword). A post is checked only
+against the phrases anchored on one of its own terms, so matching costs
+``O(terms in the post)`` whatever the number of tracked queries. The dataflow
+keys this index by term; :class:`TermIndex` is the same thing in one process.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from flows.text import stopwords
+
+__all__ = [
+    "MAX_PHRASES",
+    "MAX_QUERY_CHARS",
+    "MAX_TERMS_PER_PHRASE",
+    "InvalidQuery",
+    "Phrase",
+    "Query",
+    "Subscription",
+    "TermIndex",
+    "matches_at",
+    "parse_query",
+    "post_terms",
+]
+
+# Limits
+MAX_QUERY_CHARS: Final = 512
+MAX_PHRASES: Final = 25
+MAX_TERMS_PER_PHRASE: Final = 10
+
+_WORD = re.compile(r"\w+(?:['\u2019]\w+)*")
+_MENTION = re.compile(r"(?<![\w@])[@\uff20](\w{1,50})")
+_SIGILS = frozenset("#@")
+
+
+class InvalidQuery(ValueError):
+    """Raised by :func:`parse_query` for an empty, oversized or unusable query."""
+
+
+def _normalise(text: str) -> str:
+    return unicodedata.normalize("NFC", text).casefold()
+
+
+def _words(text: str) -> list[str]:
+    return [word.replace("\u2019", "'") for word in _WORD.findall(text)]
+
+
+@dataclass(frozen=True, slots=True)
+class Phrase:
+    """Terms that must all occur in a post; sorted and unique."""
+
+    terms: tuple[str, ...]
+    anchor: str = field(init=False, compare=False)
+    """The term this phrase is indexed under (see the module docstring)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "anchor", _choose_anchor(self.terms))
+
+    def matches(self, terms: frozenset[str]) -> bool:
+        """Whether every term of the phrase is among a post's ``terms``."""
+        return all(term in terms for term in self.terms)
+
+    def __str__(self) -> str:
+        return " ".join(self.terms)
+
+
+def _choose_anchor(terms: tuple[str, ...]) -> str:
+    stop = stopwords()
+    return max(terms, key=lambda t: (t[0] in _SIGILS, t not in stop, len(t), t))
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A tracked query: phrases OR-ed together. Build it with :func:`parse_query`."""
+
+    phrases: tuple[Phrase, ...]
+
+    @property
+    def key(self) -> str:
+        """The canonical form: equal for every spelling of the same query."""
+        return ",".join(str(phrase) for phrase in self.phrases)
+
+    def first_match(self, terms: frozenset[str]) -> Phrase | None:
+        """The first phrase (in canonical order) that a post with ``terms`` matches."""
+        for phrase in self.phrases:
+            if phrase.matches(terms):
+                return phrase
+        return None
+
+    def anchors(self) -> frozenset[str]:
+        """The anchor terms of all phrases."""
+        return frozenset(phrase.anchor for phrase in self.phrases)
+
+    def __str__(self) -> str:
+        return self.key
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A change to the tracked queries: start (``active``) or stop tracking ``query``."""
+
+    query: Query
+    active: bool = True
+
+    @property
+    def key(self) -> str:
+        """The canonical key of the query."""
+        return self.query.key
+
+
+def _parse_term(raw: str) -> list[str]:
+    if raw[0] in "#@\uff03\uff20":
+        sigil = "#" if raw[0] in "#\uff03" else "@"
+        words = _words(raw[1:])
+        if len(words) != 1 or words[0] != raw[1:] or (sigil == "#" and words[0].isdigit()):
+            kind = "hashtag" if sigil == "#" else "mention"
+            raise InvalidQuery(f"{raw!r} is not a valid {kind}")
+        return [sigil + words[0]]
+    return _words(raw)
+
+
+def parse_query(text: str) -> Query:
+    """Parse a ``track`` string into a :class:`Query`.
+
+    Raises :class:`InvalidQuery` if it is not a string, is empty, is longer than
+    :data:`MAX_QUERY_CHARS`, has more than :data:`MAX_PHRASES` phrases or a
+    phrase with more than :data:`MAX_TERMS_PER_PHRASE` terms, or contains a
+    malformed ``#hashtag`` or ``@mention``.
+    """
+    if not isinstance(text, str):
+        raise InvalidQuery("a query must be a string")
+    if len(text) > MAX_QUERY_CHARS:
+        raise InvalidQuery(f"query is longer than {MAX_QUERY_CHARS} characters")
+    phrases: set[Phrase] = set()
+    for raw_phrase in _normalise(text).split(","):
+        terms: set[str] = set()
+        for raw_term in raw_phrase.split():
+            terms.update(_parse_term(raw_term))
+        if not terms:
+            continue
+        if len(terms) > MAX_TERMS_PER_PHRASE:
+            raise InvalidQuery(f"a phrase has more than {MAX_TERMS_PER_PHRASE} terms")
+        phrases.add(Phrase(tuple(sorted(terms))))
+    if not phrases:
+        raise InvalidQuery("query has no words, hashtags or mentions to track")
+    if len(phrases) > MAX_PHRASES:
+        raise InvalidQuery(f"query has more than {MAX_PHRASES} phrases")
+    return Query(tuple(sorted(phrases, key=str)))
+
+
+def post_terms(text: str, hashtags: Iterable[str] = ()) -> frozenset[str]:
+    """The terms a post offers to queries: its words, ``#hashtags`` and ``@mentions``.
+
+    ``hashtags`` are the post's (case-folded) hashtags as extracted by X's rules;
+    each adds ``#tag``. Words inside hashtags and mentions count as words too.
+    """
+    folded = _normalise(text)
+    terms = set(_words(folded))
+    terms.update("#" + tag for tag in hashtags)
+    terms.update("@" + name for name in _MENTION.findall(folded))
+    return frozenset(terms)
+
+
+def matches_at(term: str, queries: Mapping[str, Query], terms: frozenset[str]) -> Iterator[str]:
+    """Keys of the ``queries`` filed under ``term`` that a post with ``terms`` matches.
+
+    A query is yielded only from the anchor of its *first* matching phrase, so
+    across all of a post's terms each matching query is yielded exactly once,
+    even when several of its phrases match.
+    """
+    for key, query in queries.items():
+        phrase = query.first_match(terms)
+        if phrase is not None and phrase.anchor == term:
+            yield key
+
+
+@dataclass(slots=True)
+class TermIndex:
+    """An inverted index from anchor term to the tracked queries filed under it."""
+
+    _by_anchor: dict[str, dict[str, Query]] = field(default_factory=dict)
+
+    def add(self, query: Query) -> None:
+        """Start tracking ``query`` (idempotent)."""
+        for anchor in query.anchors():
+            self._by_anchor.setdefault(anchor, {})[query.key] = query
+
+    def remove(self, query: Query) -> None:
+        """Stop tracking ``query`` (idempotent)."""
+        for anchor in query.anchors():
+            filed = self._by_anchor.get(anchor)
+            if filed is not None:
+                filed.pop(query.key, None)
+                if not filed:
+                    del self._by_anchor[anchor]
+
+    def apply(self, change: Subscription) -> None:
+        """Apply a subscription change."""
+        if change.active:
+            self.add(change.query)
+        else:
+            self.remove(change.query)
+
+    def filed_under(self, term: str) -> Mapping[str, Query]:
+        """The queries with a phrase anchored on ``term``."""
+        return self._by_anchor.get(term, {})
+
+    def anchors(self) -> frozenset[str]:
+        """Every term some phrase is anchored on."""
+        return frozenset(self._by_anchor)
+
+    def match(self, terms: frozenset[str]) -> list[str]:
+        """Keys of every tracked query a post with ``terms`` matches, each once."""
+        found: list[str] = []
+        for term in terms:
+            filed = self._by_anchor.get(term)
+            if filed:
+                found.extend(matches_at(term, filed, terms))
+        return found
+
+    def __len__(self) -> int:
+        return len({key for filed in self._by_anchor.values() for key in filed})

@@ -1,0 +1,328 @@
+"""Records that flow through senti, and parsing of X API v2 stream lines.
+
+Pure: no I/O, no bytewax. Every record is a frozen dataclass with
+timezone-aware UTC datetimes, so it pickles between workers and compares by value.
+
+An X API v2 filtered-stream line looks like::
+
+    {"data": {"id": "1", "text": "...", "created_at": "2024-05-01T12:00:00.000Z",
+              "lang": "en", "author_id": "42",
+              "entities": {"hashtags": [{"start": 0, "end": 7, "tag": "Python"}]},
+              "referenced_tweets": [{"type": "retweeted", "id": "0"}]},
+     "includes": {"users": [{"id": "42", "username": "ada"}]},
+     "matching_rules": [{"id": "9", "tag": "senti:python"}]}
+
+:func:`parse_line` turns one such line into a :class:`Post`, or into a
+:class:`Rejected` record that says why it could not, so a malformed line is
+counted and kept instead of crashing the flow.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import IntEnum
+from typing import Any, Final
+
+__all__ = [
+    "ALL_POSTS",
+    "LatePost",
+    "Line",
+    "Match",
+    "Polarity",
+    "Post",
+    "Rejected",
+    "ScoredPost",
+    "WindowSummary",
+    "parse_line",
+    "parse_time",
+]
+
+ALL_POSTS: Final = "*"
+"""Scope of the global (all posts) window summaries; no query can be spelled ``*``."""
+
+MAX_REJECTED_RAW: Final = 100_000
+"""Characters of a rejected line kept verbatim; longer lines are cut and marked."""
+
+
+class Polarity(IntEnum):
+    """The documented ``polarityIndex`` values of the original protocol."""
+
+    POSITIVE = 0
+    NEGATIVE = 1
+    NEUTRAL = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One raw input line and where it came from (``file:offset``, ``synthetic:n``)."""
+
+    text: str
+    origin: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """A post as read from the stream, before any analysis."""
+
+    id: str
+    text: str
+    created_at: datetime
+    lang: str | None = None
+    author: str | None = None
+    is_retweet: bool = False
+    hashtags: tuple[str, ...] | None = None
+    """Hashtags from ``entities.hashtags`` as sent by X, or ``None`` when absent."""
+    rule_tags: tuple[str, ...] = ()
+    """Tags of the X filtered-stream rules that matched, kept for checks."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredPost:
+    """A post after analysis: VADER compound, polarity class, hashtags and match terms."""
+
+    post: Post
+    compound: float
+    polarity: Polarity
+    hashtags: dict[str, int]
+    """This post's hashtag frequencies, case-folded, as in the documented message."""
+    terms: frozenset[str] = field(default_factory=frozenset)
+    """Terms a tracked query can match: words, ``#tags`` and ``@mentions`` (see matching)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A scored post delivered to one tracked query."""
+
+    query: str
+    """Canonical key of the tracked query."""
+    scored: ScoredPost
+
+    def message(self) -> dict[str, Any]:
+        """The per-post message: the documented fields plus query, id, time and compound."""
+        post = self.scored.post
+        return {
+            "polarityIndex": int(self.scored.polarity),
+            "hashtags": dict(self.scored.hashtags),
+            "query": self.query,
+            "id": post.id,
+            "created_at": format_time(post.created_at),
+            "compound": self.scored.compound,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSummary:
+    """What one tumbling event-time window saw for one query (or for all posts)."""
+
+    query: str
+    """Canonical query key, or :data:`ALL_POSTS` for the global window."""
+    start: datetime
+    end: datetime
+    posts: int
+    positive: int
+    negative: int
+    neutral: int
+    top_hashtags: tuple[tuple[str, int], ...]
+    retweets: int = 0
+    """Retweets seen (and dropped) in the window; only counted for :data:`ALL_POSTS`."""
+
+    def message(self) -> dict[str, Any]:
+        """JSON-ready form, tagged ``"type": "window"``."""
+        return {
+            "type": "window",
+            "query": self.query,
+            "start": format_time(self.start),
+            "end": format_time(self.end),
+            "posts": self.posts,
+            "positive": self.positive,
+            "negative": self.negative,
+            "neutral": self.neutral,
+            "retweets": self.retweets,
+            "top_hashtags": [[tag, count] for tag, count in self.top_hashtags],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LatePost:
+    """A post that arrived after its window had closed.
+
+    It was still delivered as a per-post message and stored; it is not in the
+    window's summary, and is recorded here so the store can count it.
+    """
+
+    query: str
+    window_start: datetime
+    post_id: str
+    retweet: bool = False
+    """Whether it is a retweet (only the :data:`ALL_POSTS` window counts them)."""
+
+    def message(self) -> dict[str, Any]:
+        """JSON-ready form, tagged ``"type": "late"``."""
+        return {
+            "type": "late",
+            "query": self.query,
+            "window_start": format_time(self.window_start),
+            "id": self.post_id,
+            "retweet": self.retweet,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """An input line that is not a usable post, with the reason and the raw text."""
+
+    origin: str
+    reason: str
+    raw: str
+
+    def message(self) -> dict[str, Any]:
+        """JSON-ready form, tagged ``"type": "rejected"``."""
+        return {"type": "rejected", "origin": self.origin, "reason": self.reason}
+
+
+def format_time(moment: datetime) -> str:
+    """ISO 8601 in UTC with millisecond precision and a ``Z``, as X writes it."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(value: str) -> datetime:
+    """Parse an ISO 8601 timestamp into an aware UTC datetime.
+
+    Raises :class:`ValueError` if it is not ISO 8601 or carries no offset.
+    """
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError(f"timestamp without a time zone: {value!r}")
+    return moment.astimezone(UTC)
+
+
+class _Malformed(ValueError):
+    """A line that parses as JSON but is not a post."""
+
+
+def _optional_str(obj: dict[str, Any], name: str) -> str | None:
+    value = obj.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    raise _Malformed(f"data.{name} is not a string")
+
+
+def _required_str(obj: dict[str, Any], name: str) -> str:
+    value = _optional_str(obj, name)
+    if value is None:
+        raise _Malformed(f"missing data.{name}")
+    return value
+
+
+def _hashtags(data: dict[str, Any]) -> tuple[str, ...] | None:
+    entities = data.get("entities")
+    if not isinstance(entities, dict) or "hashtags" not in entities:
+        return None
+    items = entities["hashtags"]
+    if not isinstance(items, list):
+        raise _Malformed("data.entities.hashtags is not a list")
+    tags = []
+    for item in items:
+        tag = item.get("tag") if isinstance(item, dict) else None
+        if not isinstance(tag, str):
+            raise _Malformed("data.entities.hashtags item has no tag")
+        tags.append(tag)
+    return tuple(tags)
+
+
+def _is_retweet(data: dict[str, Any], text: str) -> bool:
+    refs = data.get("referenced_tweets")
+    if isinstance(refs, list) and any(
+        isinstance(ref, dict) and ref.get("type") == "retweeted" for ref in refs
+    ):
+        return True
+    # Captures made before referenced_tweets existed mark retweets only in the text.
+    return text.startswith("RT @")
+
+
+def _author(data: dict[str, Any], includes: Any) -> str | None:
+    author_id = _optional_str(data, "author_id")
+    if author_id is not None and isinstance(includes, dict):
+        for user in includes.get("users") or ():
+            if isinstance(user, dict) and user.get("id") == author_id:
+                username = user.get("username")
+                if isinstance(username, str):
+                    return username
+    return author_id
+
+
+def _rule_tags(envelope: dict[str, Any]) -> tuple[str, ...]:
+    rules = envelope.get("matching_rules")
+    if not isinstance(rules, list):
+        return ()
+    return tuple(
+        rule["tag"] for rule in rules if isinstance(rule, dict) and isinstance(rule.get("tag"), str)
+    )
+
+
+def post_from_envelope(envelope: Any) -> Post:
+    """Build a :class:`Post` from a decoded stream line; :class:`ValueError` if unusable."""
+    if not isinstance(envelope, dict):
+        raise _Malformed("line is not a JSON object")
+    data = envelope.get("data")
+    if not isinstance(data, dict):
+        raise _Malformed("missing data object")
+    post_id = _required_str(data, "id")
+    text = _required_str(data, "text")
+    created = _required_str(data, "created_at")
+    if not post_id:
+        raise _Malformed("empty data.id")
+    if not _is_utf8(text) or not _is_utf8(post_id):
+        raise _Malformed("data.text is not valid UTF-8 (lone surrogate)")
+    try:
+        created_at = parse_time(created)
+    except ValueError as exc:
+        raise _Malformed(f"bad data.created_at: {exc}") from None
+    return Post(
+        id=post_id,
+        text=text,
+        created_at=created_at,
+        lang=_optional_str(data, "lang"),
+        author=_author(data, envelope.get("includes")),
+        is_retweet=_is_retweet(data, text),
+        hashtags=_hashtags(data),
+        rule_tags=_rule_tags(envelope),
+    )
+
+
+def parse_line(line: Line) -> Post | Rejected:
+    """Parse one X API v2 stream line; never raises.
+
+    Blank lines are X's keep-alive signal and are rejected as ``keep-alive``;
+    callers usually skip them before parsing.
+    """
+    text = line.text
+    if not text.strip():
+        return Rejected(line.origin, "keep-alive", "")
+    try:
+        envelope = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        return Rejected(line.origin, f"invalid JSON: {exc}", _keep(text))
+    try:
+        return post_from_envelope(envelope)
+    except ValueError as exc:
+        return Rejected(line.origin, str(exc), _keep(text))
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _keep(raw: str) -> str:
+    """The raw line, storable as UTF-8 (undecodable bytes become escapes) and bounded."""
+    if not _is_utf8(raw):
+        raw = raw.encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(raw) <= MAX_REJECTED_RAW:
+        return raw
+    return raw[:MAX_REJECTED_RAW] + f"...[{len(raw) - MAX_REJECTED_RAW} more characters]"

@@ -1,0 +1,244 @@
+"""A bytewax source that replays files of X API v2 stream lines.
+
+Each file is one partition, keyed by its path; the resume state is the byte
+offset of the next line to emit, so a resumed flow continues exactly after the
+last line it emitted. Files are read a line at a time: memory stays bounded by
+``batch_size`` lines of at most :data:`MAX_LINE_BYTES` each.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import BinaryIO, Final
+
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+
+from flows.model import Line, parse_time
+
+__all__ = ["MAX_LAG", "MAX_LINE_BYTES", "ReplaySource"]
+
+MAX_LINE_BYTES: Final = 1 << 20
+"""Longest line passed on whole; a longer one is cut to this many bytes (and then
+rejected by the parser as invalid JSON), and the rest of it is skipped."""
+
+MAX_LAG: Final = timedelta(seconds=1)
+"""How far a paced replay may fall behind its schedule before it stops catching up.
+
+When the dataflow is slower than the requested pace, the replay emits at most
+this much backlog at once and then continues at pace from where it is, instead
+of bursting to make up for lost time.
+"""
+
+Clock = Callable[[], datetime]
+"""Returns the current time, timezone-aware."""
+
+# Only what pacing needs: the first created_at of the line, which in an X
+# stream line is the post's own (``data`` comes first).
+_CREATED_AT: Final = re.compile(rb'"created_at"\s*:\s*"([^"\\]{1,64})"')
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _created_at(raw: bytes) -> datetime | None:
+    """The line's ``created_at`` found without parsing the JSON, or ``None``."""
+    found = _CREATED_AT.search(raw)
+    if found is None:
+        return None
+    try:
+        return parse_time(found.group(1).decode("ascii"))
+    except ValueError:  # UnicodeDecodeError is a ValueError
+        return None
+
+
+def _not_found(path: str) -> FileNotFoundError:
+    return FileNotFoundError(errno.ENOENT, "replay input file not found", path)
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A line read ahead that is not due yet."""
+
+    line: Line
+    size: int
+    """Bytes it takes in the file, line end included."""
+    created_at: datetime | None
+    due: datetime
+
+
+class _ReplayPartition(StatefulSourcePartition[Line, int]):
+    """Reads one file from a byte offset, a line at a time, optionally paced."""
+
+    def __init__(
+        self,
+        key: str,
+        file: BinaryIO,
+        offset: int,
+        *,
+        speed: float | None,
+        batch: int,
+        clock: Clock,
+    ) -> None:
+        self._key = key
+        self._file = file
+        self._offset = offset
+        """Byte offset of the next line to emit (the held one, if any)."""
+        self._speed = speed
+        self._batch = batch
+        self._clock = clock
+        self._held: _Held | None = None
+        # Pacing: event time and scheduled wall time of the last emitted timed line.
+        self._last_created: datetime | None = None
+        self._last_due: datetime | None = None
+
+    def _read(self) -> tuple[bytes, int] | None:
+        """The next raw line without its line end, and its size in the file; ``None`` at EOF."""
+        raw = self._file.readline(MAX_LINE_BYTES)
+        if not raw:
+            return None
+        size = len(raw)
+        if len(raw) == MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while True:  # skip the rest of an overlong line
+                rest = self._file.readline(MAX_LINE_BYTES)
+                size += len(rest)
+                if not rest or rest.endswith(b"\n"):
+                    break
+        raw = raw.removesuffix(b"\n").removesuffix(b"\r")
+        return raw, size
+
+    def _schedule(self, created_at: datetime | None, now: datetime) -> datetime:
+        """When a line created at ``created_at`` is due, given the lines already emitted."""
+        if self._speed is None or created_at is None:
+            return now
+        if self._last_created is None or self._last_due is None:
+            return now
+        gap = max(created_at - self._last_created, timedelta(0)) / self._speed
+        return max(self._last_due + gap, now - MAX_LAG)
+
+    def _emitted(self, held: _Held) -> None:
+        self._offset += held.size
+        if held.created_at is not None:
+            self._last_created = held.created_at
+            self._last_due = held.due
+
+    def next_batch(self) -> list[Line]:
+        now = self._clock()
+        batch: list[Line] = []
+        while len(batch) < self._batch:
+            held = self._held
+            if held is None:
+                read = self._read()
+                if read is None:
+                    if batch:
+                        break
+                    raise StopIteration
+                raw, size = read
+                if not raw.strip():  # X keep-alive
+                    self._offset += size
+                    continue
+                created_at = _created_at(raw) if self._speed is not None else None
+                line = Line(
+                    raw.decode("utf-8", errors="surrogateescape"),
+                    origin=f"{self._key}:{self._offset}",
+                )
+                held = _Held(line, size, created_at, self._schedule(created_at, now))
+            if held.due > now:
+                self._held = held
+                break
+            self._held = None
+            batch.append(held.line)
+            self._emitted(held)
+        return batch
+
+    def next_awake(self) -> datetime | None:
+        return None if self._held is None else self._held.due
+
+    def snapshot(self) -> int:
+        return self._offset
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class ReplaySource(FixedPartitionedSource[Line, int]):
+    """Replays files of X API v2 stream lines, one partition per file.
+
+    Lines come out in file order with ``origin = f"{path}:{byte_offset}"``;
+    blank lines (X keep-alives) are skipped. Bytes are decoded as UTF-8 with
+    ``surrogateescape``, so an invalid line is passed on (and rejected by
+    :func:`flows.model.parse_line`) rather than lost or fatal.
+
+    With ``speed=None`` lines are emitted as fast as the dataflow takes them.
+    With ``speed=f`` consecutive lines are ``(created_at delta) / f`` apart,
+    paced with :meth:`next_awake`; a line without a readable ``created_at``, or
+    older than the one before it, does not wait.
+
+    Raises :class:`ValueError` for no or duplicate paths, a ``speed`` that is
+    not positive and finite, or a ``batch_size`` below 1, and
+    :class:`FileNotFoundError` naming the path when a file is missing as the
+    flow lists or builds the partitions.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        *,
+        speed: float | None = None,
+        batch_size: int = 500,
+        clock: Clock | None = None,
+    ) -> None:
+        """Configure the source; no file is opened until the flow builds it.
+
+        ``clock`` replaces the wall clock used for pacing, for tests.
+        """
+        if not paths:
+            raise ValueError("ReplaySource needs at least one file")
+        keys = [str(path) for path in paths]
+        duplicates = sorted({key for key in keys if keys.count(key) > 1})
+        if duplicates:
+            raise ValueError(f"files given more than once: {', '.join(duplicates)}")
+        if speed is not None and not (0 < speed < math.inf):
+            raise ValueError(f"speed must be a positive, finite factor or None, got {speed}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.paths = tuple(paths)
+        self.speed = speed
+        self.batch_size = batch_size
+        self._clock = clock or _utc_now
+
+    def list_parts(self) -> list[str]:
+        """One partition per file, keyed by its path; every file must exist."""
+        for path in self.paths:
+            if not path.exists():
+                raise _not_found(str(path))
+        return [str(path) for path in self.paths]
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: int | None
+    ) -> StatefulSourcePartition[Line, int]:
+        """Open ``for_part`` and seek to ``resume_state`` (a byte offset, default 0)."""
+        offset = 0 if resume_state is None else resume_state
+        try:
+            file = Path(for_part).open("rb")  # noqa: SIM115 - closed by the partition
+        except FileNotFoundError:
+            raise _not_found(for_part) from None
+        try:
+            file.seek(offset)
+        except BaseException:
+            file.close()
+            raise
+        return _ReplayPartition(
+            for_part,
+            file,
+            offset,
+            speed=self.speed,
+            batch=self.batch_size,
+            clock=self._clock,
+        )

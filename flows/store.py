@@ -1,0 +1,827 @@
+"""The senti store: where the flow's output lands and the dashboard reads it.
+
+The flow writes through :meth:`Store.write` (one writer connection per bytewax
+worker, see :mod:`flows.sinks.store`) while other processes read through the
+query methods. :func:`open_store` picks the backend from a URL; today that is
+SQLite only:
+
+* ``sqlite:///relative/path.db`` and ``sqlite:////absolute/path.db`` (the
+  SQLAlchemy spelling: three slashes, then the path);
+* a plain file path such as ``data/senti.db``.
+
+Anything that starts with a scheme (``name:``, two letters or more) is read as
+a URL, so a file whose first path component holds a colon is spelled
+``./odd:name.db``. A PostgreSQL backend can later be added behind the same
+:class:`Store` interface: the SQL below sticks to statements both databases
+understand (``ON CONFLICT``), with ``?`` placeholders to translate.
+
+Concurrency
+-----------
+A SQLite store runs in WAL mode with ``synchronous=NORMAL`` and a 10 s busy
+timeout: readers never block the writers or each other, and writers queue for
+the single write lock instead of failing with "database is locked". Every
+:meth:`Store.write` call is one ``BEGIN IMMEDIATE`` transaction, so a reader sees
+a batch entirely or not at all.
+
+Idempotency
+-----------
+Bytewax delivers at least once: after a resume some items are written again.
+Each table has a natural key and a write never duplicates a row:
+
+========== ======================== ===========================================
+table      key                      on a second write
+========== ======================== ===========================================
+posts      id                       kept (first write wins)
+matches    (query, post_id)         kept
+windows    (query, start_ms)        replaced (a recount is the newer truth)
+late_posts (query, post_id)         kept
+rejected   origin                   reason and raw updated, ``seen_at`` kept
+queries    key                      ``active`` updated; ``last_changed`` only
+                                    when ``active`` actually changes
+========== ======================== ===========================================
+
+Schema (version 1)
+------------------
+Times are stored twice where they are queried: ISO 8601 text in UTC
+(``2024-05-01T12:00:00.000Z``) to read, and integer milliseconds since the Unix
+epoch (``*_ms``) to compare and index. JSON columns hold compact UTF-8 JSON.
+
+``meta(key TEXT PRIMARY KEY, value TEXT)``
+    ``app = 'senti'`` marks a senti store; ``schema_version`` is an integer.
+``posts(id, created_at, created_at_ms, text, lang, author, compound, polarity, hashtags)``
+    One row per scored post that matched at least one query. ``polarity`` is
+    :class:`~flows.model.Polarity` (0 positive, 1 negative, 2 neutral);
+    ``hashtags`` is a JSON object of case-folded tag to count.
+    Index ``posts_by_time(created_at_ms)``.
+``matches(query, post_id, created_at_ms, polarity, compound)``
+    Which query a post was delivered to; primary key ``(query, post_id)``.
+    ``created_at_ms``, ``polarity`` and ``compound`` are copied from the post so
+    the per-query charts need no join. Index ``matches_by_query_time(query, created_at_ms)``.
+``windows(query, start_ms, end_ms, posts, positive, negative, neutral, retweets, top_hashtags)``
+    One tumbling window per query (``'*'`` for all posts); primary key
+    ``(query, start_ms)``, which is also the dashboard's lookup order.
+    ``top_hashtags`` is a JSON list of ``[tag, count]`` pairs.
+``late_posts(query, post_id, window_start_ms)``
+    Posts that arrived after their window closed; primary key ``(query, post_id)``.
+``rejected(origin, reason, raw, seen_at)``
+    Input lines that were not usable posts; primary key ``origin``.
+    ``seen_at`` is the writer's clock (ISO text) at the first write.
+``queries(key, active, first_seen, last_changed)``
+    Tracked queries by canonical key; ``active`` is 0 or 1; times are the
+    writer's clock (ISO text).
+
+``posts.id`` is referenced by ``matches.post_id`` and ``late_posts.post_id``,
+but the reference is not enforced: several workers write concurrently and a
+late-post record can land before the match that carries its post.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Self, TypeAlias
+from urllib.parse import quote
+
+from flows.matching import Subscription
+from flows.model import LatePost, Match, Polarity, Rejected, WindowSummary, format_time
+
+__all__ = [
+    "BUSY_TIMEOUT",
+    "SCHEMA_VERSION",
+    "SUPPORTED_URLS",
+    "MatchRow",
+    "SQLiteStore",
+    "Store",
+    "StoreCounts",
+    "StoreError",
+    "StoreItem",
+    "StoreURL",
+    "TrackedQuery",
+    "WindowRow",
+    "check_store",
+    "open_store",
+    "parse_store_url",
+]
+
+SCHEMA_VERSION: Final = 1
+"""Version of the schema this module writes and reads."""
+
+BUSY_TIMEOUT: Final = timedelta(seconds=10)
+"""How long a connection waits for a lock before giving up."""
+
+SUPPORTED_URLS: Final = (
+    "sqlite:///relative/path.db, sqlite:////absolute/path.db or a plain file path"
+)
+"""The store URL forms :func:`parse_store_url` accepts, for error messages."""
+
+StoreItem: TypeAlias = Match | WindowSummary | LatePost | Rejected | Subscription
+"""What :meth:`Store.write` accepts: every kind of item the dataflow outputs."""
+
+_APP: Final = "senti"
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MS: Final = timedelta(milliseconds=1)
+_SCHEME: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")
+
+
+class StoreError(Exception):
+    """Raised when a store URL is unusable or a store cannot be opened, read or written.
+
+    The message names the store and says what is wrong; the underlying database
+    error, if any, is chained as ``__cause__``.
+    """
+
+
+# Records
+
+
+@dataclass(frozen=True, slots=True)
+class StoreURL:
+    """A parsed store URL: the backend ``scheme`` and where the data lives."""
+
+    scheme: str
+    """Backend name; ``"sqlite"`` is the only one so far."""
+    path: Path
+    """The SQLite database file, as given (relative paths stay relative)."""
+
+    def __str__(self) -> str:
+        return f"{self.scheme}:///{self.path}"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCounts:
+    """Row counts of the main tables, read in one snapshot."""
+
+    posts: int
+    matches: int
+    windows: int
+    late: int
+    rejected: int
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedQuery:
+    """A query the flow has seen subscribed, and whether it is still tracked."""
+
+    key: str
+    active: bool
+    first_seen: datetime
+    last_changed: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WindowRow:
+    """One stored window summary; the fields of :class:`~flows.model.WindowSummary`."""
+
+    query: str
+    start: datetime
+    end: datetime
+    posts: int
+    positive: int
+    negative: int
+    neutral: int
+    retweets: int
+    top_hashtags: tuple[tuple[str, int], ...]
+
+    def summary(self) -> WindowSummary:
+        """The row as the record the flow wrote."""
+        return WindowSummary(
+            query=self.query,
+            start=self.start,
+            end=self.end,
+            posts=self.posts,
+            positive=self.positive,
+            negative=self.negative,
+            neutral=self.neutral,
+            top_hashtags=self.top_hashtags,
+            retweets=self.retweets,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MatchRow:
+    """A post delivered to a query, as the dashboard lists it."""
+
+    time: datetime
+    """When the post was created."""
+    id: str
+    text: str
+    compound: float
+    polarity: Polarity
+
+
+# Interface
+
+
+class Store(ABC):
+    """A senti store: the flow writes items, the dashboard and CLI read them back.
+
+    Use it as a context manager, or call :meth:`close`. A store is used by one
+    thread at a time; each bytewax worker and each reader opens its own.
+    """
+
+    @abstractmethod
+    def write(self, items: Iterable[StoreItem]) -> None:
+        """Write ``items`` in one transaction, idempotently (see the module docstring).
+
+        Raises :class:`TypeError` for an item of another type and
+        :class:`ValueError` for a naive datetime (both before writing anything),
+        and :class:`StoreError` if the store is read-only or closed, or the
+        database fails; nothing of the batch is written then.
+        """
+
+    @abstractmethod
+    def counts(self) -> StoreCounts:
+        """Row counts of posts, matches, windows, late posts and rejected lines."""
+
+    @abstractmethod
+    def queries(self) -> list[TrackedQuery]:
+        """Every query ever subscribed, by key."""
+
+    @abstractmethod
+    def windows(self, query: str, *, since: datetime | None = None) -> list[WindowRow]:
+        """Windows of ``query`` (``"*"`` for all posts) by start time.
+
+        With ``since`` (timezone-aware), only windows that start at or after it.
+        """
+
+    @abstractmethod
+    def recent_matches(
+        self, query: str, *, limit: int = 100, since: datetime | None = None
+    ) -> list[MatchRow]:
+        """The newest ``limit`` posts delivered to ``query``, newest first.
+
+        With ``since`` (timezone-aware), only posts created at or after it.
+        """
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection; idempotent."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+# URLs
+
+
+def parse_store_url(url: str) -> StoreURL:
+    """Parse a store URL (see the module docstring for the accepted forms).
+
+    Raises :class:`StoreError` for an empty URL, a scheme other than ``sqlite``,
+    or a ``sqlite:`` URL without a path (in-memory databases included: the
+    dashboard could not see them).
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise StoreError(f"empty store URL; use {SUPPORTED_URLS}")
+    scheme = _SCHEME.match(url)
+    if scheme is None:
+        return StoreURL("sqlite", Path(url).expanduser())
+    name = scheme.group(1).lower()
+    if name != "sqlite":
+        raise StoreError(
+            f"unsupported store URL scheme {name!r} in {url!r}; "
+            f"supported: {SUPPORTED_URLS} (PostgreSQL is not supported yet)"
+        )
+    prefix = url[: scheme.end()] + "///"
+    if not url.startswith(prefix):
+        raise StoreError(f"malformed SQLite URL {url!r}; use {SUPPORTED_URLS}")
+    path = url[len(prefix) :]
+    if not path or path == ":memory:" or "?" in path:
+        raise StoreError(
+            f"SQLite URL {url!r} names no database file "
+            f"(in-memory databases and query parameters are not supported); use {SUPPORTED_URLS}"
+        )
+    return StoreURL("sqlite", Path(path))
+
+
+def open_store(
+    url: str,
+    *,
+    readonly: bool = False,
+    clock: Callable[[], datetime] | None = None,
+) -> Store:
+    """Open the store at ``url`` for writing (the default) or for reading only.
+
+    A writer creates the database file and its schema if they are absent, but
+    not the parent directory. A reader needs an existing senti store.
+    ``clock`` (default: the system clock in UTC) timestamps ``rejected`` and
+    ``queries`` rows.
+
+    Raises :class:`StoreError` if the URL is unusable, the directory or (for a
+    reader) the file does not exist, the file is not a senti store, or its
+    schema is newer than this version of senti.
+    """
+    location = parse_store_url(url)
+    return SQLiteStore(location.path, readonly=readonly, clock=clock)
+
+
+def check_store(url: str) -> StoreURL:
+    """Check, without changing anything, that a writer could open ``url``.
+
+    Returns the parsed URL; raises :class:`StoreError` like :func:`open_store`
+    would, and also if the directory is not writable.
+    """
+    location = parse_store_url(url)
+    SQLiteStore.check(location.path)
+    return location
+
+
+# SQL, in one place. Placeholders are ``?``; table and column names are fixed.
+
+
+class _SQL:
+    SCHEMA: Final = (
+        """CREATE TABLE IF NOT EXISTS meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS posts (
+            id TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            created_at_ms INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            lang TEXT,
+            author TEXT,
+            compound REAL NOT NULL,
+            polarity INTEGER NOT NULL CHECK (polarity IN (0, 1, 2)),
+            hashtags TEXT NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS posts_by_time ON posts (created_at_ms)",
+        """CREATE TABLE IF NOT EXISTS matches (
+            query TEXT NOT NULL,
+            post_id TEXT NOT NULL,
+            created_at_ms INTEGER NOT NULL,
+            polarity INTEGER NOT NULL CHECK (polarity IN (0, 1, 2)),
+            compound REAL NOT NULL,
+            PRIMARY KEY (query, post_id)
+        )""",
+        "CREATE INDEX IF NOT EXISTS matches_by_query_time ON matches (query, created_at_ms)",
+        """CREATE TABLE IF NOT EXISTS windows (
+            query TEXT NOT NULL,
+            start_ms INTEGER NOT NULL,
+            end_ms INTEGER NOT NULL,
+            posts INTEGER NOT NULL,
+            positive INTEGER NOT NULL,
+            negative INTEGER NOT NULL,
+            neutral INTEGER NOT NULL,
+            retweets INTEGER NOT NULL,
+            top_hashtags TEXT NOT NULL,
+            PRIMARY KEY (query, start_ms)
+        )""",
+        """CREATE TABLE IF NOT EXISTS late_posts (
+            query TEXT NOT NULL,
+            post_id TEXT NOT NULL,
+            window_start_ms INTEGER NOT NULL,
+            PRIMARY KEY (query, post_id)
+        )""",
+        """CREATE TABLE IF NOT EXISTS rejected (
+            origin TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            raw TEXT NOT NULL,
+            seen_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS queries (
+            key TEXT PRIMARY KEY,
+            active INTEGER NOT NULL CHECK (active IN (0, 1)),
+            first_seen TEXT NOT NULL,
+            last_changed TEXT NOT NULL
+        )""",
+    )
+    SET_META: Final = (
+        "INSERT INTO meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+    )
+    GET_META: Final = "SELECT key, value FROM meta"
+    TABLES: Final = "SELECT name FROM sqlite_master WHERE type = 'table'"
+
+    INSERT_POST: Final = (
+        "INSERT INTO posts (id, created_at, created_at_ms, text, lang, author, compound,"
+        " polarity, hashtags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
+    )
+    INSERT_MATCH: Final = (
+        "INSERT INTO matches (query, post_id, created_at_ms, polarity, compound)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (query, post_id) DO NOTHING"
+    )
+    UPSERT_WINDOW: Final = (
+        "INSERT INTO windows (query, start_ms, end_ms, posts, positive, negative, neutral,"
+        " retweets, top_hashtags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (query, start_ms) DO UPDATE SET end_ms = excluded.end_ms,"
+        " posts = excluded.posts, positive = excluded.positive, negative = excluded.negative,"
+        " neutral = excluded.neutral, retweets = excluded.retweets,"
+        " top_hashtags = excluded.top_hashtags"
+    )
+    INSERT_LATE: Final = (
+        "INSERT INTO late_posts (query, post_id, window_start_ms) VALUES (?, ?, ?)"
+        " ON CONFLICT (query, post_id) DO NOTHING"
+    )
+    UPSERT_REJECTED: Final = (
+        "INSERT INTO rejected (origin, reason, raw, seen_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (origin) DO UPDATE SET reason = excluded.reason, raw = excluded.raw"
+    )
+    UPSERT_QUERY: Final = (
+        "INSERT INTO queries (key, active, first_seen, last_changed) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (key) DO UPDATE SET active = excluded.active,"
+        " last_changed = CASE WHEN queries.active = excluded.active"
+        " THEN queries.last_changed ELSE excluded.last_changed END"
+    )
+
+    COUNTS: Final = (
+        "SELECT (SELECT count(*) FROM posts), (SELECT count(*) FROM matches),"
+        " (SELECT count(*) FROM windows), (SELECT count(*) FROM late_posts),"
+        " (SELECT count(*) FROM rejected)"
+    )
+    QUERIES: Final = "SELECT key, active, first_seen, last_changed FROM queries ORDER BY key"
+    WINDOWS: Final = (
+        "SELECT query, start_ms, end_ms, posts, positive, negative, neutral, retweets,"
+        " top_hashtags FROM windows WHERE query = ? AND start_ms >= ? ORDER BY start_ms"
+    )
+    RECENT_MATCHES: Final = (
+        "SELECT m.created_at_ms, m.post_id, p.text, m.compound, m.polarity"
+        " FROM matches AS m JOIN posts AS p ON p.id = m.post_id"
+        " WHERE m.query = ? AND m.created_at_ms >= ?"
+        " ORDER BY m.created_at_ms DESC, m.post_id DESC LIMIT ?"
+    )
+
+
+# SQLite
+
+
+class SQLiteStore(Store):
+    """A :class:`Store` in one SQLite file; open it with :func:`open_store`."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        readonly: bool = False,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._path = path
+        self._label = f"store {str(path)!r}"
+        self._readonly = readonly
+        self._clock = clock or _utc_now
+        self._conn: sqlite3.Connection | None = None
+        self._conn = self._connect_readonly() if readonly else self._connect_writer()
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._path
+
+    @property
+    def readonly(self) -> bool:
+        """Whether this store was opened for reading only."""
+        return self._readonly
+
+    @classmethod
+    def check(cls, path: Path) -> None:
+        """Raise :class:`StoreError` unless a writer could open ``path``; change nothing."""
+        label = f"store {str(path)!r}"
+        directory = path.parent
+        if not directory.is_dir():
+            raise StoreError(f"{label}: directory {str(directory)!r} does not exist")
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise StoreError(f"{label}: directory {str(directory)!r} is not writable")
+        if not path.exists():
+            return
+        if not path.is_file():
+            raise StoreError(f"{label}: not a regular file")
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise StoreError(f"{label}: file is not readable and writable")
+        conn = _open_readonly(path, label)
+        try:
+            _schema_version(conn, label, allow_empty=True)
+        finally:
+            conn.close()
+
+    # Opening
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        directory = self._path.parent
+        if not directory.is_dir():
+            raise StoreError(f"{self._label}: directory {str(directory)!r} does not exist")
+        if self._path.is_dir():
+            raise StoreError(f"{self._label}: is a directory, not a database file")
+        with self._errors("cannot open"):
+            conn = sqlite3.connect(
+                self._path,
+                timeout=BUSY_TIMEOUT.total_seconds(),
+                isolation_level=None,  # autocommit; transactions are explicit
+                check_same_thread=False,  # one partition, possibly moved between threads
+            )
+        try:
+            with self._errors("cannot open"):
+                _configure(conn)
+            _schema_version(conn, self._label, allow_empty=True)  # before changing anything
+            with self._errors("cannot open"):
+                # Several workers may open a new store at once: WAL mode is
+                # persistent and the schema is created under the write lock.
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                with _transaction(conn):
+                    version = _schema_version(conn, self._label, allow_empty=True)
+                    if version is None:
+                        for statement in _SQL.SCHEMA:
+                            conn.execute(statement)
+                        conn.executemany(
+                            _SQL.SET_META,
+                            [("app", _APP), ("schema_version", str(SCHEMA_VERSION))],
+                        )
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        if not self._path.is_file():
+            raise StoreError(f"{self._label}: no such file")
+        conn = _open_readonly(self._path, self._label)
+        try:
+            _schema_version(conn, self._label, allow_empty=False)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    # Writing
+
+    def write(self, items: Iterable[StoreItem]) -> None:
+        """See :meth:`Store.write`."""
+        conn = self._connection()
+        if self._readonly:
+            raise StoreError(f"{self._label}: opened read-only, cannot write")
+        rows = _Rows.collect(items, self._clock())
+        if rows.empty:
+            return
+        with self._errors("write failed"), _transaction(conn):
+            for sql, params in rows.statements():
+                if params:
+                    conn.executemany(sql, params)
+
+    # Reading
+
+    def counts(self) -> StoreCounts:
+        """See :meth:`Store.counts`."""
+        row = self._fetch(_SQL.COUNTS, ())[0]
+        return StoreCounts(*(int(value) for value in row))
+
+    def queries(self) -> list[TrackedQuery]:
+        """See :meth:`Store.queries`."""
+        return [
+            TrackedQuery(key, bool(active), _parse_iso(first), _parse_iso(last))
+            for key, active, first, last in self._fetch(_SQL.QUERIES, ())
+        ]
+
+    def windows(self, query: str, *, since: datetime | None = None) -> list[WindowRow]:
+        """See :meth:`Store.windows`."""
+        rows = self._fetch(_SQL.WINDOWS, (query, _since_ms(since)))
+        return [
+            WindowRow(
+                query=row[0],
+                start=_from_ms(row[1]),
+                end=_from_ms(row[2]),
+                posts=row[3],
+                positive=row[4],
+                negative=row[5],
+                neutral=row[6],
+                retweets=row[7],
+                top_hashtags=tuple((str(tag), int(n)) for tag, n in json.loads(row[8])),
+            )
+            for row in rows
+        ]
+
+    def recent_matches(
+        self, query: str, *, limit: int = 100, since: datetime | None = None
+    ) -> list[MatchRow]:
+        """See :meth:`Store.recent_matches`."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        rows = self._fetch(_SQL.RECENT_MATCHES, (query, _since_ms(since), limit))
+        return [
+            MatchRow(
+                time=_from_ms(ms),
+                id=post_id,
+                text=text,
+                compound=compound,
+                polarity=Polarity(polarity),
+            )
+            for ms, post_id, text, compound, polarity in rows
+        ]
+
+    def close(self) -> None:
+        """See :meth:`Store.close`."""
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()
+
+    # Helpers
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"{self._label}: closed")
+        return self._conn
+
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        conn = self._connection()
+        with self._errors("read failed"):
+            return conn.execute(sql, params).fetchall()
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self._label}: {what}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        mode = "readonly" if self._readonly else "writer"
+        state = "closed" if self._conn is None else "open"
+        return f"<SQLiteStore {str(self._path)!r} {mode} {state}>"
+
+
+@dataclass(slots=True)
+class _Rows:
+    """A batch of items turned into parameter rows, one list per statement."""
+
+    posts: list[tuple[Any, ...]]
+    matches: list[tuple[Any, ...]]
+    windows: list[tuple[Any, ...]]
+    late: list[tuple[Any, ...]]
+    rejected: list[tuple[Any, ...]]
+    queries: list[tuple[Any, ...]]
+
+    @classmethod
+    def collect(cls, items: Iterable[StoreItem], now: datetime) -> _Rows:
+        rows = cls([], [], [], [], [], [])
+        stamp = format_time(now)
+        for item in items:
+            if isinstance(item, Match):
+                scored, post = item.scored, item.scored.post
+                created_ms = _to_ms(post.created_at)
+                hashtags = _json(dict(sorted(scored.hashtags.items())))
+                polarity = int(scored.polarity)
+                rows.posts.append(
+                    (
+                        post.id,
+                        format_time(post.created_at),
+                        created_ms,
+                        post.text,
+                        post.lang,
+                        post.author,
+                        scored.compound,
+                        polarity,
+                        hashtags,
+                    )
+                )
+                rows.matches.append((item.query, post.id, created_ms, polarity, scored.compound))
+            elif isinstance(item, WindowSummary):
+                rows.windows.append(
+                    (
+                        item.query,
+                        _to_ms(item.start),
+                        _to_ms(item.end),
+                        item.posts,
+                        item.positive,
+                        item.negative,
+                        item.neutral,
+                        item.retweets,
+                        _json([[tag, count] for tag, count in item.top_hashtags]),
+                    )
+                )
+            elif isinstance(item, LatePost):
+                rows.late.append((item.query, item.post_id, _to_ms(item.window_start)))
+            elif isinstance(item, Rejected):
+                rows.rejected.append((item.origin, item.reason, item.raw, stamp))
+            elif isinstance(item, Subscription):
+                rows.queries.append((item.key, int(item.active), stamp, stamp))
+            else:
+                raise TypeError(f"cannot store a {type(item).__name__}: {item!r}")
+        return rows
+
+    @property
+    def empty(self) -> bool:
+        return not any(params for _, params in self.statements())
+
+    def statements(self) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+        yield _SQL.INSERT_POST, self.posts
+        yield _SQL.INSERT_MATCH, self.matches
+        yield _SQL.UPSERT_WINDOW, self.windows
+        yield _SQL.INSERT_LATE, self.late
+        yield _SQL.UPSERT_REJECTED, self.rejected
+        yield _SQL.UPSERT_QUERY, self.queries
+
+
+def _configure(conn: sqlite3.Connection) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT.total_seconds() * 1000)}")
+
+
+def _open_readonly(path: Path, label: str) -> sqlite3.Connection:
+    uri = f"file:{quote(str(path.absolute()))}?mode=ro"
+    try:
+        conn = sqlite3.connect(
+            uri,
+            uri=True,
+            timeout=BUSY_TIMEOUT.total_seconds(),
+            isolation_level=None,
+            check_same_thread=False,
+        )
+    except sqlite3.Error as exc:
+        raise StoreError(f"{label}: cannot open read-only: {exc}") from exc
+    try:
+        _configure(conn)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise StoreError(f"{label}: cannot open read-only: {exc}") from exc
+    return conn
+
+
+def _schema_version(conn: sqlite3.Connection, label: str, *, allow_empty: bool) -> int | None:
+    """The store's schema version, or ``None`` for an empty database a writer may fill.
+
+    Raises :class:`StoreError` if the file is not a senti store or its version is
+    not :data:`SCHEMA_VERSION`.
+    """
+    try:
+        # One statement, one snapshot: a writer may be creating the schema right now.
+        tables = {name for (name,) in conn.execute(_SQL.TABLES)}
+        if "meta" not in tables:
+            if allow_empty and not tables:
+                return None
+            raise StoreError(f"{label}: not a senti store (no meta table)")
+        meta = dict(conn.execute(_SQL.GET_META).fetchall())
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{label}: not a senti store: {exc}") from exc
+    if meta.get("app") != _APP:
+        raise StoreError(f"{label}: not a senti store (meta.app is {meta.get('app')!r})")
+    try:
+        version = int(meta["schema_version"])
+    except (KeyError, ValueError):
+        raise StoreError(f"{label}: senti store without a valid schema_version") from None
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{label}: schema version {version} is newer than this senti supports "
+            f"({SCHEMA_VERSION}); upgrade senti to use this store"
+        )
+    if version < SCHEMA_VERSION:
+        raise StoreError(  # pragma: no cover - there is no older version yet
+            f"{label}: schema version {version} is older than {SCHEMA_VERSION} "
+            "and cannot be migrated"
+        )
+    return version
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    # IMMEDIATE takes the write lock up front, so waiting for it honours the busy
+    # timeout instead of failing later when a read lock cannot be upgraded.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # SQLite rolls back by itself after some errors
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _to_ms(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment!r}; the store needs timezone-aware times")
+    return (moment - _EPOCH) // _MS
+
+
+def _from_ms(ms: int) -> datetime:
+    return _EPOCH + ms * _MS
+
+
+def _since_ms(since: datetime | None) -> int:
+    return -(2**63) if since is None else _to_ms(since)
+
+
+def _parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -1,0 +1,139 @@
+"""StoreSink: a bytewax sink writing into a real SQLite store, on one worker and on two."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import bytewax.operators as op
+import pytest
+from bytewax.dataflow import Dataflow
+from bytewax.errors import BytewaxRuntimeError
+from bytewax.testing import TestingSource, run_main
+from factories import make_late, make_match, make_rejected, make_subscription, make_window
+
+from flows.sinks.store import StoreSink, StoreSinkPartition, check_store_url
+from flows.store import StoreCounts, StoreError, StoreItem, StoreURL, open_store
+
+EntryPoint = Callable[[Dataflow], None]
+
+
+def records(count: int = 40) -> list[StoreItem]:
+    """``count`` posts matched by two queries each, with windows and the other record types."""
+    items: list[StoreItem] = []
+    for n in range(count):
+        items.append(make_match("python", n, f"post {n}", created_at=n))
+        items.append(make_match("#ai", n, f"post {n}", created_at=n))
+    items.extend(make_window("python", minute * 60.0) for minute in range(count // 10))
+    items.extend(make_window("python", 0, posts=99) for _ in range(3))  # rewrites of one window
+    items.append(make_late("python", 1000, 0))
+    items.append(make_rejected("test:x"))
+    items.extend([make_subscription("python"), make_subscription("#ai")])
+    return items
+
+
+def store_flow(items: list[StoreItem], url: str) -> Dataflow:
+    """A flow that spreads ``items`` over all workers and writes them to the store at ``url``."""
+    flow = Dataflow("store_sink_test")
+    source: TestingSource[StoreItem] = TestingSource(items, batch_size=7)
+    stream = op.input("read_records", flow, source)  # StoreItem
+    spread = op.redistribute("spread_over_workers", stream)  # StoreItem
+    op.output("write_store", spread, StoreSink(url))
+    return flow
+
+
+def integrity(path: Path) -> list[Any]:
+    """The result of SQLite's integrity check."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("PRAGMA integrity_check").fetchall()
+    finally:
+        conn.close()
+
+
+def test_flow_writes_every_record(tmp_path: Path, entry_point: EntryPoint) -> None:
+    """A dataflow writes every record to the store, and running it again duplicates nothing."""
+    db = tmp_path / "senti.db"
+    url = f"sqlite:///{db}"
+    expected = StoreCounts(posts=40, matches=80, windows=4, late=1, rejected=1)
+    entry_point(store_flow(records(), url))
+    with open_store(url, readonly=True) as store:
+        assert store.counts() == expected
+        assert [q.key for q in store.queries()] == ["#ai", "python"]
+        assert len(store.recent_matches("#ai", limit=1000)) == 40
+        assert store.windows("python")[0].posts == 99
+    entry_point(store_flow(records(), url))  # a replay after a resume
+    with open_store(url, readonly=True) as store:
+        assert store.counts() == expected
+    assert integrity(db) == [("ok",)]
+
+
+def test_partitions_are_separate_writers(tmp_path: Path) -> None:
+    """Each worker's partition has its own connection, and both write into one store."""
+    db = tmp_path / "senti.db"
+    sink = StoreSink(str(db))
+    first = sink.build("write_store", 0, 2)
+    second = sink.build("write_store", 1, 2)
+    assert isinstance(first, StoreSinkPartition)
+    first.write_batch([make_match("python", 1), make_window("python", 0)])
+    second.write_batch([make_match("python", 2), make_match("python", 1)])
+    first.write_batch([make_late("python", 3, 0)])
+    first.close()
+    second.close()
+    with open_store(str(db), readonly=True) as store:
+        assert store.counts() == StoreCounts(posts=2, matches=2, windows=1, late=1, rejected=0)
+
+
+def test_constructor_does_no_io(tmp_path: Path) -> None:
+    """Building a StoreSink touches no file: the store opens only when a worker builds it."""
+    db = tmp_path / "missing" / "senti.db"
+    sink = StoreSink(f"sqlite:///{db}")
+    assert sink.url == f"sqlite:///{db}"
+    assert not db.parent.exists()
+    with pytest.raises(StoreError, match="does not exist"):
+        sink.build("write_store", 0, 1)
+
+
+def test_constructor_rejects_unsupported_url() -> None:
+    """A StoreSink for an unsupported scheme fails when it is built, before any flow runs."""
+    with pytest.raises(StoreError, match="unsupported store URL scheme 'postgresql'"):
+        StoreSink("postgresql://localhost/senti")
+
+
+def test_check_store_url(tmp_path: Path) -> None:
+    """check_store_url and StoreSink.check accept a usable URL without creating the store."""
+    db = tmp_path / "senti.db"
+    assert check_store_url(str(db)) == StoreURL("sqlite", db)
+    assert StoreSink.check(f"sqlite:///{db}") == StoreURL("sqlite", db)
+    assert not db.exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("", "empty store URL"),
+        ("mysql://localhost/senti", "unsupported store URL scheme"),
+        ("{tmp}/missing/senti.db", "does not exist"),
+        ("{tmp}/junk.db", "not a senti store"),
+    ],
+)
+def test_check_store_url_fails_fast(tmp_path: Path, url: str, message: str) -> None:
+    """check_store_url raises StoreError for an unusable URL, so the CLI can stop at once."""
+    (tmp_path / "junk.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match=message):
+        check_store_url(url.format(tmp=tmp_path))
+
+
+def test_unknown_item_fails_the_flow(tmp_path: Path) -> None:
+    """An item the store cannot hold stops the flow with a TypeError instead of being dropped."""
+    db = tmp_path / "senti.db"
+    flow = Dataflow("bad_item")
+    source: TestingSource[Any] = TestingSource([make_match("python", 1), "oops"])
+    stream = op.input("read_records", flow, source)  # Match | str
+    op.output("write_store", stream, StoreSink(str(db)))
+    with pytest.raises(BytewaxRuntimeError) as caught:
+        run_main(flow)
+    assert isinstance(caught.value.__cause__, TypeError)
+    assert "cannot store a str" in str(caught.value.__cause__)
