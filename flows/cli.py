@@ -17,23 +17,25 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bytewax.run import cli_main
 from tqdm import tqdm
 
 from flows.analysis import PostAnalyzer
 from flows.dataflow import FlowSettings, build_flow
 from flows.matching import InvalidQuery, Query, Subscription, parse_query
 from flows.model import parse_time
+from flows.runner import run_until_stopped
 from flows.sentiment import Thresholds, ThresholdsError, load_thresholds
 from flows.sinks.console import ConsoleSink
 from flows.sinks.jsonl import JsonLinesSink
 from flows.sinks.store import StoreSink
 from flows.sinks.summary import RunSummary, SummarySink
+from flows.sources.control import Stoppable
 from flows.sources.replay import ReplaySource
 from flows.sources.synthetic import SyntheticSource, write_synthetic
 from flows.store import StoreError, open_store
@@ -118,8 +120,9 @@ def _add_flow_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--wait",
         type=_non_negative_float,
-        default=30.0,
-        help="seconds a post may lag the newest one before it counts as late (default 30)",
+        default=None,
+        help="seconds a post may lag the newest one before it counts as late "
+        "(default: 30 for replay, whose batches interleave; 5 live)",
     )
     parser.add_argument("--top", type=_positive_int, default=10, help="top hashtags per window")
     parser.add_argument("--workers", type=_positive_int, default=1, help="worker threads")
@@ -205,24 +208,25 @@ def _replay(args: argparse.Namespace) -> int:
     for path in args.files:
         if not path.is_file():
             raise CliError(f"no such file: {path}")
-    source = ReplaySource(list(args.files), speed=args.speed)
     # A replay's windows follow event time only, so reruns give equal summaries.
-    return _run_flow(args, source, live=False)
+    return _run_flow(args, ReplaySource(list(args.files), speed=args.speed), live=False)
 
 
 def _run_live(args: argparse.Namespace) -> int:
 
-    source = SyntheticSource(count=args.count, seed=args.seed, rate=args.rate)
-    return _run_flow(args, source, live=True)
+    return _run_flow(
+        args, SyntheticSource(count=args.count, seed=args.seed, rate=args.rate), live=True
+    )
 
 
 def _run_flow(args: argparse.Namespace, source: Any, *, live: bool) -> int:
+    """Run the dataflow over ``source``; Ctrl-C or SIGTERM ends it cleanly."""
 
     settings = FlowSettings(
         thresholds=_thresholds(args.thresholds),
         queries=_queries(args.track),
         window=timedelta(seconds=args.window),
-        wait=timedelta(seconds=args.wait),
+        wait=timedelta(seconds=args.wait if args.wait is not None else (5 if live else 30)),
         top_n=args.top,
         live=live,
     )
@@ -237,16 +241,16 @@ def _run_flow(args: argparse.Namespace, source: Any, *, live: bool) -> int:
         sinks.append(ConsoleSink())
     progress = _progress_bar(disable=live)
     summary.on_posts = progress.update if progress is not None else None
-    flow = build_flow(source, None, sinks, settings=settings)
+    stop = threading.Event()
+    flow = build_flow(Stoppable(source, stop), None, sinks, settings=settings)
     try:
-        # bytewax's runtime entry point has no type annotations.
-        cli_main(flow, workers_per_process=args.workers)  # type: ignore[no-untyped-call]
+        interrupted = run_until_stopped(flow, stop, workers=args.workers)
     finally:
         summary.finish()
         if progress is not None:
             progress.close()
         print(summary.line(), file=sys.stderr)
-    return 0
+    return 130 if interrupted else 0
 
 
 def _store_sink(url: str, queries: Sequence[Query]) -> Any:

@@ -1,0 +1,69 @@
+"""Run a dataflow on a background thread and stop it gracefully.
+
+Bytewax runs a flow until every input reaches its end. Wrapping the inputs in
+:class:`~flows.sources.control.Stoppable` sharing one :class:`threading.Event`
+turns "stop" into "end of input": windows close, sinks flush, and the runtime
+returns normally. :func:`run_until_stopped` adds SIGINT/SIGTERM handling for the
+command line.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from bytewax.dataflow import Dataflow
+from bytewax.run import cli_main
+
+__all__ = ["FlowThread", "run_until_stopped", "stop_on_signals"]
+
+
+class FlowThread(threading.Thread):
+    """A dataflow executing on its own thread; :attr:`error` holds what it raised."""
+
+    def __init__(self, flow: Dataflow, *, workers: int = 1) -> None:
+        super().__init__(name=f"{flow.flow_id}-dataflow", daemon=True)
+        self.flow = flow
+        self.workers = workers
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        """Execute the flow until its inputs end."""
+        try:
+            # bytewax's runtime entry point has no type annotations.
+            cli_main(self.flow, workers_per_process=self.workers)  # type: ignore[no-untyped-call]
+        except BaseException as exc:  # reported to the owner thread
+            self.error = exc
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Set ``stop`` on SIGINT or SIGTERM while the block runs (main thread only)."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run_until_stopped(flow: Dataflow, stop: threading.Event, *, workers: int = 1) -> bool:
+    """Run ``flow`` until its inputs end or a signal sets ``stop``.
+
+    Returns whether it was stopped by a signal. Re-raises what the flow raised.
+    """
+    runner = FlowThread(flow, workers=workers)
+    with stop_on_signals(stop):
+        runner.start()
+        while runner.is_alive():
+            runner.join(timeout=0.2)
+    if runner.error is not None:
+        raise runner.error
+    return stop.is_set()
