@@ -26,13 +26,14 @@ keys this index by term; :class:`TermIndex` is the same thing in one process.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from flows.text import stopwords
+from flows.text import mark_class, stopwords
 
 __all__ = [
     "MAX_PHRASES",
@@ -53,7 +54,6 @@ MAX_QUERY_CHARS: Final = 512
 MAX_PHRASES: Final = 25
 MAX_TERMS_PER_PHRASE: Final = 10
 
-_WORD = re.compile(r"\w+(?:['\u2019]\w+)*")
 _MENTION = re.compile(r"(?<![\w@])[@\uff20](\w{1,50})")
 _SIGILS = frozenset("#@")
 
@@ -66,8 +66,15 @@ def _normalise(text: str) -> str:
     return unicodedata.normalize("NFC", text).casefold()
 
 
+@functools.cache
+def _word_re() -> re.Pattern[str]:
+    # Words keep their combining marks (हिन्दी, a decomposed é) and inner apostrophes.
+    char = rf"[\w{mark_class()}]"
+    return re.compile(rf"{char}+(?:['\u2019]{char}+)*")
+
+
 def _words(text: str) -> list[str]:
-    return [word.replace("\u2019", "'") for word in _WORD.findall(text)]
+    return [word.replace("\u2019", "'") for word in _word_re().findall(text)]
 
 
 @dataclass(frozen=True, slots=True)

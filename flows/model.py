@@ -244,8 +244,9 @@ def _is_retweet(data: dict[str, Any], text: str) -> bool:
 
 def _author(data: dict[str, Any], includes: Any) -> str | None:
     author_id = _optional_str(data, "author_id")
-    if author_id is not None and isinstance(includes, dict):
-        for user in includes.get("users") or ():
+    users = includes.get("users") if isinstance(includes, dict) else None
+    if author_id is not None and isinstance(users, list):
+        for user in users:
             if isinstance(user, dict) and user.get("id") == author_id:
                 username = user.get("username")
                 if isinstance(username, str):
@@ -274,13 +275,11 @@ def post_from_envelope(envelope: Any) -> Post:
     created = _required_str(data, "created_at")
     if not post_id:
         raise _Malformed("empty data.id")
-    if not _is_utf8(text) or not _is_utf8(post_id):
-        raise _Malformed("data.text is not valid UTF-8 (lone surrogate)")
     try:
         created_at = parse_time(created)
     except ValueError as exc:
         raise _Malformed(f"bad data.created_at: {exc}") from None
-    return Post(
+    post = Post(
         id=post_id,
         text=text,
         created_at=created_at,
@@ -290,6 +289,10 @@ def post_from_envelope(envelope: Any) -> Post:
         hashtags=_hashtags(data),
         rule_tags=_rule_tags(envelope),
     )
+    strings = [post.id, post.text, post.lang or "", post.author or "", *(post.hashtags or ())]
+    if not _is_utf8("".join(strings + list(post.rule_tags))):
+        raise _Malformed("a field is not valid UTF-8 (undecodable byte or lone surrogate)")
+    return post
 
 
 def parse_line(line: Line) -> Post | Rejected:

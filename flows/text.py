@@ -35,6 +35,7 @@ __all__ = [
     "clean_for_polarity",
     "extract_hashtags",
     "hashtag_counts",
+    "mark_class",
     "stopwords",
     "tokenize",
 ]
@@ -86,6 +87,16 @@ def clean_for_polarity(text: str) -> str:
     return " ".join(text.split())
 
 
+@functools.cache
+def mark_class() -> str:
+    """A character-class body of every Unicode mark (``Mn``, ``Mc``, ``Me``).
+
+    Python's ``\\w`` has letters and digits but no combining marks; add this to
+    a class (``[\\w{mark_class()}]``) to keep ``हिन्दी`` or a decomposed ``é`` whole.
+    """
+    return _mark_ranges()
+
+
 def _mark_ranges() -> str:
     """A character-class body of every Unicode mark (``Mn``, ``Mc``, ``Me``).
 
@@ -111,7 +122,7 @@ def _mark_ranges() -> str:
 @functools.cache
 def _hashtag_re() -> re.Pattern[str]:
     """The compiled hashtag pattern, built on first use (the mark scan takes ~20 ms)."""
-    marks = _mark_ranges()
+    marks = mark_class()
     tag_char = rf"[\w{marks}{re.escape(_HASHTAG_SPECIALS)}]"
     letter = rf"(?:[^\W\d_]|[{marks}])"
     # URLs are matched first and skipped, so ``http://x.co/#a`` has no hashtag.
@@ -135,12 +146,19 @@ def extract_hashtags(text: str) -> list[str]:
     """
     if "#" not in text and "\uff03" not in text:
         return []
-    return [match.casefold() for match in _hashtag_re().findall(text) if match]
+    return [_fold(match) for match in _hashtag_re().findall(text) if match]
 
 
 def hashtag_counts(tags: Iterable[str]) -> dict[str, int]:
     """Case-folded frequencies of ``tags`` (given without ``#``), in first-seen order."""
-    return dict(Counter(tag.casefold() for tag in tags))
+    return dict(Counter(_fold(tag) for tag in tags))
+
+
+def _fold(tag: str) -> str:
+    """NFC-normalised and case-folded, so every spelling of a tag counts as one."""
+    if not tag.isascii():
+        tag = unicodedata.normalize("NFC", tag)
+    return tag.casefold()
 
 
 @functools.cache
