@@ -4,9 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.senti-installed
 STORE  ?= sqlite:///data/senti.db
-TRACK  ?= --track python --track "\#worldcup" --track "climate change" --track coffee
 
-.PHONY: setup up test lint typecheck pytest clean
+.PHONY: setup up test test-deps lint typecheck pytest clean
 
 setup: $(STAMP)
 
@@ -19,9 +18,15 @@ $(STAMP): pyproject.toml
 
 up: setup
 	mkdir -p data
-	$(BIN)/senti run --source synthetic --rate 50 --window 10 $(TRACK) --store $(STORE)
+	$(BIN)/senti serve --source synthetic --rate 20 --window 10 --dev --store $(STORE)
 
-test: setup lint typecheck pytest
+test: setup test-deps lint typecheck pytest
+
+# System packages the tests drive for real: Debian's Chromium (browser tests) and
+# openssl (certificates for the TLS test). Installed only when missing.
+test-deps:
+	@command -v chromium >/dev/null && command -v openssl >/dev/null || { \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium openssl; }
 
 lint: setup
 	$(BIN)/ruff check flows server dashboard tests bench

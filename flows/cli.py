@@ -5,7 +5,8 @@ Subcommands::
     senti analyze [--thresholds FILE]                 texts on stdin -> JSON lines on stdout
     senti generate --count N [--seed S] --out FILE    a synthetic stream file (X API v2 lines)
     senti replay FILE... --track QUERY ...            run the dataflow over recorded files
-    senti run [--source synthetic] --track QUERY ...  run the dataflow live (the offline default)
+    senti run [--source synthetic] --track QUERY ...  run the dataflow live, printing windows
+    senti serve [--source synthetic|replay] ...       websocket server + dataflow + store
 
 Exit status: 0 on success, 1 when the input or environment is unusable (missing
 file, bad store URL, invalid query: a one-line ``senti: error: ...`` on stderr),
@@ -15,6 +16,7 @@ file, bad store URL, invalid query: a one-line ``senti: error: ...`` on stderr),
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import threading
@@ -23,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from tqdm import tqdm
 
 from flows.analysis import PostAnalyzer
@@ -33,12 +36,15 @@ from flows.runner import run_until_stopped
 from flows.sentiment import Thresholds, ThresholdsError, load_thresholds
 from flows.sinks.console import ConsoleSink
 from flows.sinks.jsonl import JsonLinesSink
-from flows.sinks.store import StoreSink
+from flows.sinks.store import StoreSink, check_store_url
 from flows.sinks.summary import RunSummary, SummarySink
 from flows.sources.control import Stoppable
 from flows.sources.replay import ReplaySource
 from flows.sources.synthetic import SyntheticSource, write_synthetic
 from flows.store import StoreError, open_store
+from server.app import run_server
+from server.logs import configure_logging
+from server.settings import ServerSettings
 
 __all__ = ["CliError", "main"]
 
@@ -97,6 +103,27 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="synthetic seed")
     _add_flow_options(run)
     run.set_defaults(run=_run_live)
+
+    serve_cmd = commands.add_parser(
+        "serve",
+        help="serve the dataflow's output over websockets",
+        description="Flags override SENTI_* environment variables and .env.",
+    )
+    serve_cmd.add_argument("--source", choices=["synthetic", "replay"], default=None)
+    serve_cmd.add_argument("--replay", type=Path, action="append", default=None, metavar="FILE")
+    serve_cmd.add_argument("--speed", type=_positive_float, default=None, help="replay pace")
+    serve_cmd.add_argument("--rate", type=_positive_float, default=None, help="synthetic posts/s")
+    serve_cmd.add_argument("--host", default=None)
+    serve_cmd.add_argument("--port", type=int, default=None)
+    serve_cmd.add_argument("--store", default=None, metavar="URL")
+    serve_cmd.add_argument("--origins", default=None, help="comma-separated allowed origins")
+    serve_cmd.add_argument("--dev", action="store_true", default=None, help="allow localhost pages")
+    serve_cmd.add_argument("--certfile", type=Path, default=None)
+    serve_cmd.add_argument("--keyfile", type=Path, default=None)
+    serve_cmd.add_argument("--window", type=_positive_float, default=None, help="window seconds")
+    serve_cmd.add_argument("--workers", type=_positive_int, default=None)
+    _add_thresholds(serve_cmd)
+    serve_cmd.set_defaults(run=_serve)
     return parser
 
 
@@ -251,6 +278,56 @@ def _run_flow(args: argparse.Namespace, source: Any, *, live: bool) -> int:
             progress.close()
         print(summary.line(), file=sys.stderr)
     return 130 if interrupted else 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    overrides = {
+        name: getattr(args, name)
+        for name in (
+            "source",
+            "replay",
+            "speed",
+            "rate",
+            "host",
+            "port",
+            "store",
+            "origins",
+            "dev",
+            "certfile",
+            "keyfile",
+            "window",
+            "workers",
+            "thresholds",
+        )
+        if getattr(args, name) is not None
+    }
+    try:
+        settings = ServerSettings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, error['loc'])) or 'settings'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise CliError(problems) from None
+    for path in settings.replay:
+        if not path.is_file():
+            raise CliError(f"no such file: {path}")
+    _thresholds(settings.thresholds)
+    if settings.store is not None:
+        try:
+            check_store_url(settings.store)
+        except StoreError as exc:
+            raise CliError(f"unusable store {settings.store!r}: {exc}") from None
+    configure_logging()
+    try:
+        asyncio.run(run_server(settings))
+    except OSError as exc:
+        raise CliError(
+            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
+        ) from None
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    return 0
 
 
 def _store_sink(url: str, queries: Sequence[Query]) -> Any:

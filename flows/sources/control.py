@@ -1,7 +1,8 @@
 """Sources that connect a running dataflow to the program around it.
 
-* :class:`SubscriptionSource` turns tracked-query changes pushed from any
-  thread (the websocket server's loop) into the dataflow's subscription input.
+* :class:`QueueSource` turns items pushed from any thread into a dataflow
+  input; :class:`SubscriptionSource` is the one carrying tracked-query changes
+  from the websocket server's loop.
 * :class:`Stoppable` wraps a source so that setting a :class:`threading.Event`
   ends it cleanly: the flow sees end of input, closes its windows, flushes its
   sinks and returns, instead of being killed mid-batch.
@@ -23,7 +24,7 @@ from typing_extensions import override
 
 from flows.matching import Subscription
 
-__all__ = ["POLL_INTERVAL", "Stoppable", "SubscriptionSource"]
+__all__ = ["POLL_INTERVAL", "QueueSource", "Stoppable", "SubscriptionSource"]
 
 POLL_INTERVAL: Final = timedelta(milliseconds=20)
 """How often an idle partition looks for new items or a stop request."""
@@ -34,18 +35,18 @@ X = TypeVar("X")
 S = TypeVar("S")
 
 
-class _SubscriptionPartition(StatefulSourcePartition[Subscription, None]):
-    def __init__(self, changes: queue.SimpleQueue[Subscription], stop: threading.Event) -> None:
-        self._changes = changes
+class _QueuePartition(StatefulSourcePartition[X, None], Generic[X]):
+    def __init__(self, items: queue.SimpleQueue[X], stop: threading.Event) -> None:
+        self._items = items
         self._stop = stop
         self._awake: datetime | None = None
 
     @override
-    def next_batch(self) -> list[Subscription]:
-        batch: list[Subscription] = []
+    def next_batch(self) -> list[X]:
+        batch: list[X] = []
         while len(batch) < MAX_BATCH:
             try:
-                batch.append(self._changes.get_nowait())
+                batch.append(self._items.get_nowait())
             except queue.Empty:
                 break
         if not batch and self._stop.is_set():
@@ -59,34 +60,45 @@ class _SubscriptionPartition(StatefulSourcePartition[Subscription, None]):
 
     @override
     def snapshot(self) -> None:
-        # Not resumable on purpose: after a restart the server re-sends the
-        # queries its connected clients track.
+        # Not resumable on purpose: what was pushed lives in memory only (after a
+        # restart the server re-sends the queries its clients track).
         return None
 
 
-class SubscriptionSource(FixedPartitionedSource[Subscription, None]):
-    """Query changes pushed with :meth:`push` from any thread, read by one worker."""
+class QueueSource(FixedPartitionedSource[X, None], Generic[X]):
+    """Items pushed with :meth:`push` from any thread, read by one worker.
 
-    def __init__(self, stop: threading.Event | None = None) -> None:
-        self._changes: queue.SimpleQueue[Subscription] = queue.SimpleQueue()
-        self._stop = stop or threading.Event()
+    It ends when ``stop`` is set and everything pushed before has been read.
+    """
 
-    def push(self, change: Subscription) -> None:
-        """Queue a change for the dataflow; thread-safe, never blocks."""
-        self._changes.put(change)
+    def __init__(self, stop: threading.Event | None = None, *, name: str = "queue") -> None:
+        self._items: queue.SimpleQueue[X] = queue.SimpleQueue()
+        self._name = name
+        self.stop = stop or threading.Event()
 
-    def push_all(self, changes: Iterable[Subscription]) -> None:
-        """Queue several changes in order."""
-        for change in changes:
-            self._changes.put(change)
+    def push(self, item: X) -> None:
+        """Queue an item for the dataflow; thread-safe, never blocks."""
+        self._items.put(item)
+
+    def push_all(self, items: Iterable[X]) -> None:
+        """Queue several items in order."""
+        for item in items:
+            self._items.put(item)
 
     @override
     def list_parts(self) -> list[str]:
-        return ["subscriptions"]
+        return [self._name]
 
     @override
-    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _SubscriptionPartition:
-        return _SubscriptionPartition(self._changes, self._stop)
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _QueuePartition[X]:
+        return _QueuePartition(self._items, self.stop)
+
+
+class SubscriptionSource(QueueSource[Subscription]):
+    """Tracked-query changes for the dataflow, pushed by the server."""
+
+    def __init__(self, stop: threading.Event | None = None) -> None:
+        super().__init__(stop, name="subscriptions")
 
 
 class _StoppablePartition(StatefulSourcePartition[X, S], Generic[X, S]):

@@ -1,0 +1,338 @@
+"""The websocket server and the one-process system (``senti serve``).
+
+The only asyncio code of senti. It runs the dataflow on a background thread
+(:class:`~flows.runner.FlowThread`), feeds it the queries clients track through
+a :class:`~flows.sources.control.SubscriptionSource`, and receives its output
+through a :class:`~flows.sinks.callback.CallbackSink` that hands each batch to
+the event loop with ``call_soon_threadsafe``; the :class:`~server.hub.Hub` fans
+it out. Protocol decisions live in :mod:`server.protocol` (sans-I/O).
+
+HTTP routes, answered in ``process_request`` before any websocket handshake:
+
+* ``/track``: the websocket endpoint (Origin allowlist, optional client token,
+  connection limits; refusals are plain HTTP 401/403/429/503).
+* ``/healthz``: 200 ``ok`` while the dataflow runs, else 503.
+* ``/metrics``: Prometheus text format.
+* ``/``: the demo page.
+
+Shutdown (SIGTERM, SIGINT or :meth:`SentiServer.close`): stop accepting, close
+clients with 1001 (going away), end the dataflow's inputs so its windows close
+and its sinks (the store) flush, and wait for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import importlib.resources
+import logging
+import signal
+import ssl
+import threading
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from bytewax.inputs import FixedPartitionedSource
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from flows.dataflow import FlowSettings, build_flow
+from flows.model import Line
+from flows.runner import FlowThread
+from flows.sentiment import load_thresholds
+from flows.sinks.callback import CallbackSink
+from flows.sinks.store import StoreSink
+from flows.sources.control import Stoppable, SubscriptionSource
+from flows.sources.replay import ReplaySource
+from flows.sources.synthetic import SyntheticSource
+from server.auth import token_from_request, token_matches
+from server.hub import Hub
+from server.metrics import Metrics
+from server.origins import OriginPolicy
+from server.protocol import SUBPROTOCOL_V2, Limits, Session, dialect_for
+from server.settings import ServerSettings
+
+__all__ = ["SentiServer", "run_server"]
+
+logger = logging.getLogger("senti.server")
+
+TRACK_PATH = "/track"
+
+
+def _default_source(settings: ServerSettings) -> FixedPartitionedSource[Line, Any]:
+    if settings.source == "replay":
+        return ReplaySource(settings.replay, speed=settings.speed)
+    return SyntheticSource(rate=settings.rate, seed=settings.seed)
+
+
+class SentiServer:
+    """The websocket server with its dataflow. Use :meth:`start` then :meth:`close`.
+
+    ``post_source`` replaces the source chosen by ``settings`` (tests feed posts
+    through a :class:`~flows.sources.control.QueueSource`).
+    """
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        *,
+        post_source: FixedPartitionedSource[Line, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.stop = threading.Event()
+        self.metrics = Metrics()
+        self.subscriptions = SubscriptionSource(self.stop)
+        self.hub = Hub(
+            self.subscriptions, self.metrics, send_buffer_bytes=settings.send_buffer_bytes
+        )
+        self.origins = OriginPolicy.from_setting(settings.origins, dev=settings.dev)
+        self.limits = Limits(
+            max_message_bytes=settings.max_message_bytes,
+            max_queries_per_connection=settings.max_queries_per_connection,
+            max_track_changes_per_minute=settings.track_changes_per_minute,
+        )
+        self._post_source = post_source or _default_source(settings)
+        self._token = settings.client_token.get_secret_value() if settings.client_token else None
+        self._flow: FlowThread | None = None
+        self._server: Server | None = None
+        self._page = _demo_page()
+
+    # Lifecycle
+
+    async def start(self) -> None:
+        """Start the dataflow thread and listen."""
+        loop = asyncio.get_running_loop()
+
+        def deliver(items: list[Any]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
+                loop.call_soon_threadsafe(self.hub.publish, items)
+
+        sinks: list[Any] = [CallbackSink(deliver)]
+        if self.settings.store is not None:
+            sinks.append(StoreSink(self.settings.store))
+        flow = build_flow(
+            Stoppable(self._post_source, self.stop),
+            self.subscriptions,
+            sinks,
+            settings=FlowSettings(
+                thresholds=load_thresholds(self.settings.thresholds),
+                window=_seconds(self.settings.window),
+                wait=_seconds(self.settings.wait),
+                live=True,
+            ),
+        )
+        self._flow = FlowThread(flow, workers=self.settings.workers)
+        self._flow.start()
+        self._server = await serve(
+            self._handle,
+            self.settings.host,
+            self.settings.port,
+            process_request=self._process_request,
+            subprotocols=[Subprotocol(SUBPROTOCOL_V2)],
+            select_subprotocol=_select_subprotocol,
+            # Compression off: ~14 KiB per idle connection instead of ~64 KiB,
+            # and no decompression bombs.
+            compression=None,
+            max_size=self.settings.max_message_bytes,
+            max_queue=4,
+            open_timeout=self.settings.open_timeout,
+            ping_interval=self.settings.ping_interval,
+            ping_timeout=self.settings.ping_timeout,
+            ssl=_ssl_context(self.settings),
+            logger=logging.getLogger("senti.websockets"),
+        )
+        logger.info(
+            "listening",
+            extra={"url": self.url, "source": self.settings.source, "store": self.settings.store},
+        )
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful with port 0)."""
+        if self._server is None:
+            raise RuntimeError("server not started")
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    @property
+    def url(self) -> str:
+        """The websocket endpoint's URL."""
+        return f"{self.settings.scheme}://{self.settings.host}:{self.port}{TRACK_PATH}"
+
+    @property
+    def flow_running(self) -> bool:
+        """Whether the dataflow thread is alive."""
+        return self._flow is not None and self._flow.is_alive()
+
+    async def close(self) -> None:
+        """Close clients with 1001, end the dataflow's inputs and wait for it to flush."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        self.stop.set()
+        if self._flow is not None:
+            await asyncio.to_thread(self._flow.join)
+            if self._flow.error is not None:
+                logger.error("dataflow failed", exc_info=self._flow.error)
+        logger.info("stopped", extra={"posts": self.metrics.posts})
+
+    async def wait_stopped(self) -> None:
+        """Return on SIGTERM/SIGINT, or if the dataflow dies."""
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        try:
+            while not stopping.is_set() and self.flow_running:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), timeout=0.5)
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+    # HTTP
+
+    def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        if path == TRACK_PATH:
+            return self._admit(conn, request)
+        if path == "/healthz":
+            if self.flow_running:
+                return conn.respond(http.HTTPStatus.OK, "ok\n")
+            return conn.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "dataflow stopped\n")
+        if path == "/metrics":
+            body = self.metrics.render(
+                connections=self.hub.connections,
+                queries=self.hub.queries,
+                flow_running=self.flow_running,
+            )
+            return _response(http.HTTPStatus.OK, body, "text/plain; version=0.0.4")
+        if path == "/":
+            return _response(http.HTTPStatus.OK, self._page, "text/html; charset=utf-8")
+        return self._refuse(conn, http.HTTPStatus.NOT_FOUND, "path", "not found\n")
+
+    def _admit(self, conn: ServerConnection, request: Request) -> Response | None:
+        """Refuse a websocket handshake that fails a security or capacity check."""
+        ip = _ip(conn)
+        checks: list[tuple[Callable[[], bool], http.HTTPStatus, str, str]] = [
+            (
+                lambda: self.origins.allows(request.headers.get("Origin")),
+                http.HTTPStatus.FORBIDDEN,
+                "origin",
+                "origin not allowed\n",
+            ),
+            (
+                lambda: token_matches(
+                    token_from_request(request.path, request.headers), self._token
+                ),
+                http.HTTPStatus.UNAUTHORIZED,
+                "token",
+                "missing or wrong client token\n",
+            ),
+            (
+                lambda: self.hub.connections < self.settings.max_connections,
+                http.HTTPStatus.SERVICE_UNAVAILABLE,
+                "full",
+                "server full, retry later\n",
+            ),
+            (
+                lambda: self.hub.clients_from(ip) < self.settings.max_connections_per_ip,
+                http.HTTPStatus.TOO_MANY_REQUESTS,
+                "per-ip",
+                "too many connections from your address\n",
+            ),
+        ]
+        for passes, status, reason, text in checks:
+            if not passes():
+                return self._refuse(conn, status, reason, text)
+        return None
+
+    def _refuse(
+        self, conn: ServerConnection, status: http.HTTPStatus, reason: str, text: str
+    ) -> Response:
+        self.metrics.rejected[reason] += 1
+        logger.info("handshake refused", extra={"reason": reason, "ip": _ip(conn)})
+        return conn.respond(status, text)
+
+    # Websocket
+
+    async def _handle(self, conn: ServerConnection) -> None:
+        loop = asyncio.get_running_loop()
+        session = Session(dialect_for(conn.subprotocol), limits=self.limits)
+        self.hub.register(conn, session.dialect)
+        logger.debug("connected", extra={"ip": _ip(conn), "dialect": session.dialect.name})
+        try:
+            async for message in conn:
+                if isinstance(message, str):
+                    outcome = session.receive_text(message, loop.time())
+                else:
+                    outcome = session.receive_bytes(message, loop.time())
+                self.hub.apply(conn, outcome)
+                self.metrics.protocol_errors += len(outcome.errors)
+                for reply in outcome.replies:
+                    await conn.send(reply)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.hub.unregister(conn, session.close())
+            logger.debug("disconnected", extra={"ip": _ip(conn), "code": conn.close_code})
+
+
+def _select_subprotocol(
+    conn: ServerConnection, offered: Sequence[Subprotocol]
+) -> Subprotocol | None:
+    # senti.v2 when offered; otherwise the original protocol, whatever else was offered.
+    return Subprotocol(SUBPROTOCOL_V2) if SUBPROTOCOL_V2 in offered else None
+
+
+def _response(status: http.HTTPStatus, body: str, content_type: str) -> Response:
+    data = body.encode("utf-8")
+    headers = Headers(
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(data))),
+            ("Cache-Control", "no-store"),
+            ("X-Content-Type-Options", "nosniff"),
+        ]
+    )
+    return Response(status.value, status.phrase, headers, data)
+
+
+def _ssl_context(settings: ServerSettings) -> ssl.SSLContext | None:
+    if settings.certfile is None or settings.keyfile is None:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(settings.certfile, settings.keyfile)
+    return context
+
+
+def _demo_page() -> str:
+    return importlib.resources.files("server").joinpath("static/index.html").read_text("utf-8")
+
+
+def _ip(conn: ServerConnection) -> str:
+    address = conn.remote_address
+    return str(address[0]) if address else "?"
+
+
+def _seconds(value: float) -> timedelta:
+    return timedelta(seconds=value)
+
+
+async def run_server(settings: ServerSettings) -> None:
+    """``senti serve``: start, print the URLs, run until a signal, shut down cleanly."""
+    server = SentiServer(settings)
+    await server.start()
+    page = f"{'https' if settings.certfile else 'http'}://{settings.host}:{server.port}/"
+    print(f"senti: websocket {server.url}  demo {page}  metrics {page}metrics", flush=True)
+    try:
+        await server.wait_stopped()
+    finally:
+        await server.close()

@@ -1,0 +1,161 @@
+"""Fan-out of the dataflow's output to the connections tracking each query.
+
+The hub runs on the server's event loop thread (the dataflow hands it batches
+with ``loop.call_soon_threadsafe``). Each message is encoded once per dialect
+and written with :func:`websockets.asyncio.server.broadcast`, which never waits
+for a client. A client whose unsent data exceeds ``send_buffer_bytes`` is
+skipped (the message is dropped for it and counted) until it catches up, so a
+slow or stalled client costs a bounded amount of memory and delays no one;
+keepalive pings close it if it stops reading altogether.
+
+Several connections may track one query; the dataflow is told to track a query
+when its first connection arrives and to drop it when its last one leaves.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection, broadcast
+
+from flows.matching import Query, Subscription
+from flows.model import ALL_POSTS, Match, WindowSummary
+from flows.sources.control import SubscriptionSource
+from server.metrics import Metrics
+from server.protocol import Dialect, Outcome, encode_post, encode_window
+
+__all__ = ["Hub"]
+
+
+class Hub:
+    """Who tracks what, and delivery of posts and windows to them."""
+
+    def __init__(
+        self, subscriptions: SubscriptionSource, metrics: Metrics, *, send_buffer_bytes: int
+    ) -> None:
+        self._subscriptions = subscriptions
+        self._metrics = metrics
+        self._send_buffer_bytes = send_buffer_bytes
+        self._dialects: dict[ServerConnection, Dialect] = {}
+        self._by_query: dict[str, dict[ServerConnection, None]] = {}
+        self._queries: dict[str, Query] = {}
+        self._per_ip: Counter[str] = Counter()
+
+    # Connections
+
+    @property
+    def connections(self) -> int:
+        """Open connections."""
+        return len(self._dialects)
+
+    @property
+    def queries(self) -> int:
+        """Distinct queries tracked by at least one connection."""
+        return len(self._by_query)
+
+    def clients_from(self, ip: str) -> int:
+        """Open connections from one address."""
+        return self._per_ip[ip]
+
+    def tracked(self) -> dict[str, int]:
+        """Each tracked query's canonical key and its number of connections."""
+        return {key: len(conns) for key, conns in self._by_query.items()}
+
+    def register(self, conn: ServerConnection, dialect: Dialect) -> None:
+        """A connection completed its handshake."""
+        self._dialects[conn] = dialect
+        self._per_ip[_ip(conn)] += 1
+
+    def unregister(self, conn: ServerConnection, keys: Iterable[str]) -> None:
+        """A connection closed; drop its queries."""
+        for key in keys:
+            self._leave(conn, key)
+        self._dialects.pop(conn, None)
+        ip = _ip(conn)
+        self._per_ip[ip] -= 1
+        if self._per_ip[ip] <= 0:
+            del self._per_ip[ip]
+
+    def apply(self, conn: ServerConnection, outcome: Outcome) -> None:
+        """Apply a session's changes of tracked queries."""
+        for key in outcome.removed:
+            self._leave(conn, key)
+            self._metrics.track_changes += 1
+        for query in outcome.added:
+            self._join(conn, query)
+            self._metrics.track_changes += 1
+
+    def _join(self, conn: ServerConnection, query: Query) -> None:
+        members = self._by_query.get(query.key)
+        if members is None:
+            members = self._by_query[query.key] = {}
+            self._queries[query.key] = query
+            self._subscriptions.push(Subscription(query, active=True))
+        members[conn] = None
+
+    def _leave(self, conn: ServerConnection, key: str) -> None:
+        members = self._by_query.get(key)
+        if members is None or conn not in members:
+            return
+        del members[conn]
+        if not members:
+            del self._by_query[key]
+            self._subscriptions.push(Subscription(self._queries.pop(key), active=False))
+
+    def resubscribe_all(self) -> list[Subscription]:
+        """Subscriptions for every tracked query (to seed a restarted dataflow)."""
+        return [Subscription(query) for query in self._queries.values()]
+
+    # Delivery
+
+    def publish(self, items: Sequence[Any]) -> None:
+        """Deliver a batch of dataflow output (on the event loop thread)."""
+        for item in items:
+            if isinstance(item, Match):
+                self._metrics.matches += 1
+                self._deliver_post(item)
+            elif isinstance(item, WindowSummary):
+                if item.query == ALL_POSTS:
+                    self._metrics.posts += item.posts + item.retweets
+                else:
+                    self._deliver_window(item)
+
+    def _deliver_post(self, match: Match) -> None:
+        members = self._by_query.get(match.query)
+        if not members:
+            return
+        by_dialect = self._split(members)
+        for dialect, conns in by_dialect.items():
+            self._send(conns, encode_post(match, dialect))
+
+    def _deliver_window(self, summary: WindowSummary) -> None:
+        members = self._by_query.get(summary.query)
+        if not members:
+            return
+        conns = self._split(members).get(Dialect.V2)
+        if conns:
+            self._send(conns, encode_window(summary))
+
+    def _split(self, members: Iterable[ServerConnection]) -> dict[Dialect, list[ServerConnection]]:
+        split: dict[Dialect, list[ServerConnection]] = {}
+        for conn in members:
+            split.setdefault(self._dialects[conn], []).append(conn)
+        return split
+
+    def _send(self, conns: list[ServerConnection], text: str) -> None:
+        ready = [conn for conn in conns if _buffered(conn) <= self._send_buffer_bytes]
+        self._metrics.messages_dropped += len(conns) - len(ready)
+        self._metrics.messages_sent += len(ready)
+        broadcast(ready, text)
+
+
+def _buffered(conn: ServerConnection) -> int:
+    transport = conn.transport
+    return 0 if transport is None else int(transport.get_write_buffer_size())
+
+
+def _ip(conn: ServerConnection) -> str:
+    address = conn.remote_address
+    return str(address[0]) if address else "?"

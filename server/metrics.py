@@ -1,0 +1,60 @@
+"""Server counters and their Prometheus text exposition (pure)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+__all__ = ["Metrics"]
+
+
+@dataclass
+class Metrics:
+    """What ``/metrics`` reports. Gauges are read from the hub when rendering."""
+
+    posts: int = 0
+    """Posts the dataflow has read (from closed global windows)."""
+    matches: int = 0
+    messages_sent: int = 0
+    messages_dropped: int = 0
+    track_changes: int = 0
+    protocol_errors: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    """Refused handshakes by reason (origin, token, full, per-ip, path)."""
+
+    def render(self, *, connections: int, queries: int, flow_running: bool) -> str:
+        """Prometheus text format, version 0.0.4."""
+        lines = [
+            _metric("senti_connections", "gauge", "Open websocket connections.", connections),
+            _metric("senti_queries", "gauge", "Distinct tracked queries.", queries),
+            _metric("senti_dataflow_up", "gauge", "1 while the dataflow runs.", int(flow_running)),
+            _metric("senti_posts_total", "counter", "Posts read by the dataflow.", self.posts),
+            _metric("senti_matches_total", "counter", "Posts routed to a query.", self.matches),
+            _metric("senti_messages_sent_total", "counter", "Messages sent.", self.messages_sent),
+            _metric(
+                "senti_messages_dropped_total",
+                "counter",
+                "Messages dropped for clients over their send buffer.",
+                self.messages_dropped,
+            ),
+            _metric(
+                "senti_track_changes_total",
+                "counter",
+                "Track/untrack requests.",
+                self.track_changes,
+            ),
+            _metric(
+                "senti_protocol_errors_total", "counter", "Error replies.", self.protocol_errors
+            ),
+            "# HELP senti_handshakes_rejected_total Refused connection attempts by reason.",
+            "# TYPE senti_handshakes_rejected_total counter",
+        ]
+        lines += [
+            f'senti_handshakes_rejected_total{{reason="{reason}"}} {count}'
+            for reason, count in sorted(self.rejected.items())
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def _metric(name: str, kind: str, help_text: str, value: int) -> str:
+    return f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n{name} {value}"

@@ -1,0 +1,72 @@
+"""Server settings: defaults, then ``.env``, then ``SENTI_*`` variables, then CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ServerSettings"]
+
+
+class ServerSettings(BaseSettings):
+    """Everything ``senti serve`` can be told; each field is also ``SENTI_<NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SENTI_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    # Network
+    host: str = "localhost"
+    port: int = Field(default=8000, ge=0, le=65535)
+    certfile: Path | None = None
+    keyfile: Path | None = None
+
+    # Security
+    origins: str = ""
+    """Comma-separated allowed origins: ``https://app.example.com``, ``https://*.example.com``."""
+    dev: bool = False
+    """Development mode: also allow pages served from localhost."""
+    client_token: SecretStr | None = None
+    """If set, clients must present it (``Authorization: Bearer`` or ``?token=``)."""
+
+    # Limits
+    max_connections: int = Field(default=10_000, ge=1)
+    max_connections_per_ip: int = Field(default=256, ge=1)
+    max_message_bytes: int = Field(default=4096, ge=256)
+    max_queries_per_connection: int = Field(default=10, ge=1)
+    track_changes_per_minute: int = Field(default=30, ge=1)
+    send_buffer_bytes: int = Field(default=256 * 1024, ge=1024)
+    """Unsent bytes a client may have queued before new messages to it are dropped."""
+
+    # Timeouts
+    open_timeout: float = Field(default=10.0, gt=0)
+    ping_interval: float = Field(default=20.0, gt=0)
+    ping_timeout: float = Field(default=20.0, gt=0)
+
+    # Dataflow
+    source: Literal["synthetic", "replay"] = "synthetic"
+    replay: list[Path] = Field(default_factory=list)
+    speed: float = Field(default=1.0, gt=0)
+    rate: float = Field(default=20.0, gt=0)
+    seed: int = 0
+    store: str | None = None
+    window: float = Field(default=60.0, gt=0)
+    wait: float = Field(default=5.0, ge=0)
+    thresholds: Path | None = None
+    workers: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _check_pairs(self) -> ServerSettings:
+        if (self.certfile is None) != (self.keyfile is None):
+            raise ValueError("certfile and keyfile must be given together")
+        if self.source == "replay" and not self.replay:
+            raise ValueError("source 'replay' needs at least one replay file")
+        return self
+
+    @property
+    def scheme(self) -> str:
+        """``wss`` with TLS, else ``ws``."""
+        return "wss" if self.certfile is not None else "ws"
