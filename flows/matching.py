@@ -84,13 +84,15 @@ class Phrase:
     terms: tuple[str, ...]
     anchor: str = field(init=False, compare=False)
     """The term this phrase is indexed under (see the module docstring)."""
+    _required: frozenset[str] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "anchor", _choose_anchor(self.terms))
+        object.__setattr__(self, "_required", frozenset(self.terms))
 
     def matches(self, terms: frozenset[str]) -> bool:
         """Whether every term of the phrase is among a post's ``terms``."""
-        return all(term in terms for term in self.terms)
+        return self._required <= terms
 
     def __str__(self) -> str:
         return " ".join(self.terms)

@@ -671,25 +671,28 @@ class _Rows:
     def collect(cls, items: Iterable[StoreItem], now: datetime) -> _Rows:
         rows = cls([], [], [], [], [], [])
         stamp = format_time(now)
+        seen_posts: set[str] = set()
         for item in items:
             if isinstance(item, Match):
                 scored, post = item.scored, item.scored.post
                 created_ms = _to_ms(post.created_at)
-                hashtags = _json(dict(sorted(scored.hashtags.items())))
                 polarity = int(scored.polarity)
-                rows.posts.append(
-                    (
-                        post.id,
-                        format_time(post.created_at),
-                        created_ms,
-                        post.text,
-                        post.lang,
-                        post.author,
-                        scored.compound,
-                        polarity,
-                        hashtags,
+                # A post matching many queries is stored once per batch.
+                if post.id not in seen_posts:
+                    seen_posts.add(post.id)
+                    rows.posts.append(
+                        (
+                            post.id,
+                            format_time(post.created_at),
+                            created_ms,
+                            post.text,
+                            post.lang,
+                            post.author,
+                            scored.compound,
+                            polarity,
+                            _json(dict(sorted(scored.hashtags.items()))),
+                        )
                     )
-                )
                 rows.matches.append((item.query, post.id, created_ms, polarity, scored.compound))
             elif isinstance(item, WindowSummary):
                 rows.windows.append(
