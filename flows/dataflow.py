@@ -4,16 +4,17 @@ Read it top to bottom; each step is one line named after its function, with the
 shape of its items in a comment. The functions live in :mod:`flows.steps`,
 :mod:`flows.analysis` and :mod:`flows.model`; this module only composes them::
 
-    lines -> parse -> drop retweets -> analyse -> fan out by term --+
-                 \-> rejected          \-> global windows           |
-    subscriptions -> anchor by term --------------------------------+-> match phrases
+    lines -> parse -> drop retweets -> analyse -> route by term bucket --+
+                 \-> rejected          \-> global windows                |
+    subscriptions -> route by anchor's bucket ----------------------------+-> match phrases
     match phrases -> key by query -> per-query windows
     matches + window summaries + late posts + rejected -> every sink
 
-Routing is a keyed join: posts fan out to their terms, subscriptions to the
-anchor term of each phrase, and the term-keyed state checks the few phrases
-filed there. The work per post depends on its own terms, never on how many
-queries are tracked, and spreads over workers by term.
+Routing is a keyed join on the term space, hashed into a few buckets: posts go
+to the buckets of their terms, subscriptions to the buckets of their phrases'
+anchor terms, and each bucket's state is the index of the phrases anchored
+there. The work per post depends on its own terms, never on how many queries
+are tracked, and spreads over workers by bucket.
 """
 
 from __future__ import annotations
@@ -30,16 +31,15 @@ from bytewax.operators.windowing import EventClock, TumblingWindower, fold_windo
 from bytewax.outputs import Sink
 
 from flows.analysis import PostAnalyzer
-from flows.matching import Query, Subscription, TermIndex
+from flows.matching import Query, Subscription
 from flows.model import ALL_POSTS, Line, Match, parse_line
 from flows.sentiment import Thresholds
 from flows.steps import (
     PhraseMatcher,
     Tally,
+    TermRouter,
     WindowGrid,
-    anchor_subscription,
     event_time,
-    fan_out_terms,
     is_original,
     is_post,
 )
@@ -59,6 +59,8 @@ class FlowSettings:
     # Routing
     queries: Sequence[Query] = ()
     """Queries tracked from the first post on (``senti replay --track``)."""
+    buckets: int = 4
+    """Routing keys the term space is hashed into (see :class:`~flows.steps.TermRouter`)."""
 
     # Windows
     window: timedelta = timedelta(seconds=60)
@@ -96,13 +98,6 @@ class FlowSettings:
         """Tumbling windows of :attr:`window` aligned to :attr:`align_to`."""
         return TumblingWindower(length=self.window, align_to=self.align_to)
 
-    def initial_index(self) -> dict[str, dict[str, Query]]:
-        """The initial queries filed by anchor term."""
-        index = TermIndex()
-        for query in self.queries:
-            index.add(query)
-        return {term: dict(index.filed_under(term)) for term in index.anchors()}
-
 
 def build_flow(
     post_source: Source[Line],
@@ -122,6 +117,8 @@ def build_flow(
     """
     settings = settings or FlowSettings()
     analyzer = PostAnalyzer(settings.thresholds)
+    router = TermRouter(settings.buckets)
+    matcher = PhraseMatcher(router, settings.queries)
     grid = WindowGrid(settings.window, settings.align_to, settings.top_n)
     clock, windower = settings.clock(), settings.windower()
     flow = Dataflow(flow_id)
@@ -133,14 +130,12 @@ def build_flow(
     originals, retweets = split.trues, split.falses  # Post, Post
     scored = op.map("analyse", originals, analyzer.analyse)  # ScoredPost
 
-    post_terms = op.flat_map("fan_out_terms", scored, fan_out_terms)  # (term, (term, ScoredPost))
+    by_bucket = op.flat_map("route_posts", scored, router.posts)  # (bucket, (bucket, ScoredPost))
     if subscription_source is not None:
         changes = op.input("read_subscriptions", flow, subscription_source)  # Subscription
-        anchored = op.flat_map("anchor_subscription", changes, anchor_subscription)
-        post_terms = op.merge("join_by_term", post_terms, anchored)  # (term, (term, item))
-    matched = op.stateful_flat_map(
-        "match_phrases", post_terms, PhraseMatcher(settings.initial_index())
-    )  # (term, Match)
+        anchored = op.flat_map("route_subscriptions", changes, router.subscriptions)
+        by_bucket = op.merge("join_by_bucket", by_bucket, anchored)  # (bucket, (bucket, item))
+    matched = op.stateful_flat_map("match_phrases", by_bucket, matcher)  # (bucket, Match)
     matches = op.key_on("key_by_query", op.key_rm("unkey_term", matched), _query_of)  # (q, Match)
 
     per_query = fold_window(

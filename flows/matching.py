@@ -21,7 +21,8 @@ Each phrase is filed under one *anchor* term, the term least likely to occur
 (a hashtag or mention, else the longest non-stopword). A post is checked only
 against the phrases anchored on one of its own terms, so matching costs
 ``O(terms in the post)`` whatever the number of tracked queries. The dataflow
-keys this index by term; :class:`TermIndex` is the same thing in one process.
+partitions this index by term (see :class:`flows.steps.TermRouter`); each
+partition is a :class:`TermIndex`.
 """
 
 from __future__ import annotations
@@ -214,26 +215,26 @@ class TermIndex:
 
     _by_anchor: dict[str, dict[str, Query]] = field(default_factory=dict)
 
-    def add(self, query: Query) -> None:
-        """Start tracking ``query`` (idempotent)."""
-        for anchor in query.anchors():
+    def add(self, query: Query, *, anchors: Iterable[str] | None = None) -> None:
+        """Start tracking ``query`` (idempotent); ``anchors`` limits where it is filed."""
+        for anchor in query.anchors() if anchors is None else anchors:
             self._by_anchor.setdefault(anchor, {})[query.key] = query
 
-    def remove(self, query: Query) -> None:
+    def remove(self, query: Query, *, anchors: Iterable[str] | None = None) -> None:
         """Stop tracking ``query`` (idempotent)."""
-        for anchor in query.anchors():
+        for anchor in query.anchors() if anchors is None else anchors:
             filed = self._by_anchor.get(anchor)
             if filed is not None:
                 filed.pop(query.key, None)
                 if not filed:
                     del self._by_anchor[anchor]
 
-    def apply(self, change: Subscription) -> None:
-        """Apply a subscription change."""
+    def apply(self, change: Subscription, *, anchors: Iterable[str] | None = None) -> None:
+        """Apply a subscription change (filed under ``anchors`` if given)."""
         if change.active:
-            self.add(change.query)
+            self.add(change.query, anchors=anchors)
         else:
-            self.remove(change.query)
+            self.remove(change.query, anchors=anchors)
 
     def filed_under(self, term: str) -> Mapping[str, Query]:
         """The queries with a phrase anchored on ``term``."""

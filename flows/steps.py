@@ -6,13 +6,14 @@
 from __future__ import annotations
 
 import heapq
+import zlib
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeGuard
 
-from flows.matching import Query, Subscription, matches_at
+from flows.matching import Query, Subscription, TermIndex
 from flows.model import (
     ALL_POSTS,
     LatePost,
@@ -28,15 +29,16 @@ __all__ = [
     "PhraseMatcher",
     "Tally",
     "TermItem",
+    "TermRouter",
     "WindowGrid",
-    "anchor_subscription",
-    "fan_out_terms",
     "is_original",
     "is_post",
+    "term_bucket",
 ]
 
 TermItem = tuple[str, ScoredPost | Subscription]
-"""A value keyed by term: the term again (the mapper does not see keys) and the item."""
+"""What the term-bucket join receives: its bucket key again (state logic sees no
+keys) and a post or a subscription change."""
 
 
 def is_post(item: Post | Rejected) -> TypeGuard[Post]:
@@ -49,47 +51,82 @@ def is_original(post: Post) -> bool:
     return not post.is_retweet
 
 
-def fan_out_terms(scored: ScoredPost) -> Iterator[tuple[str, TermItem]]:
-    """Send a post to each of its distinct terms, where phrases are anchored."""
-    for term in scored.terms:
-        yield term, (term, scored)
+def term_bucket(term: str, buckets: int) -> str:
+    """The routing key of a term: a stable hash (the same in every process) into buckets."""
+    return f"terms-{zlib.crc32(term.encode('utf-8', 'surrogatepass')) % buckets}"
 
 
-def anchor_subscription(change: Subscription) -> Iterator[tuple[str, TermItem]]:
-    """Send a subscription change to the anchor term of each of its phrases."""
-    for anchor in change.query.anchors():
-        yield anchor, (anchor, change)
+@dataclass(frozen=True, slots=True)
+class TermRouter:
+    """Hash-partitions the term space into ``buckets`` routing keys.
+
+    A phrase is filed in the bucket of its anchor term; a post visits the
+    buckets of its own terms (at most ``buckets`` of them, usually fewer), so
+    its cost depends on its terms, never on the number of tracked queries.
+    More buckets spread the matching over more workers; fewer buckets send
+    each post through fewer exchanges.
+    """
+
+    buckets: int = 1
+
+    def __post_init__(self) -> None:
+        if self.buckets < 1:
+            raise ValueError(f"buckets must be at least 1, not {self.buckets}")
+
+    def bucket(self, term: str) -> str:
+        """The routing key of ``term``."""
+        return term_bucket(term, self.buckets) if self.buckets > 1 else "terms-0"
+
+    def posts(self, scored: ScoredPost) -> Iterator[tuple[str, TermItem]]:
+        """Send a post to each bucket holding one of its terms."""
+        for key in {self.bucket(term) for term in scored.terms}:
+            yield key, (key, scored)
+
+    def subscriptions(self, change: Subscription) -> Iterator[tuple[str, TermItem]]:
+        """Send a subscription change to the buckets of its phrases' anchors."""
+        for key in {self.bucket(anchor) for anchor in change.query.anchors()}:
+            yield key, (key, change)
 
 
 @dataclass(frozen=True, slots=True)
 class PhraseMatcher:
-    """State logic of the term-keyed join of posts and subscriptions.
+    """State logic of the bucket-keyed join of posts and subscriptions.
 
-    The state of a term is the queries with a phrase anchored on it. Queries
-    tracked from the start (``initial``) are in every term's state from its
-    first item, so a replay sees them before its first post.
+    A bucket's state is a :class:`~flows.matching.TermIndex` of the phrases
+    anchored on its terms. Queries tracked from the start (``initial``) are in
+    every bucket's index from its first item, so a replay sees them before its
+    first post. Each query is found in exactly one bucket per post: the one
+    holding the anchor of its first matching phrase.
     """
 
-    initial: Mapping[str, Mapping[str, Query]] = field(default_factory=dict)
+    router: TermRouter
+    initial: Sequence[Query] = ()
 
     def __call__(
-        self, state: dict[str, Query] | None, item: TermItem
-    ) -> tuple[dict[str, Query] | None, list[Match]]:
-        """Apply a subscription change, or emit a post's matches at this term."""
-        term, value = item
+        self, state: TermIndex | None, item: TermItem
+    ) -> tuple[TermIndex | None, list[Match]]:
+        """Apply a subscription change, or emit the matches of a post in this bucket."""
+        key, value = item
         if state is None:
-            filed = self.initial.get(term)
-            state = dict(filed) if filed else None
+            state = self._initial_index(key)
         if isinstance(value, Subscription):
-            state = {} if state is None else state
-            if value.active:
-                state[value.key] = value.query
-            else:
-                state.pop(value.key, None)
+            state = state if state is not None else TermIndex()
+            state.apply(value, anchors=self._anchors_in(key, value.query))
             return state, []
-        if not state:
-            return state, []
-        return state, [Match(key, value) for key in matches_at(term, state, value.terms)]
+        if state is None:
+            return None, []
+        return state, [Match(query, value) for query in state.match(value.terms)]
+
+    def _anchors_in(self, key: str, query: Query) -> list[str]:
+        return [anchor for anchor in query.anchors() if self.router.bucket(anchor) == key]
+
+    def _initial_index(self, key: str) -> TermIndex | None:
+        index = TermIndex()
+        for query in self.initial:
+            anchors = self._anchors_in(key, query)
+            if anchors:
+                index.add(query, anchors=anchors)
+        return index if len(index) else None
 
 
 @dataclass(slots=True)

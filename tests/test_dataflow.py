@@ -279,3 +279,22 @@ def test_invalid_settings_window_must_be_positive() -> None:
     """A zero-length window is refused when the flow is built."""
     with pytest.raises(ValueError, match="window"):
         build_flow(TestingSource([]), None, [], settings=FlowSettings(window=timedelta(0)))
+
+
+@pytest.mark.parametrize("buckets", [1, 3, 16])
+def test_routing_is_the_same_for_any_number_of_buckets(entry_point: Any, buckets: int) -> None:
+    """How the term space is bucketed changes where matching runs, never what matches."""
+    lines = [
+        x_line(1, "coffee and tea with milk #morning", hashtags=["morning"]),
+        x_line(2, "climate change talks"),
+        x_line(3, "python and coffee"),
+    ]
+    queries = ["coffee, tea, milk", "climate change", "#morning", "python coffee"]
+    out = run(entry_point, lines, queries, buckets=buckets)
+    assert matched(out) == {
+        ("coffee,milk,tea", "1"),
+        ("coffee,milk,tea", "3"),
+        ("change climate", "2"),
+        ("#morning", "1"),
+        ("coffee python", "3"),
+    }

@@ -8,17 +8,17 @@ from datetime import timedelta
 
 from factories import T0, make_match, make_post, make_scored, make_subscription
 
-from flows.matching import Query, Subscription, TermIndex, parse_query, post_terms
+from flows.matching import Subscription, TermIndex, parse_query, post_terms
 from flows.model import ALL_POSTS, LatePost, Match, Polarity, Rejected, ScoredPost
 from flows.steps import (
     PhraseMatcher,
     Tally,
+    TermRouter,
     WindowGrid,
-    anchor_subscription,
     event_time,
-    fan_out_terms,
     is_original,
     is_post,
+    term_bucket,
 )
 
 
@@ -28,12 +28,12 @@ def scored(post_id: str | int, text: str, *, hashtags: tuple[str, ...] = ()) -> 
     return replace(base, terms=post_terms(text, hashtags))
 
 
-def initial(*queries: str) -> dict[str, dict[str, Query]]:
-    """The initial state table of a flow tracking ``queries`` (as FlowSettings builds it)."""
+def index_of(*queries: str) -> TermIndex:
+    """A term index tracking ``queries`` under all their anchors."""
     index = TermIndex()
     for text in queries:
         index.add(parse_query(text))
-    return {term: dict(index.filed_under(term)) for term in index.anchors()}
+    return index
 
 
 def keys(matches: list[Match]) -> list[str]:
@@ -41,94 +41,121 @@ def keys(matches: list[Match]) -> list[str]:
     return [match.query for match in matches]
 
 
+ONE = TermRouter(1)
+"""A router with a single bucket: every term and anchor routes to ``terms-0``."""
+
+
 # PhraseMatcher
 
 
-def test_initial_queries_are_seen_by_the_first_post_at_a_term() -> None:
-    """A term's first item starts from the initially tracked queries filed under it."""
-    matcher = PhraseMatcher(initial("python"))
+def test_initial_queries_are_seen_by_the_first_post_in_a_bucket() -> None:
+    """A bucket's first item starts from the initially tracked queries anchored in it."""
+    matcher = PhraseMatcher(ONE, [parse_query("python")])
     post = scored(1, "I love python")
-    state, out = matcher(None, ("python", post))
+    state, out = matcher(None, ("terms-0", post))
     assert keys(out) == ["python"]
     assert out[0].scored is post
-    assert state == {"python": parse_query("python")}
+    assert state == index_of("python")
 
 
-def test_posts_on_terms_without_state_produce_nothing_and_discard_state() -> None:
-    """A post at a term with no queries yields no match and leaves no state behind."""
-    matcher = PhraseMatcher(initial("python"))
-    state, out = matcher(None, ("love", scored(1, "I love python")))
-    assert (state, out) == (None, [])
+def test_posts_in_buckets_without_state_produce_nothing_and_discard_state() -> None:
+    """A post in a bucket with no queries yields no match and leaves no state behind."""
+    assert PhraseMatcher(ONE)(None, ("terms-0", scored(1, "I love python"))) == (None, [])
 
 
-def test_post_matches_only_at_the_anchor_of_its_first_matching_phrase() -> None:
-    """A query with several matching phrases is emitted from one term only."""
-    matcher = PhraseMatcher(initial("coffee, tea"))
-    post = scored(1, "coffee and tea")
-    emitted = [key for term in sorted(post.terms) for key in keys(matcher(None, (term, post))[1])]
-    assert emitted == ["coffee,tea"]
+def test_post_matching_several_phrases_is_emitted_from_one_bucket() -> None:
+    """Across all buckets a query with several matching phrases is emitted once."""
+    router = TermRouter(16)
+    query = parse_query("coffee, tea, milk")
+    matcher = PhraseMatcher(router, [query])
+    post = scored(1, "coffee and tea with milk")
+    emitted = [key for bucket, item in router.posts(post) for key in keys(matcher(None, item)[1])]
+    assert emitted == ["coffee,milk,tea"]
 
 
-def test_subscription_adds_a_query_to_the_term_state() -> None:
-    """An active subscription makes later posts at that term match the query."""
-    matcher = PhraseMatcher()
+def test_buckets_file_each_phrase_under_its_own_anchor_only() -> None:
+    """A query whose anchors fall in different buckets is filed once per bucket."""
+    router = TermRouter(16)
+    change = Subscription(parse_query("#ai ml, python boa, coffee"))
+    states = {
+        key: PhraseMatcher(router)(None, item)[0] for key, item in router.subscriptions(change)
+    }
+    filed = sorted(anchor for state in states.values() if state for anchor in state.anchors())
+    assert filed == ["#ai", "coffee", "python"]
+
+
+def test_subscription_adds_a_query_to_the_bucket_state() -> None:
+    """An active subscription makes later posts in that bucket match the query."""
+    matcher = PhraseMatcher(ONE)
     tea = make_subscription("tea")
-    state, out = matcher(None, ("tea", tea))
-    assert (state, out) == ({"tea": tea.query}, [])
-    state, out = matcher(state, ("tea", scored(1, "green tea")))
+    state, out = matcher(None, ("terms-0", tea))
+    assert (state, out) == (index_of("tea"), [])
+    state, out = matcher(state, ("terms-0", scored(1, "green tea")))
     assert keys(out) == ["tea"]
 
 
 def test_removing_an_initial_query_keeps_an_empty_state() -> None:
-    """After add then remove the state is ``{}`` so the initial queries do not come back."""
-    matcher = PhraseMatcher(initial("tea"))
-    state, _ = matcher(None, ("tea", make_subscription("tea")))
-    state, _ = matcher(state, ("tea", make_subscription("tea", active=False)))
-    assert state == {}
-    state, out = matcher(state, ("tea", scored(1, "green tea")))
-    assert (state, out) == ({}, [])
+    """After add then remove the index is empty but kept, so initial queries do not come back."""
+    matcher = PhraseMatcher(ONE, [parse_query("tea")])
+    state, _ = matcher(None, ("terms-0", make_subscription("tea")))
+    state, _ = matcher(state, ("terms-0", make_subscription("tea", active=False)))
+    assert state == TermIndex()
+    state, out = matcher(state, ("terms-0", scored(1, "green tea")))
+    assert (state, out) == (TermIndex(), [])
 
 
 def test_removing_an_unknown_query_is_harmless() -> None:
-    """Removing a query never tracked at a term leaves an empty state and raises nothing."""
-    state, out = PhraseMatcher()(None, ("tea", make_subscription("tea", active=False)))
-    assert (state, out) == ({}, [])
+    """Removing a query never tracked leaves an empty index and raises nothing."""
+    state, out = PhraseMatcher(ONE)(None, ("terms-0", make_subscription("tea", active=False)))
+    assert (state, out) == (TermIndex(), [])
 
 
 def test_matcher_checks_the_whole_phrase_not_just_the_anchor() -> None:
     """A post with the anchor but not every term of the phrase does not match."""
-    matcher = PhraseMatcher(initial("climate change"))
-    state, out = matcher(None, ("climate", scored(1, "climate policy")))
+    matcher = PhraseMatcher(ONE, [parse_query("climate change")])
+    state, out = matcher(None, ("terms-0", scored(1, "climate policy")))
     assert out == []
     assert state is not None
 
 
-def test_matcher_state_is_not_shared_with_initial() -> None:
-    """Changing one term's state leaves the initial table untouched for other keys."""
-    table = initial("tea")
-    matcher = PhraseMatcher(table)
-    state, _ = matcher(None, ("tea", make_subscription("tea", active=False)))
-    assert state == {}
-    assert set(table["tea"]) == {"tea"}
+def test_matcher_states_are_independent() -> None:
+    """Changing one bucket's index leaves the next bucket's initial index intact."""
+    matcher = PhraseMatcher(ONE, [parse_query("tea")])
+    first, _ = matcher(None, ("terms-0", make_subscription("tea", active=False)))
+    _, out = matcher(None, ("terms-0", scored(1, "green tea")))
+    assert first == TermIndex()
+    assert keys(out) == ["tea"]
 
 
 # Routing helpers
 
 
-def test_fan_out_terms_sends_a_post_to_each_distinct_term() -> None:
-    """Each distinct term of a post gets the post once, keyed and tagged by the term."""
+def test_router_sends_a_post_to_each_bucket_of_its_terms_once() -> None:
+    """A post visits the distinct buckets of its terms, each once, tagged with the bucket."""
+    router = TermRouter(4)
     post = scored(1, "python python #AI", hashtags=("ai",))
-    routed = list(fan_out_terms(post))
-    assert sorted(key for key, _ in routed) == ["#ai", "ai", "python"]
+    routed = list(router.posts(post))
+    expected = {router.bucket(term) for term in ("#ai", "ai", "python")}
+    assert sorted(key for key, _ in routed) == sorted(expected)
     assert all(value == (key, post) for key, value in routed)
 
 
-def test_anchor_subscription_sends_a_change_to_each_phrase_anchor() -> None:
-    """A subscription goes to the anchor term of each of its phrases, once per anchor."""
+def test_router_sends_a_change_to_the_buckets_of_its_anchors() -> None:
+    """A subscription goes to the bucket of each phrase anchor, once per bucket."""
+    router = TermRouter(4)
     change = Subscription(parse_query("the python, #ai ml, python boa"))
-    routed = list(anchor_subscription(change))
-    assert sorted(key for key, _ in routed) == ["#ai", "python"]
+    routed = list(router.subscriptions(change))
+    assert sorted(key for key, _ in routed) == sorted(
+        {router.bucket("#ai"), router.bucket("python")}
+    )
     assert all(value == (key, change) for key, value in routed)
+
+
+def test_term_buckets_are_stable_and_bounded() -> None:
+    """Bucket keys come from a stable hash (not Python's salted hash) within range."""
+    assert term_bucket("python", 8) == term_bucket("python", 8)
+    assert {term_bucket(f"t{n}", 8) for n in range(200)} == {f"terms-{n}" for n in range(8)}
+    assert TermRouter(1).bucket("anything") == "terms-0"
 
 
 def test_is_post_and_is_original_split_the_stream() -> None:
