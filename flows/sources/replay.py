@@ -21,11 +21,16 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from flows.model import Line, parse_time
 
-__all__ = ["MAX_LAG", "MAX_LINE_BYTES", "ReplaySource"]
+__all__ = ["MAX_BATCH_SPAN", "MAX_LAG", "MAX_LINE_BYTES", "ReplaySource"]
 
 MAX_LINE_BYTES: Final = 1 << 20
 """Longest line passed on whole; a longer one is cut to this many bytes (and then
 rejected by the parser as invalid JSON), and the rest of it is skipped."""
+
+MAX_BATCH_SPAN: Final = timedelta(seconds=5)
+"""Most event time one batch covers. Keyed steps downstream regroup a batch by
+key, which can reorder its posts; bounding the span keeps that reordering well
+inside the windows' ``wait``, so a fast replay does not make posts late."""
 
 MAX_LAG: Final = timedelta(seconds=1)
 """How far a paced replay may fall behind its schedule before it stops catching up.
@@ -131,6 +136,7 @@ class _ReplayPartition(StatefulSourcePartition[Line, int]):
     def next_batch(self) -> list[Line]:
         now = self._clock()
         batch: list[Line] = []
+        first: datetime | None = None
         while len(batch) < self._batch:
             held = self._held
             if held is None:
@@ -143,7 +149,7 @@ class _ReplayPartition(StatefulSourcePartition[Line, int]):
                 if not raw.strip():  # X keep-alive
                     self._offset += size
                     continue
-                created_at = _created_at(raw) if self._speed is not None else None
+                created_at = _created_at(raw)
                 line = Line(
                     raw.decode("utf-8", errors="surrogateescape"),
                     origin=f"{self._key}:{self._offset}",
@@ -152,6 +158,11 @@ class _ReplayPartition(StatefulSourcePartition[Line, int]):
             if held.due > now:
                 self._held = held
                 break
+            if held.created_at is not None:
+                first = first or held.created_at
+                if batch and abs(held.created_at - first) > MAX_BATCH_SPAN:
+                    self._held = held  # starts the next batch
+                    break
             self._held = None
             batch.append(held.line)
             self._emitted(held)

@@ -246,3 +246,18 @@ def test_replays_a_synthetic_file(tmp_path: Path) -> None:
     out = _run(ReplaySource([path]))
     assert len(out) == written
     assert all(isinstance(parse_line(line), Post) for line in out)
+
+
+def test_a_batch_covers_a_bounded_span_of_event_time(tmp_path: Path) -> None:
+    """Unpaced batches stop at MAX_BATCH_SPAN of event time, bounding downstream reordering."""
+    path = _write(tmp_path / "slow.jsonl", *(_post(n, at=float(n)) for n in range(20)))
+    part = ReplaySource([path], batch_size=500).build_part("s", str(path), None)
+    sizes = []
+    while True:
+        try:
+            sizes.append(len(list(part.next_batch())))
+        except StopIteration:
+            break
+    span = int(replay.MAX_BATCH_SPAN.total_seconds())
+    assert sum(sizes) == 20
+    assert max(sizes) == span + 1
