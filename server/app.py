@@ -211,6 +211,7 @@ class SentiServer:
                 connections=self.hub.connections,
                 queries=self.hub.queries,
                 flow_running=self.flow_running,
+                clients=self.hub.tracked(),
             )
             return _response(http.HTTPStatus.OK, body, "text/plain; version=0.0.4")
         if path == "/":

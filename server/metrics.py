@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 __all__ = ["Metrics"]
@@ -22,8 +23,15 @@ class Metrics:
     rejected: Counter[str] = field(default_factory=Counter)
     """Refused handshakes by reason (origin, token, full, per-ip, path)."""
 
-    def render(self, *, connections: int, queries: int, flow_running: bool) -> str:
-        """Prometheus text format, version 0.0.4."""
+    def render(
+        self,
+        *,
+        connections: int,
+        queries: int,
+        flow_running: bool,
+        clients: Mapping[str, int] | None = None,
+    ) -> str:
+        """Prometheus text format, version 0.0.4; ``clients`` maps query keys to connections."""
         lines = [
             _metric("senti_connections", "gauge", "Open websocket connections.", connections),
             _metric("senti_queries", "gauge", "Distinct tracked queries.", queries),
@@ -53,7 +61,20 @@ class Metrics:
             f'senti_handshakes_rejected_total{{reason="{reason}"}} {count}'
             for reason, count in sorted(self.rejected.items())
         ]
+        lines += [
+            "# HELP senti_query_clients Connections tracking each query.",
+            "# TYPE senti_query_clients gauge",
+        ]
+        lines += [
+            f'senti_query_clients{{query="{_label(key)}"}} {count}'
+            for key, count in sorted((clients or {}).items())
+        ]
         return "\n".join(lines) + "\n"
+
+
+def _label(value: str) -> str:
+    """A Prometheus label value: backslash, double quote and newline escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _metric(name: str, kind: str, help_text: str, value: int) -> str:

@@ -1,0 +1,380 @@
+"""Read-only data access for the dashboard: one cached connection, cached queries.
+
+Every function returns plain values or pandas DataFrames and reads the store
+through a read-only connection opened on first use (never at import time) and
+shared by all sessions with :func:`streamlit.cache_resource`. Query results are
+cached with :func:`streamlit.cache_data` for :data:`TTL` seconds, so several
+browser tabs refreshing every few seconds cost one query per TTL.
+
+Most reads go through :mod:`flows.store`'s public API (``counts``, ``queries``,
+``windows``, ``recent_matches``). What that API lacks is read here with
+parameterised SQL against the documented schema (``flows/store.py``):
+
+* :func:`latest_ms`: the newest event time in the store, the dashboard's "now"
+  for replayed data;
+* :func:`load_matches`: posts of a query in a time range with a text search;
+* :func:`load_compounds`: compound scores of posts in a time range, for the
+  what-if panel.
+
+Errors: every function raises :class:`StoreUnavailable` with a message fit for
+the page when the store is missing, not (yet) a senti store, or a read fails;
+the pages show it with ``st.info``/``st.warning`` and retry on the next refresh.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import threading
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, TypeVar
+from urllib.parse import quote
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.summary import CLASSES
+from flows.model import ALL_POSTS, Polarity
+from flows.store import (
+    BUSY_TIMEOUT,
+    Store,
+    StoreCounts,
+    StoreError,
+    open_store,
+    parse_store_url,
+)
+
+__all__ = [
+    "CLASSES",
+    "DEFAULT_STORE",
+    "TTL",
+    "Reader",
+    "StoreUnavailable",
+    "client_counts",
+    "latest_ms",
+    "load_compounds",
+    "load_matches",
+    "load_queries",
+    "load_windows",
+    "parse_client_counts",
+    "store_counts",
+    "store_url",
+]
+
+DEFAULT_STORE: Final = "sqlite:///data/senti.db"
+"""Store read when neither ``SENTI_STORE`` nor ``st.secrets["store"]`` is set."""
+
+TTL: Final = timedelta(seconds=1)
+"""How long a query result is reused; below the shortest auto-refresh interval."""
+
+_WINDOW_COLUMNS: Final = (
+    "start",
+    "end",
+    "posts",
+    "positive",
+    "negative",
+    "neutral",
+    "retweets",
+    "top_hashtags",
+)
+_MATCH_COLUMNS: Final = ("time", "id", "text", "compound", "class")
+_T = TypeVar("_T")
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be read right now; the message says why, for the page.
+
+    ``missing`` is true when the store file does not exist (yet), which the
+    pages show as information rather than as a warning.
+    """
+
+    def __init__(self, message: str, *, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+# Settings
+
+
+def store_url() -> str:
+    """The store to read: env ``SENTI_STORE``, else ``st.secrets["store"]``, else the default."""
+    from_env = os.environ.get("SENTI_STORE", "").strip()
+    if from_env:
+        return from_env
+    try:
+        from_secrets = st.secrets["store"]
+    except (KeyError, FileNotFoundError):  # no key, or no secrets file at all
+        return DEFAULT_STORE
+    return str(from_secrets)
+
+
+# Connection
+
+
+@dataclass(slots=True)
+class Reader:
+    """The shared read-only handles on one store: its public API and a raw connection.
+
+    Sessions run on different threads; ``lock`` makes each read exclusive so
+    the two connections are used by one thread at a time, as the store asks.
+    """
+
+    store: Store
+    conn: sqlite3.Connection
+    lock: threading.Lock
+
+    def close(self) -> None:
+        """Close both connections."""
+        self.store.close()
+        self.conn.close()
+
+
+def _open_reader(url: str) -> Reader:
+    location = parse_store_url(url)
+    if not location.path.is_file():
+        raise StoreUnavailable(f"No store at {str(location.path)!r} yet.", missing=True)
+    store = open_store(url, readonly=True)  # checks that it is a senti store
+    try:
+        conn = sqlite3.connect(
+            f"file:{quote(str(location.path.absolute()))}?mode=ro",
+            uri=True,
+            timeout=BUSY_TIMEOUT.total_seconds(),
+            isolation_level=None,
+            check_same_thread=False,
+        )
+    except sqlite3.Error as exc:
+        store.close()
+        raise StoreError(f"store {str(location.path)!r}: cannot open read-only: {exc}") from exc
+    return Reader(store, conn, threading.Lock())
+
+
+@st.cache_resource(show_spinner=False)
+def _reader(url: str) -> Reader:
+    """The shared reader of ``url``; failures are not cached, so the next call retries."""
+    return _open_reader(url)
+
+
+def _read(url: str, read: Callable[[Reader], _T]) -> _T:
+    """Run ``read`` on the shared reader of ``url``, turning failures into StoreUnavailable."""
+    with _errors(url):
+        reader = _reader(url)
+        with reader.lock:
+            try:
+                return read(reader)
+            except (StoreError, sqlite3.Error):
+                # The file may have been replaced; reopen on the next call.
+                _reader.clear()
+                raise
+
+
+@contextmanager
+def _errors(url: str) -> Iterator[None]:
+    try:
+        yield
+    except StoreUnavailable:
+        raise
+    except StoreError as exc:
+        raise StoreUnavailable(f"The store {url!r} cannot be read right now: {exc}") from exc
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(f"Reading the store {url!r} failed, retrying: {exc}") from exc
+
+
+# Queries
+
+
+@st.cache_data(ttl=TTL, show_spinner=False, max_entries=64)
+def store_counts(url: str) -> StoreCounts:
+    """Row counts of the store's tables."""
+    return _read(url, lambda reader: reader.store.counts())
+
+
+@st.cache_data(ttl=TTL, show_spinner=False, max_entries=64)
+def latest_ms(url: str) -> int | None:
+    """Newest event time in the store (window end or post time), in epoch ms; ``None`` if empty."""
+
+    def read(reader: Reader) -> int | None:
+        row = reader.conn.execute(
+            "SELECT max(value) FROM (SELECT max(end_ms) AS value FROM windows"
+            " UNION ALL SELECT max(created_at_ms) FROM matches)"
+        ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    return _read(url, read)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False, max_entries=64)
+def load_queries(url: str) -> pd.DataFrame:
+    """Tracked queries: ``query``, ``active``, ``first_seen``, ``last_changed``."""
+    rows = _read(url, lambda reader: reader.store.queries())
+    return pd.DataFrame(
+        [(q.key, q.active, q.first_seen, q.last_changed) for q in rows],
+        columns=["query", "active", "first_seen", "last_changed"],
+    )
+
+
+@st.cache_data(ttl=TTL, show_spinner=False, max_entries=256)
+def load_windows(url: str, query: str, since_ms: int | None, until_ms: int | None) -> pd.DataFrame:
+    """Windows of ``query`` (``"*"`` for all posts) that start in ``[since, until)``.
+
+    Columns: ``start``, ``end`` (UTC timestamps), ``posts``, ``positive``,
+    ``negative``, ``neutral``, ``retweets``, ``top_hashtags`` (list of
+    ``[tag, count]``), in start order.
+    """
+    since = None if since_ms is None else _to_time(since_ms)
+    rows = _read(url, lambda reader: reader.store.windows(query, since=since))
+    until = None if until_ms is None else _to_time(until_ms)
+    return pd.DataFrame(
+        [
+            (
+                row.start,
+                row.end,
+                row.posts,
+                row.positive,
+                row.negative,
+                row.neutral,
+                row.retweets,
+                [list(pair) for pair in row.top_hashtags],
+            )
+            for row in rows
+            if until is None or row.start < until
+        ],
+        columns=list(_WINDOW_COLUMNS),
+    ).astype(dict.fromkeys(("posts", *CLASSES, "retweets"), "int64"))
+
+
+@st.cache_data(ttl=TTL, show_spinner=False, max_entries=256)
+def load_matches(
+    url: str,
+    query: str,
+    *,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+    search: str = "",
+    limit: int = 100,
+) -> pd.DataFrame:
+    """The newest ``limit`` posts of ``query`` created in ``[since, until)``, newest first.
+
+    ``search`` keeps posts whose text contains it, ignoring ASCII case. The
+    order is :meth:`~flows.store.Store.recent_matches`' (time, then id, both
+    descending). Columns: ``time``, ``id``, ``text``, ``compound``, ``class``.
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
+    sql = (
+        "SELECT m.created_at_ms, m.post_id, p.text, m.compound, m.polarity"
+        " FROM matches AS m JOIN posts AS p ON p.id = m.post_id"
+        " WHERE m.query = ? AND m.created_at_ms >= ? AND m.created_at_ms < ?"
+        " AND p.text LIKE ? ESCAPE '\\'"
+        " ORDER BY m.created_at_ms DESC, m.post_id DESC LIMIT ?"
+    )
+    params = (query, *_bounds(since_ms, until_ms), _like(search), limit)
+    rows = _read(url, lambda reader: reader.conn.execute(sql, params).fetchall())
+    return _matches_frame(rows)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False, max_entries=64)
+def load_compounds(
+    url: str,
+    query: str,
+    *,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+    limit: int = 5000,
+) -> pd.DataFrame:
+    """Compound scores of the newest ``limit`` posts in ``[since, until)``, newest first.
+
+    ``query`` is a tracked query's key, or ``"*"`` for every stored post (each
+    once, however many queries it matched). Same columns as :func:`load_matches`.
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
+    if query == ALL_POSTS:
+        sql = (
+            "SELECT created_at_ms, id, text, compound, polarity FROM posts"
+            " WHERE created_at_ms >= ? AND created_at_ms < ?"
+            " ORDER BY created_at_ms DESC, id DESC LIMIT ?"
+        )
+        params: tuple[Any, ...] = (*_bounds(since_ms, until_ms), limit)
+    else:
+        sql = (
+            "SELECT m.created_at_ms, m.post_id, p.text, m.compound, m.polarity"
+            " FROM matches AS m JOIN posts AS p ON p.id = m.post_id"
+            " WHERE m.query = ? AND m.created_at_ms >= ? AND m.created_at_ms < ?"
+            " ORDER BY m.created_at_ms DESC, m.post_id DESC LIMIT ?"
+        )
+        params = (query, *_bounds(since_ms, until_ms), limit)
+    rows = _read(url, lambda reader: reader.conn.execute(sql, params).fetchall())
+    return _matches_frame(rows)
+
+
+# Client counts (hook)
+
+_CLIENTS_LINE: Final = re.compile(r'^senti_query_clients\{query="((?:[^"\\]|\\.)*)"\}\s+(\d+)\s*$')
+
+
+def parse_client_counts(text: str) -> dict[str, int]:
+    """Clients per query from Prometheus text: ``senti_query_clients{query="q"} n`` lines.
+
+    The server does not export this gauge yet; this is the format the
+    dashboard will read once it does (see ``docs/dashboard.md``).
+    """
+    counts: dict[str, int] = {}
+    for line in text.splitlines():
+        found = _CLIENTS_LINE.match(line.strip())
+        if found:
+            key = found.group(1).replace('\\"', '"').replace("\\\\", "\\")
+            counts[key] = int(found.group(2))
+    return counts
+
+
+@st.cache_data(ttl=timedelta(seconds=5), show_spinner=False, max_entries=4)
+def client_counts(metrics_url: str | None) -> dict[str, int] | None:
+    """Clients per query from the server's ``/metrics`` at ``metrics_url``.
+
+    ``None`` (shown as "n/a") when no URL is configured (env
+    ``SENTI_METRICS_URL``), the server is unreachable, or it exports no
+    ``senti_query_clients`` gauge.
+    """
+    if not metrics_url or not metrics_url.startswith(("http://", "https://")):
+        return None
+    try:
+        with urllib.request.urlopen(metrics_url, timeout=1.0) as response:  # noqa: S310 (scheme checked)
+            text = response.read(1_000_000).decode("utf-8", "replace")
+    except (OSError, ValueError):
+        return None
+    counts = parse_client_counts(text)
+    return counts or None
+
+
+# Helpers
+
+
+def _to_time(ms: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+
+
+def _bounds(since_ms: int | None, until_ms: int | None) -> tuple[int, int]:
+    low = -(2**62) if since_ms is None else since_ms
+    high = 2**62 if until_ms is None else until_ms
+    return low, high
+
+
+def _like(search: str) -> str:
+    escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _matches_frame(rows: list[Any]) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        [
+            (_to_time(ms), str(post_id), text, float(compound), CLASSES[Polarity(polarity)])
+            for ms, post_id, text, compound, polarity in rows
+        ],
+        columns=list(_MATCH_COLUMNS),
+    )
+    return frame.astype({"compound": "float64"})

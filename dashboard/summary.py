@@ -1,0 +1,179 @@
+"""Figures the pages show, computed from the frames of :mod:`dashboard.data`.
+
+Pure: pandas in, numbers or new frames out; no Streamlit, no I/O, inputs are
+never modified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+import pandas as pd
+
+from flows.sentiment import Thresholds, classify
+
+__all__ = [
+    "CLASSES",
+    "RANGES",
+    "TimeRange",
+    "Totals",
+    "confusion",
+    "hashtag_series",
+    "reclassify",
+    "resolve_range",
+    "top_hashtags",
+    "totals",
+]
+
+CLASSES: Final = ("positive", "negative", "neutral")
+"""Class names indexed by :class:`~flows.model.Polarity` (0 positive, 1 negative, 2 neutral)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Sums over a run of windows, and the rate and shares of the newest one."""
+
+    posts: int
+    retweets: int
+    positive: int
+    negative: int
+    neutral: int
+    windows: int
+    latest_posts_per_second: float | None
+    """Posts per second in the newest window; ``None`` without windows."""
+    latest_shares: dict[str, float] | None
+    """Share of each class in the newest window; ``None`` if it holds no posts."""
+
+    def share(self, name: str) -> float | None:
+        """Share of class ``name`` over all the windows; ``None`` without posts."""
+        if self.posts == 0:
+            return None
+        count: int = getattr(self, name)
+        return count / self.posts
+
+
+def totals(windows: pd.DataFrame) -> Totals:
+    """Totals of a :func:`dashboard.data.load_windows` frame."""
+    if windows.empty:
+        return Totals(0, 0, 0, 0, 0, 0, None, None)
+    latest = windows.sort_values("start").iloc[-1]
+    seconds = (latest["end"] - latest["start"]).total_seconds()
+    latest_posts = int(latest["posts"])
+    shares = {name: int(latest[name]) / latest_posts for name in CLASSES} if latest_posts else None
+    return Totals(
+        posts=int(windows["posts"].sum()),
+        retweets=int(windows["retweets"].sum()),
+        positive=int(windows["positive"].sum()),
+        negative=int(windows["negative"].sum()),
+        neutral=int(windows["neutral"].sum()),
+        windows=len(windows),
+        latest_posts_per_second=latest_posts / seconds if seconds > 0 else None,
+        latest_shares=shares,
+    )
+
+
+def top_hashtags(windows: pd.DataFrame) -> pd.DataFrame:
+    """The newest window's top hashtags: columns ``tag``, ``count``, most used first."""
+    if windows.empty:
+        return pd.DataFrame({"tag": pd.Series(dtype=str), "count": pd.Series(dtype="int64")})
+    latest = windows.sort_values("start").iloc[-1]
+    pairs = [(str(tag), int(count)) for tag, count in latest["top_hashtags"]]
+    frame = pd.DataFrame(pairs, columns=["tag", "count"]).astype({"count": "int64"})
+    return frame.sort_values(["count", "tag"], ascending=[False, True], ignore_index=True)
+
+
+def hashtag_series(windows: pd.DataFrame, tags: Sequence[str]) -> pd.DataFrame:
+    """Count of each of ``tags`` in every window: columns ``start``, ``tag``, ``count``.
+
+    A window whose top list lacks a tag counts it as 0 (it was not in that
+    window's top N, so the true count is at most the N-th).
+    """
+    rows = []
+    for start, pairs in zip(windows["start"], windows["top_hashtags"], strict=True):
+        found = {str(tag): int(count) for tag, count in pairs}
+        rows += [(start, tag, found.get(tag, 0)) for tag in tags]
+    frame = pd.DataFrame(rows, columns=["start", "tag", "count"])
+    return frame.astype({"count": "int64"})
+
+
+def reclassify(posts: pd.DataFrame, current: Thresholds, what_if: Thresholds) -> pd.DataFrame:
+    """``posts`` (with a ``compound`` column) plus ``current`` and ``what_if`` class columns."""
+    compounds = posts["compound"].astype(float)
+    return posts.assign(
+        current=[CLASSES[classify(value, current)] for value in compounds],
+        what_if=[CLASSES[classify(value, what_if)] for value in compounds],
+    )
+
+
+def confusion(reclassified: pd.DataFrame) -> pd.DataFrame:
+    """Posts per (current class, what-if class): rows current, columns what-if, all classes."""
+    table = pd.crosstab(
+        pd.Categorical(reclassified["current"], categories=CLASSES),
+        pd.Categorical(reclassified["what_if"], categories=CLASSES),
+        dropna=False,
+    )
+    table = table.reindex(index=list(CLASSES), columns=list(CLASSES), fill_value=0)
+    table.index.name = "current"
+    table.columns.name = "what-if"
+    return table.astype("int64")
+
+
+# Time ranges
+
+RANGES: Final = {
+    "Last 15 min": timedelta(minutes=15),
+    "Last 1 h": timedelta(hours=1),
+    "Last 24 h": timedelta(hours=24),
+    "All": None,
+}
+"""Preset ranges, relative to "now"; ``None`` is everything in the store."""
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """A resolved time range: posts and windows in ``[since, until)``; ``None`` is open."""
+
+    since: datetime | None
+    until: datetime | None
+    now: datetime | None
+    """The moment the preset was counted back from (``None`` for custom ranges)."""
+
+    @property
+    def since_ms(self) -> int | None:
+        """``since`` in epoch milliseconds."""
+        return None if self.since is None else _ms(self.since)
+
+    @property
+    def until_ms(self) -> int | None:
+        """``until`` in epoch milliseconds."""
+        return None if self.until is None else _ms(self.until)
+
+
+def resolve_range(
+    preset: timedelta | None,
+    *,
+    latest: datetime | None,
+    wall_clock: datetime,
+    use_data_time: bool = True,
+    custom: tuple[datetime, datetime] | None = None,
+) -> TimeRange:
+    """The range a preset (or a ``custom`` pair) covers.
+
+    Presets count back from "now": the store's ``latest`` event time when
+    ``use_data_time`` and the store holds data (so replayed or old data still
+    shows), else ``wall_clock``. A preset range has no upper bound, so posts
+    newer than "now" are never hidden.
+    """
+    if custom is not None:
+        start, end = custom
+        return TimeRange(since=start, until=end, now=None)
+    now = latest if use_data_time and latest is not None else wall_clock
+    since = None if preset is None else now - preset
+    return TimeRange(since=since, until=None, now=now)
+
+
+def _ms(moment: datetime) -> int:
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)

@@ -1,0 +1,110 @@
+"""Overview: throughput, polarity shares now and over time, tracked queries."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, data
+from dashboard.controls import current_view, live, range_caption, store_errors, time_range
+from dashboard.summary import CLASSES, totals
+from flows.model import ALL_POSTS
+
+view = current_view()
+st.title("Overview")
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _queries_table(queries: pd.DataFrame) -> pd.DataFrame:
+    """Tracked queries with their client counts (``None`` until the server exports them)."""
+    clients = data.client_counts(os.environ.get("SENTI_METRICS_URL"))
+    shown = ["n/a" if clients is None else str(clients.get(key, 0)) for key in queries["query"]]
+    return queries.assign(clients=pd.Series(shown, index=queries.index, dtype=object))
+
+
+def overview() -> None:
+    with store_errors():
+        span = time_range(view)
+        counts = data.store_counts(view.url)
+        windows = data.load_windows(view.url, ALL_POSTS, span.since_ms, span.until_ms)
+        queries = data.load_queries(view.url)
+        st.caption(range_caption(view, span))
+        if counts.posts == 0 and counts.windows == 0:
+            st.info(
+                "The store is empty: no posts or windows yet. Panels fill in as the "
+                "dataflow writes.",
+                icon=":material/hourglass_empty:",
+            )
+            return
+        figures = totals(windows)
+        rate = figures.latest_posts_per_second
+        active = int(queries["active"].sum()) if not queries.empty else 0
+        first = st.columns(4)
+        first[0].metric("Total posts", f"{figures.posts:,}", help="Original posts in the range.")
+        first[1].metric(
+            "Retweets dropped", f"{figures.retweets:,}", help="Retweets seen and not scored."
+        )
+        first[2].metric(
+            "Posts/s", "n/a" if rate is None else f"{rate:.2f}", help="In the newest window."
+        )
+        first[3].metric(
+            "Tracked queries",
+            f"{active} active",
+            f"{len(queries)} seen",
+            delta_color="off",
+            delta_arrow="off",
+        )
+        second = st.columns(3)
+        for column, name in zip(second, CLASSES, strict=True):
+            share = figures.share(name)
+            now = None if figures.latest_shares is None else figures.latest_shares[name]
+            delta = None if share is None or now is None else f"{now:.1%} in newest window"
+            column.metric(
+                name.capitalize(),
+                _percent(share),
+                delta,
+                delta_color="off",
+                delta_arrow="off",
+                help=f"Share of {name} posts in the range; below: in the newest window.",
+            )
+        if windows.empty:
+            st.info("No closed windows in this range yet.", icon=":material/hourglass_empty:")
+        else:
+            st.subheader("Polarity share per window")
+            st.altair_chart(charts.polarity_area(windows, share=True), width="stretch")
+            st.subheader("Posts per second")
+            st.altair_chart(charts.rate_line(windows), width="stretch")
+        st.subheader("Tracked queries")
+        st.dataframe(
+            _queries_table(queries),
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "clients": st.column_config.TextColumn(
+                    "clients", help="Connected clients; n/a until the server exports them."
+                )
+            },
+        )
+        st.caption(
+            f"Store: {counts.posts:,} posts, {counts.matches:,} matches, "
+            f"{counts.windows:,} windows, {counts.late:,} late, {counts.rejected:,} rejected lines."
+        )
+        export = windows.assign(
+            top_hashtags=[";".join(f"{t}:{n}" for t, n in pairs) for pairs in windows.top_hashtags]
+        )
+        st.download_button(
+            "Download windows (CSV)",
+            export.to_csv(index=False),
+            file_name="senti-windows.csv",
+            mime="text/csv",
+            on_click="ignore",
+            key="download_overview",
+        )
+
+
+live(view, overview)

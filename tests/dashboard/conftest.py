@@ -1,0 +1,100 @@
+"""Fixture stores for the dashboard tests, written through flows.store in tmp paths."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from bytewax.testing import run_main
+from dashboard_stores import SMALL_COMPOUNDS, url_of
+from factories import T0, make_match, make_subscription, make_window
+
+from flows.dataflow import FlowSettings, build_flow
+from flows.matching import Subscription, parse_query
+from flows.model import ALL_POSTS, Polarity
+from flows.sinks.store import StoreSink
+from flows.sources.replay import ReplaySource
+from flows.sources.synthetic import write_synthetic
+from flows.store import open_store
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Never read the developer's store, secrets or metrics endpoint; run from tmp_path."""
+    monkeypatch.delenv("SENTI_STORE", raising=False)
+    monkeypatch.delenv("SENTI_METRICS_URL", raising=False)
+    monkeypatch.delenv("SENTI_REFRESH_SECONDS", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def empty_store(tmp_path: Path) -> str:
+    """A senti store with its schema and nothing else."""
+    path = tmp_path / "empty.db"
+    open_store(url_of(path)).close()
+    return url_of(path)
+
+
+@pytest.fixture
+def small_store(tmp_path: Path) -> str:
+    """Three global windows, two queries (one inactive), eight ``python`` posts."""
+    path = tmp_path / "small.db"
+    polarity = {True: Polarity.POSITIVE, False: Polarity.NEGATIVE}
+    items: list[object] = [
+        make_subscription("python"),
+        make_subscription("climate change", active=False),
+        make_window(ALL_POSTS, 0, posts=10, positive=5, negative=3, neutral=2, retweets=4),
+        make_window(ALL_POSTS, 60, posts=20, positive=8, negative=8, neutral=4, retweets=1),
+        make_window(ALL_POSTS, 120, posts=10, positive=1, negative=2, neutral=7, retweets=0),
+        make_window(
+            "python",
+            0,
+            posts=4,
+            positive=2,
+            negative=1,
+            neutral=1,
+            top_hashtags=(("python", 3), ("ai", 1)),
+        ),
+        make_window(
+            "python",
+            60,
+            posts=4,
+            positive=1,
+            negative=2,
+            neutral=1,
+            top_hashtags=(("ai", 2), ("python", 1), ("rust", 1)),
+        ),
+    ]
+    for number, compound in enumerate(SMALL_COMPOUNDS):
+        cls = Polarity.NEUTRAL if abs(compound) < 0.05 else polarity[compound > 0]
+        items.append(
+            make_match(
+                "python",
+                number,
+                f"python post {number} {'great' if compound > 0 else 'meh'}",
+                created_at=number * 15,
+                compound=compound,
+                polarity=cls,
+            )
+        )
+    with open_store(url_of(path)) as store:
+        store.write(items)
+    return url_of(path)
+
+
+@pytest.fixture(scope="session")
+def large_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """3,000 synthetic posts run through the real dataflow into a store."""
+    folder = tmp_path_factory.mktemp("large")
+    lines = folder / "posts.jsonl"
+    write_synthetic(lines, count=3000, seed=7, start=T0, rate=10.0)
+    url = url_of(folder / "large.db")
+    queries = [parse_query(text) for text in ("python", "climate change", "coffee")]
+    with open_store(url) as store:
+        store.write([Subscription(query) for query in queries])
+    settings = FlowSettings(
+        queries=queries, live=False, wait=timedelta(seconds=30), window=timedelta(seconds=30)
+    )
+    run_main(build_flow(ReplaySource([lines]), None, [StoreSink(url)], settings=settings))
+    return url

@@ -1,0 +1,155 @@
+"""Pure chart builders and figures: data, encodings, and inputs left untouched."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from dashboard import charts
+from dashboard.data import parse_client_counts
+from dashboard.summary import (
+    confusion,
+    hashtag_series,
+    reclassify,
+    resolve_range,
+    top_hashtags,
+    totals,
+)
+from flows.sentiment import Thresholds
+
+T0 = datetime(2024, 5, 1, 12, tzinfo=UTC)
+
+
+def windows_frame() -> pd.DataFrame:
+    """Two one-minute windows as dashboard.data.load_windows returns them."""
+    return pd.DataFrame(
+        {
+            "start": [T0, T0 + timedelta(minutes=1)],
+            "end": [T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)],
+            "posts": [10, 30],
+            "positive": [5, 6],
+            "negative": [3, 12],
+            "neutral": [2, 12],
+            "retweets": [4, 1],
+            "top_hashtags": [[["python", 3], ["ai", 1]], [["ai", 4], ["rust", 2]]],
+        }
+    )
+
+
+def spec(chart: object) -> dict[str, object]:
+    """The chart's Vega-Lite spec as a dict."""
+    return chart.to_dict()
+
+
+def test_polarity_area_share_stacks_to_one_by_class() -> None:
+    """The share chart stacks normalised counts per class with the class colour scale."""
+    frame = windows_frame()
+    before = frame.copy(deep=True)
+    chart = charts.polarity_area(frame, share=True)
+    pd.testing.assert_frame_equal(frame, before)
+    encoding = spec(chart)["encoding"]
+    assert isinstance(encoding, dict)
+    assert encoding["y"]["stack"] == "normalize"
+    assert encoding["x"]["field"] == "start"
+    assert encoding["color"]["scale"]["domain"] == ["positive", "negative", "neutral"]
+    data = chart.data
+    assert isinstance(data, pd.DataFrame)
+    assert len(data) == 6
+    assert data.groupby("class")["n"].sum().to_dict() == {
+        "positive": 11,
+        "negative": 15,
+        "neutral": 14,
+    }
+
+
+def test_polarity_area_counts_and_empty() -> None:
+    """Without share the counts stack as they are; an empty frame gives an empty chart."""
+    assert spec(charts.polarity_area(windows_frame(), share=False))["encoding"]["y"]["stack"]
+    empty = charts.polarity_area(windows_frame().iloc[0:0])
+    assert isinstance(empty.data, pd.DataFrame)
+    assert empty.data.empty
+
+
+def test_rate_line_is_posts_per_second() -> None:
+    """Each point is the window's posts divided by its length in seconds."""
+    frame = windows_frame()
+    before = frame.copy(deep=True)
+    chart = charts.rate_line(frame)
+    pd.testing.assert_frame_equal(frame, before)
+    assert isinstance(chart.data, pd.DataFrame)
+    assert list(chart.data["rate"]) == pytest.approx([10 / 60, 30 / 60])
+    assert spec(chart)["mark"] == {"type": "line", "point": True}
+    assert charts.rate_line(frame.iloc[0:0]).data.empty
+
+
+def test_hashtag_charts() -> None:
+    """Bars are the newest window's tags sorted by count; the trend has a line per tag."""
+    frame = windows_frame()
+    before = frame.copy(deep=True)
+    tags = top_hashtags(frame)
+    assert list(zip(tags["tag"], tags["count"], strict=True)) == [("ai", 4), ("rust", 2)]
+    bars = charts.hashtag_bars(tags)
+    assert spec(bars)["encoding"]["y"] == {
+        "field": "tag",
+        "sort": "-x",
+        "title": None,
+        "type": "nominal",
+    }
+    series = hashtag_series(frame, ["ai", "rust"])
+    assert list(series["count"]) == [1, 0, 4, 2]
+    trend = charts.hashtag_trend(series, tags=["ai", "rust"])
+    assert spec(trend)["encoding"]["color"]["scale"]["domain"] == ["ai", "rust"]
+    pd.testing.assert_frame_equal(frame, before)
+
+
+def test_totals_of_windows() -> None:
+    """Totals sum the windows; the rate and shares come from the newest one."""
+    figures = totals(windows_frame())
+    assert (figures.posts, figures.retweets, figures.windows) == (40, 5, 2)
+    assert figures.share("negative") == pytest.approx(15 / 40)
+    assert figures.latest_posts_per_second == pytest.approx(0.5)
+    assert figures.latest_shares == {"positive": 0.2, "negative": 0.4, "neutral": 0.4}
+    assert totals(windows_frame().iloc[0:0]).share("positive") is None
+
+
+def test_reclassify_and_confusion() -> None:
+    """Moving the cut-offs out sends border posts to neutral; the table counts each move."""
+    posts = pd.DataFrame({"compound": [0.9, 0.3, 0.0, -0.3, -0.9]})
+    before = posts.copy(deep=True)
+    result = reclassify(posts, Thresholds(-0.05, 0.05), Thresholds(-0.5, 0.5))
+    pd.testing.assert_frame_equal(posts, before)
+    assert list(result["what_if"]) == ["positive", "neutral", "neutral", "neutral", "negative"]
+    table = confusion(result)
+    assert table.loc["positive", "neutral"] == 1
+    assert table.loc["negative", "neutral"] == 1
+    assert int(table.to_numpy().sum()) == 5
+    assert list(table.index) == list(table.columns) == ["positive", "negative", "neutral"]
+
+
+def test_resolve_range_counts_back_from_data_or_clock() -> None:
+    """Presets end at the newest data unless the wall clock is chosen; custom is as given."""
+    wall = T0 + timedelta(days=100)
+    span = resolve_range(timedelta(minutes=15), latest=T0, wall_clock=wall)
+    assert (span.since, span.until, span.now) == (T0 - timedelta(minutes=15), None, T0)
+    clock = resolve_range(timedelta(hours=1), latest=T0, wall_clock=wall, use_data_time=False)
+    assert clock.since == wall - timedelta(hours=1)
+    empty = resolve_range(timedelta(hours=1), latest=None, wall_clock=wall)
+    assert empty.now == wall
+    custom = resolve_range(None, latest=T0, wall_clock=wall, custom=(T0, wall))
+    assert (custom.since_ms, custom.until_ms) == (
+        int(T0.timestamp() * 1000),
+        int(wall.timestamp() * 1000),
+    )
+
+
+def test_parse_client_counts_hook() -> None:
+    """The client-count hook reads senti_query_clients gauges and ignores other lines."""
+    text = (
+        "# TYPE senti_query_clients gauge\n"
+        'senti_query_clients{query="python"} 3\n'
+        'senti_query_clients{query="say \\"hi\\""} 1\n'
+        "senti_connections 4\n"
+    )
+    assert parse_client_counts(text) == {"python": 3, 'say "hi"': 1}

@@ -1,0 +1,238 @@
+"""Every dashboard page under AppTest over real fixture stores: what it shows, not that it runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from dashboard_stores import APP, SMALL_COMPOUNDS, url_of
+from streamlit.testing.v1 import AppTest
+
+from flows.model import ALL_POSTS
+from flows.sentiment import Thresholds, classify, load_thresholds
+from flows.store import open_store
+
+PAGES = ("views/overview.py", "views/query.py", "views/what_if.py")
+CLASSES = ("positive", "negative", "neutral")
+
+
+def run_page(page: str, monkeypatch: pytest.MonkeyPatch, url: str | None) -> AppTest:
+    """Run ``page`` of the dashboard with the store at ``url`` (env ``SENTI_STORE``)."""
+    if url is not None:
+        monkeypatch.setenv("SENTI_STORE", url)
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.run()
+    if page != PAGES[0]:
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    """Metric label to displayed value."""
+    return {m.label: m.value for m in at.metric}
+
+
+def texts(at: AppTest) -> str:
+    """Every info, warning and caption on the page, in one string."""
+    parts = [e.value for e in (*at.info, *at.warning, *at.caption)]
+    return "\n".join(str(part) for part in parts)
+
+
+# Missing and empty stores
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_missing_store_shows_info(
+    page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store file that does not exist yet gives an info message on every page, no traceback."""
+    at = run_page(page, monkeypatch, url_of(tmp_path / "absent.db"))
+    assert any("No store at" in str(info.value) for info in at.info)
+    assert not at.metric
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_empty_store_says_so(page: str, empty_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty store gives a clear message on every page instead of charts or errors."""
+    at = run_page(page, monkeypatch, empty_store)
+    assert at.info, texts(at)
+    assert not at.get("vega_lite_chart")
+
+
+def test_not_a_senti_store_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file that is not (yet) a senti store, as while a writer creates it, is a warning."""
+    (tmp_path / "creating.db").write_bytes(b"")
+    at = run_page(PAGES[0], monkeypatch, url_of(tmp_path / "creating.db"))
+    assert any("cannot be read right now" in str(w.value) for w in at.warning)
+
+
+def test_store_from_secrets(small_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without SENTI_STORE the store URL comes from st.secrets["store"]."""
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.secrets["store"] = small_store
+    at.run()
+    assert not at.exception
+    assert metrics(at)["Total posts"] == "40"
+
+
+# Overview
+
+
+def test_overview_metrics_equal_store_figures(
+    small_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Total posts, retweets, shares and rate are the sums of the store's global windows."""
+    at = run_page(PAGES[0], monkeypatch, small_store)
+    with open_store(small_store, readonly=True) as store:
+        windows = store.windows(ALL_POSTS)
+        queries = store.queries()
+    posts = sum(w.posts for w in windows)
+    shown = metrics(at)
+    assert shown["Total posts"] == f"{posts:,}"
+    assert shown["Retweets dropped"] == f"{sum(w.retweets for w in windows):,}"
+    for name in CLASSES:
+        share = sum(getattr(w, name) for w in windows) / posts
+        assert shown[name.capitalize()] == f"{share:.1%}"
+    latest = windows[-1]
+    assert shown["Posts/s"] == f"{latest.posts / 60:.2f}"
+    deltas = {m.label: m.delta for m in at.metric}
+    assert deltas["Neutral"] == f"{latest.neutral / latest.posts:.1%} in newest window"
+    assert shown["Tracked queries"] == f"{sum(q.active for q in queries)} active"
+    table = at.dataframe[0].value
+    assert list(table["query"]) == [q.key for q in queries]
+    assert list(table["active"]) == [q.active for q in queries]
+    assert list(table["clients"]) == ["n/a"] * len(queries)  # no metrics endpoint configured
+    assert len(at.get("vega_lite_chart")) == 2
+
+
+def test_overview_time_range_counts_back_from_newest_data(
+    small_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With 'Last 15 min' on 2024 data, "now" is the store's newest window end, not today."""
+    at = run_page(PAGES[0], monkeypatch, small_store)
+    at.sidebar.selectbox(key="range").set_value("Last 15 min").run()
+    assert metrics(at)["Total posts"] == "40"
+    assert "now = 2024-05-01 12:03:00 UTC" in texts(at)
+    at.sidebar.radio(key="clock").set_value("wall clock").run()
+    assert metrics(at)["Total posts"] == "0"
+
+
+def test_overview_on_dataflow_output(large_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over a store the real dataflow wrote, the overview shows the windows' totals."""
+    at = run_page(PAGES[0], monkeypatch, large_store)
+    at.sidebar.selectbox(key="range").set_value("All").run()
+    with open_store(large_store, readonly=True) as store:
+        windows = store.windows(ALL_POSTS)
+    shown = metrics(at)
+    assert shown["Total posts"] == f"{sum(w.posts for w in windows):,}"
+    assert shown["Retweets dropped"] == f"{sum(w.retweets for w in windows):,}"
+    assert sum(w.retweets for w in windows) > 0
+    assert sum(w.posts for w in windows) > 1000
+
+
+# Per query
+
+
+def test_query_picker_lists_store_queries(
+    small_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The picker offers exactly the store's queries, inactive ones marked."""
+    at = run_page(PAGES[1], monkeypatch, small_store)
+    with open_store(small_store, readonly=True) as store:
+        keys = [q.key for q in store.queries()]
+    picker = at.selectbox(key="query")
+    assert picker.options == ["change climate (inactive)", "python"]
+    assert len(keys) == 2
+
+
+def test_query_posts_table_matches_recent_matches(
+    large_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The posts table lists recent_matches' rows (time, text, compound, class) in order."""
+    at = run_page(PAGES[1], monkeypatch, large_store)
+    at.sidebar.selectbox(key="range").set_value("All").run()
+    at.selectbox(key="query").set_value("python").run()
+    assert not at.exception
+    with open_store(large_store, readonly=True) as store:
+        expected = store.recent_matches("python", limit=100)
+    table = at.dataframe[0].value
+    assert len(expected) == 100
+    assert list(table["text"]) == [row.text for row in expected]
+    assert list(table["compound"]) == [row.compound for row in expected]
+    assert list(table["class"]) == [CLASSES[row.polarity] for row in expected]
+    assert [t.to_pydatetime() for t in table["time"]] == [row.time for row in expected]
+    assert len(at.get("vega_lite_chart")) == 3  # polarity, hashtags, hashtag trend
+
+
+def test_query_search_filters_posts(small_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Searching keeps only posts whose text contains the words."""
+    at = run_page(PAGES[1], monkeypatch, small_store)
+    at.selectbox(key="query").set_value("python").run()
+    assert len(at.dataframe[0].value) == len(SMALL_COMPOUNDS)
+    at.text_input(key="search").set_value("GREAT").run()
+    table = at.dataframe[0].value
+    assert len(table) == sum(c > 0 for c in SMALL_COMPOUNDS)
+    assert all("great" in text for text in table["text"])
+    at.text_input(key="search").set_value("100%").run()
+    assert at.dataframe[0].value.empty
+
+
+def test_query_metrics_and_hashtags(small_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The query's metrics are its windows' sums; the newest window's hashtags are charted."""
+    at = run_page(PAGES[1], monkeypatch, small_store)
+    at.selectbox(key="query").set_value("python").run()
+    shown = metrics(at)
+    assert shown["Posts"] == "8"
+    assert shown["Positive"] == f"{3 / 8:.1%}"
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 3
+
+
+# What-if
+
+
+def test_what_if_defaults_to_config_and_moves_counts(
+    small_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At the configured thresholds nothing changes; widening them moves posts to neutral."""
+    at = run_page(PAGES[2], monkeypatch, small_store)
+    config = load_thresholds()
+    assert at.slider(key="whatif_negative").value == pytest.approx(config.negative)
+    assert at.slider(key="whatif_positive").value == pytest.approx(config.positive)
+
+    def counts(thresholds: Thresholds) -> dict[str, int]:
+        found = [CLASSES[classify(c, thresholds)] for c in SMALL_COMPOUNDS]
+        return {name: found.count(name) for name in CLASSES}
+
+    base = counts(config)
+    assert metrics(at) == {name.capitalize(): str(base[name]) for name in CLASSES}
+    confusion = at.table[0].value
+    assert int(confusion.to_numpy().trace()) == len(SMALL_COMPOUNDS)
+
+    at.slider(key="whatif_negative").set_value(-0.5).run()
+    at.slider(key="whatif_positive").set_value(0.5).run()
+    moved = counts(Thresholds(-0.5, 0.5))
+    assert moved == {"positive": 2, "negative": 1, "neutral": 5}
+    assert metrics(at) == {name.capitalize(): str(moved[name]) for name in CLASSES}
+    deltas = {m.label: m.delta for m in at.metric}
+    assert deltas["Neutral"] == f"{moved['neutral'] - base['neutral']:+,} vs config"
+    expected = {(a, b): 0 for a in CLASSES for b in CLASSES}
+    for compound in SMALL_COMPOUNDS:
+        pair = (
+            CLASSES[classify(compound, config)],
+            CLASSES[classify(compound, Thresholds(-0.5, 0.5))],
+        )
+        expected[pair] += 1
+    table = at.table[0].value
+    assert {(a, b): int(table.loc[a, b]) for a in CLASSES for b in CLASSES} == expected
+
+
+def test_what_if_per_query_scope(large_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Choosing a query re-classifies that query's posts only."""
+    at = run_page(PAGES[2], monkeypatch, large_store)
+    at.sidebar.selectbox(key="range").set_value("All").run()
+    at.selectbox(key="whatif_scope").set_value("coffee").run()
+    with open_store(large_store, readonly=True) as store:
+        expected = len(store.recent_matches("coffee", limit=5000))
+    assert sum(int(value.replace(",", "")) for value in metrics(at).values()) == expected

@@ -1,0 +1,137 @@
+"""The dashboard in headless Chromium over a store a running replay is writing.
+
+Debian's ``/usr/bin/chromium`` is driven through Playwright's ``executable_path``;
+no browser is downloaded. The screenshot lands in ``tmp_path/dashboard.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dashboard_stores import APP, url_of
+from factories import T0
+
+from flows.sources.synthetic import write_synthetic
+
+CHROMIUM = Path("/usr/bin/chromium")
+SENTI = Path(sys.executable).with_name("senti")
+STREAMLIT = Path(sys.executable).with_name("streamlit")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason=f"{CHROMIUM} is missing (Debian's chromium; `make test-deps` installs it)",
+    ),
+]
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], deadline: float) -> None:
+    """Poll Streamlit's health endpoint until it answers ok."""
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"streamlit exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 (local http)
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError("streamlit did not become healthy")
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Subprocesses started by the test, killed whatever happens."""
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        yield started
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=10)
+
+
+def test_total_posts_grow_while_replay_writes(
+    tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    """Charts render and the visible total-posts figure rises as the replay writes windows."""
+    lines = tmp_path / "posts.jsonl"
+    write_synthetic(lines, count=4000, seed=3, start=T0, rate=10.0)  # 400 s at 10 posts/s
+    url = url_of(tmp_path / "live.db")
+    log = (tmp_path / "replay.log").open("wb")
+    replay = [str(SENTI), "replay", str(lines), "--track", "python", "--store", url]
+    options = ["--speed", "20", "--window", "5", "--wait", "2"]
+    processes.append(subprocess.Popen([*replay, *options], stdout=log, stderr=log))
+    port = free_port()
+    env = os.environ | {"SENTI_STORE": url, "SENTI_REFRESH_SECONDS": "2"}
+    streamlit = [
+        str(STREAMLIT),
+        "run",
+        str(APP),
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    app_log = (tmp_path / "streamlit.log").open("wb")
+    server = subprocess.Popen(streamlit, env=env, cwd=tmp_path, stdout=app_log, stderr=app_log)
+    processes.append(server)
+    wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", server, time.monotonic() + 30)
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1300})
+            page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
+            total = (
+                page.locator('[data-testid="stMetric"]')
+                .filter(has_text="Total posts")
+                .locator('[data-testid="stMetricValue"]')
+            )
+            total.wait_for(timeout=20_000)
+            page.locator(".vega-embed canvas, .vega-embed svg").first.wait_for(timeout=20_000)
+            first = int(total.inner_text().replace(",", ""))
+            deadline = time.monotonic() + 20
+            latest = first
+            while latest <= first and time.monotonic() < deadline:
+                page.wait_for_timeout(500)
+                latest = int(total.inner_text().replace(",", ""))
+            page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+            assert latest > first, f"total posts stayed at {first}"
+            assert not page.locator('[data-testid="stException"]').count()
+        finally:
+            browser.close()
