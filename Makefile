@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 up: setup
 	mkdir -p data
-	$(BIN)/senti serve --source synthetic --rate 20 --window 10 --dev --store $(STORE)
+	$(BIN)/senti up --source synthetic --rate 20 --window 10 --dev --store $(STORE)
 
 test: setup test-deps lint typecheck pytest
 

@@ -7,6 +7,10 @@ Subcommands::
     senti replay FILE... --track QUERY ...            run the dataflow over recorded files
     senti run [--source synthetic] --track QUERY ...  run the dataflow live, printing windows
     senti serve [--source synthetic|replay] ...       websocket server + dataflow + store
+    senti up [serve options] [--dashboard-port 8501]  serve, plus the Streamlit dashboard
+    senti evaluate --texts FILE --labels FILE         metrics against TweetEval-style labels
+    senti tune --texts FILE --labels FILE --out FILE  choose thresholds, write their config
+    senti capture --out FILE [--track QUERY ...]      record the live X stream for replay
 
 Exit status: 0 on success, 1 when the input or environment is unusable (missing
 file, bad store URL, invalid query: a one-line ``senti: error: ...`` on stderr),
@@ -18,9 +22,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,6 +35,7 @@ from tqdm import tqdm
 
 from flows.analysis import PostAnalyzer
 from flows.dataflow import FlowSettings, build_flow
+from flows.evaluation import compound_scores, describe_files, evaluate, read_labelled
 from flows.matching import InvalidQuery, Query, Subscription, parse_query
 from flows.model import parse_time
 from flows.runner import run_until_stopped
@@ -42,9 +48,12 @@ from flows.sources.control import Stoppable
 from flows.sources.replay import ReplaySource
 from flows.sources.synthetic import SyntheticSource, write_synthetic
 from flows.store import StoreError, open_store
+from flows.tuning import Grid, config_toml, tune_thresholds
+from flows.tweeteval import TweetEvalError
 from server.app import run_server
 from server.logs import configure_logging
 from server.settings import ServerSettings
+from server.up import run_up
 
 __all__ = ["CliError", "main"]
 
@@ -109,22 +118,99 @@ def _parser() -> argparse.ArgumentParser:
         help="serve the dataflow's output over websockets",
         description="Flags override SENTI_* environment variables and .env.",
     )
-    serve_cmd.add_argument("--source", choices=["synthetic", "replay"], default=None)
-    serve_cmd.add_argument("--replay", type=Path, action="append", default=None, metavar="FILE")
-    serve_cmd.add_argument("--speed", type=_positive_float, default=None, help="replay pace")
-    serve_cmd.add_argument("--rate", type=_positive_float, default=None, help="synthetic posts/s")
-    serve_cmd.add_argument("--host", default=None)
-    serve_cmd.add_argument("--port", type=int, default=None)
-    serve_cmd.add_argument("--store", default=None, metavar="URL")
-    serve_cmd.add_argument("--origins", default=None, help="comma-separated allowed origins")
-    serve_cmd.add_argument("--dev", action="store_true", default=None, help="allow localhost pages")
-    serve_cmd.add_argument("--certfile", type=Path, default=None)
-    serve_cmd.add_argument("--keyfile", type=Path, default=None)
-    serve_cmd.add_argument("--window", type=_positive_float, default=None, help="window seconds")
-    serve_cmd.add_argument("--workers", type=_positive_int, default=None)
-    _add_thresholds(serve_cmd)
+    _add_server_options(serve_cmd)
     serve_cmd.set_defaults(run=_serve)
+
+    up = commands.add_parser(
+        "up",
+        help="serve, and run the Streamlit dashboard beside the server",
+        description="senti serve plus the dashboard; the store defaults to data/senti.db.",
+    )
+    _add_server_options(up)
+    up.add_argument("--dashboard-port", type=int, default=8501, help="Streamlit port")
+    up.set_defaults(run=_up)
+
+    _add_evaluate_tune(commands)
+    _add_capture(commands)
     return parser
+
+
+def _add_server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", choices=["synthetic", "replay"], default=None)
+    parser.add_argument("--replay", type=Path, action="append", default=None, metavar="FILE")
+    parser.add_argument("--speed", type=_positive_float, default=None, help="replay pace")
+    parser.add_argument("--rate", type=_positive_float, default=None, help="synthetic posts/s")
+    parser.add_argument("--host", default=None)
+    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--store", default=None, metavar="URL")
+    parser.add_argument("--origins", default=None, help="comma-separated allowed origins")
+    parser.add_argument("--dev", action="store_true", default=None, help="allow localhost pages")
+    parser.add_argument("--certfile", type=Path, default=None)
+    parser.add_argument("--keyfile", type=Path, default=None)
+    parser.add_argument("--window", type=_positive_float, default=None, help="window seconds")
+    parser.add_argument("--workers", type=_positive_int, default=None)
+    _add_thresholds(parser)
+
+
+def _add_capture(commands: Any) -> None:
+    """The ``capture`` subcommand: the live X stream to a file ``replay`` reads."""
+    capture = commands.add_parser(
+        "capture",
+        help="record the live X stream to a JSON-lines file replay can read",
+        description="Needs SENTI_X_BEARER_TOKEN (see docs/x-source.md). "
+        "Without --count or --seconds it records until Ctrl-C.",
+    )
+    capture.add_argument("--out", type=Path, required=True, help="file to write")
+    capture.add_argument(
+        "--track", action="append", default=[], metavar="QUERY", help="add a rule (repeatable)"
+    )
+    capture.add_argument("--count", type=_positive_int, default=None, help="stop after N posts")
+    capture.add_argument("--seconds", type=_positive_float, default=None, help="stop after S s")
+    capture.set_defaults(run=_capture)
+
+
+def _capture(args: argparse.Namespace) -> int:
+    """Record the live X stream to ``--out`` (see :mod:`flows.capture`)."""
+    from flows.capture import CaptureError, run_capture  # noqa: PLC0415 - tweepy only here
+
+    queries = _queries(args.track)
+    try:
+        written = run_capture(args.out, queries=queries, count=args.count, seconds=args.seconds)
+    except CaptureError as exc:
+        raise CliError(str(exc)) from None
+    print(f"wrote {written} posts to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _add_evaluate_tune(commands: Any) -> None:
+    """The ``evaluate`` and ``tune`` subcommands (labelled data, TweetEval format)."""
+    evaluate_cmd = commands.add_parser(
+        "evaluate",
+        help="score labelled texts and print macro-recall, accuracy, macro-F1, confusion",
+        description="Labels are TweetEval's: 0 negative, 1 neutral, 2 positive, one per line.",
+    )
+    evaluate_cmd.add_argument("--texts", type=Path, required=True, help="one text per line")
+    evaluate_cmd.add_argument("--labels", type=Path, required=True, help="one label per line")
+    _add_thresholds(evaluate_cmd)
+    evaluate_cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate_cmd.set_defaults(run=_evaluate)
+    tune = commands.add_parser(
+        "tune",
+        help="choose thresholds by cross-validated macro-recall and write a thresholds config",
+        description="Labels are TweetEval's: 0 negative, 1 neutral, 2 positive, one per line.",
+    )
+    tune.add_argument("--texts", type=Path, required=True, help="one text per line")
+    tune.add_argument("--labels", type=Path, required=True, help="one label per line")
+    tune.add_argument("--out", type=Path, required=True, help="thresholds TOML to write")
+    tune.add_argument("--folds", type=_positive_int, default=5, help="CV folds (default 5)")
+    tune.add_argument("--seed", type=int, default=0, help="fold shuffling seed (default 0)")
+    tune.add_argument(
+        "--grid-step", type=_positive_float, default=0.01, help="grid step (default 0.01)"
+    )
+    tune.add_argument(
+        "--dataset", default="TweetEval sentiment", help="data set name for the provenance"
+    )
+    tune.set_defaults(run=_tune)
 
 
 def _add_thresholds(parser: argparse.ArgumentParser) -> None:
@@ -217,6 +303,57 @@ def _analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    """Score labelled texts with the dataflow's analyser and print the metrics."""
+    thresholds = _thresholds(args.thresholds)
+    try:
+        texts, labels = read_labelled(args.texts, args.labels)
+    except TweetEvalError as exc:
+        raise CliError(str(exc)) from None
+    result = evaluate(texts, labels, thresholds)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        print(result.report())
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    """Tune thresholds on labelled texts, print the report and write the config."""
+    from importlib.metadata import version  # noqa: PLC0415 - only tune needs it
+
+    if args.folds < 2:
+        raise CliError(f"--folds must be at least 2, not {args.folds}")
+    try:
+        grid = Grid(step=args.grid_step)
+        texts, labels = read_labelled(args.texts, args.labels)
+        files = describe_files(args.texts, args.labels, name=args.dataset)
+    except (TweetEvalError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    if len(texts) < args.folds:
+        raise CliError(f"{len(texts)} labelled texts cannot make {args.folds} folds")
+    result = tune_thresholds(
+        compound_scores(texts), labels, grid=grid, folds=args.folds, seed=args.seed
+    )
+    config = config_toml(
+        result,
+        dataset=files.name,
+        texts=files.texts,
+        labels=files.labels,
+        texts_sha256=files.texts_sha256,
+        labels_sha256=files.labels_sha256,
+        created=datetime.now(UTC),
+        version=version("senti"),
+    )
+    try:
+        args.out.write_text(config, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    print(result.report())
+    print(f"\nwrote {args.out}")
+    return 0
+
+
 def _generate(args: argparse.Namespace) -> int:
 
     start = args.start or datetime.now(UTC).replace(microsecond=0)
@@ -280,29 +417,18 @@ def _run_flow(args: argparse.Namespace, source: Any, *, live: bool) -> int:
     return 130 if interrupted else 0
 
 
-def _serve(args: argparse.Namespace) -> int:
-    overrides = {
-        name: getattr(args, name)
-        for name in (
-            "source",
-            "replay",
-            "speed",
-            "rate",
-            "host",
-            "port",
-            "store",
-            "origins",
-            "dev",
-            "certfile",
-            "keyfile",
-            "window",
-            "workers",
-            "thresholds",
-        )
-        if getattr(args, name) is not None
-    }
+def _server_settings(args: argparse.Namespace, **defaults: Any) -> ServerSettings:
+    """Settings from defaults, .env, SENTI_* and the flags (last wins), checked up front."""
+    names = (
+        "source", "replay", "speed", "rate", "host", "port", "store", "origins", "dev",
+        "certfile", "keyfile", "window", "workers", "thresholds",
+    )  # fmt: skip
+    overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     try:
         settings = ServerSettings(**overrides)
+        if defaults:
+            unset = {k: v for k, v in defaults.items() if getattr(settings, k) is None}
+            settings = ServerSettings(**(overrides | unset))
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, error['loc'])) or 'settings'}: {error['msg']}"
@@ -318,9 +444,13 @@ def _serve(args: argparse.Namespace) -> int:
             check_store_url(settings.store)
         except StoreError as exc:
             raise CliError(f"unusable store {settings.store!r}: {exc}") from None
+    return settings
+
+
+def _run_async(settings: ServerSettings, main: Coroutine[Any, Any, None]) -> int:
     configure_logging()
     try:
-        asyncio.run(run_server(settings))
+        asyncio.run(main)
     except OSError as exc:
         raise CliError(
             f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
@@ -328,6 +458,18 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from None
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = _server_settings(args)
+    return _run_async(settings, run_server(settings))
+
+
+def _up(args: argparse.Namespace) -> int:
+    if args.store is None and "SENTI_STORE" not in os.environ:
+        Path("data").mkdir(exist_ok=True)
+    settings = _server_settings(args, store="sqlite:///data/senti.db")
+    return _run_async(settings, run_up(settings, dashboard_port=args.dashboard_port))
 
 
 def _store_sink(url: str, queries: Sequence[Query]) -> Any:

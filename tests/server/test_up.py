@@ -1,0 +1,79 @@
+"""``senti up``: the server and the dashboard start together and stop together."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from flows.store import open_store
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _get(url: str, *, timeout: float = 30.0) -> tuple[int, str]:
+    """GET ``url``, retrying while the service starts."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - local URL
+                return response.status, response.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_up_serves_websocket_and_dashboard_and_stops_both_on_sigterm(tmp_path: Path) -> None:
+    """One command runs the server and the dashboard over one store; SIGTERM ends both cleanly."""
+    store = f"sqlite:///{tmp_path / 'up.db'}"
+    dashboard_port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTI_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "up", "--host", "127.0.0.1", "--port", "0",
+         "--dashboard-port", str(dashboard_port), "--rate", "100", "--window", "1",
+         "--store", store],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        found = re.search(r"ws://127\.0\.0\.1:(\d+)/track .* dashboard (http://\S+)/", banner)
+        assert found, banner
+        server = f"http://127.0.0.1:{found.group(1)}"
+        assert _get(f"{server}/healthz") == (200, "ok\n")
+        status, body = _get(f"{found.group(2)}/_stcore/health")
+        assert (status, body) == (200, "ok")
+        status, page = _get(f"{found.group(2)}/")
+        assert status == 200
+        assert "streamlit" in page.lower()
+        _, metrics = _get(f"{server}/metrics")
+        assert "senti_dataflow_up 1" in metrics
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    _, stderr = process.communicate()
+    assert '"event": "stopped"' in stderr
+    with open_store(store, readonly=True) as reader:
+        assert reader.counts().windows > 0
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(f"http://127.0.0.1:{dashboard_port}/_stcore/health", timeout=2)
