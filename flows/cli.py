@@ -136,7 +136,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_server_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", choices=["synthetic", "replay"], default=None)
+    parser.add_argument("--source", choices=["synthetic", "replay", "x"], default=None)
     parser.add_argument("--replay", type=Path, action="append", default=None, metavar="FILE")
     parser.add_argument("--speed", type=_positive_float, default=None, help="replay pace")
     parser.add_argument("--rate", type=_positive_float, default=None, help="synthetic posts/s")
@@ -439,12 +439,29 @@ def _server_settings(args: argparse.Namespace, **defaults: Any) -> ServerSetting
         if not path.is_file():
             raise CliError(f"no such file: {path}")
     _thresholds(settings.thresholds)
+    if settings.source == "x":
+        _check_x_settings()
     if settings.store is not None:
         try:
             check_store_url(settings.store)
         except StoreError as exc:
             raise CliError(f"unusable store {settings.store!r}: {exc}") from None
     return settings
+
+
+def _check_x_settings() -> None:
+    from flows.sources.x import XSettings  # noqa: PLC0415 - tweepy only when needed
+
+    try:
+        settings = XSettings()
+    except ValidationError as exc:
+        # Name the settings, never echo their values (the bearer token is one).
+        names = ", ".join(
+            "SENTI_X_" + str(error["loc"][0]).upper() for error in exc.errors() if error["loc"]
+        )
+        raise CliError(f"the X source needs valid settings: {names or 'SENTI_X_*'}") from None
+    if settings.bearer_token is None or not settings.bearer_token.get_secret_value():
+        raise CliError("the X source needs a bearer token: set SENTI_X_BEARER_TOKEN")
 
 
 def _run_async(settings: ServerSettings, main: Coroutine[Any, Any, None]) -> int:

@@ -43,6 +43,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from flows.dataflow import FlowSettings, build_flow
+from flows.matching import Query
 from flows.model import Line
 from flows.runner import FlowThread
 from flows.sentiment import load_thresholds
@@ -51,6 +52,8 @@ from flows.sinks.store import StoreSink
 from flows.sources.control import Stoppable, SubscriptionSource
 from flows.sources.replay import ReplaySource
 from flows.sources.synthetic import SyntheticSource
+from flows.sources.x import RuleRejected, XApiError, XSettings, XSource, XStream
+from flows.xrules import RuleError
 from server.auth import token_from_request, token_matches
 from server.hub import Hub
 from server.metrics import Metrics
@@ -83,14 +86,26 @@ class SentiServer:
         settings: ServerSettings,
         *,
         post_source: FixedPartitionedSource[Line, Any] | None = None,
+        x_stream: XStream | None = None,
     ) -> None:
         self.settings = settings
         self.stop = threading.Event()
         self.metrics = Metrics()
         self.subscriptions = SubscriptionSource(self.stop)
         self.hub = Hub(
-            self.subscriptions, self.metrics, send_buffer_bytes=settings.send_buffer_bytes
+            self.subscriptions,
+            self.metrics,
+            send_buffer_bytes=settings.send_buffer_bytes,
+            on_drop=self._query_dropped,
         )
+        # X's filtered stream filters by rules: they follow the tracked queries.
+        if x_stream is None and post_source is None and settings.source == "x":
+            x_stream = XStream(XSettings())
+        self.x_stream = x_stream
+        if x_stream is not None:
+            post_source = XSource(x_stream)
+        self._rules = asyncio.Lock()  # rule changes reach X in the order clients made them
+        self._pending: set[asyncio.Task[None]] = set()
         self.origins = OriginPolicy.from_setting(settings.origins, dev=settings.dev)
         self.limits = Limits(
             max_message_bytes=settings.max_message_bytes,
@@ -108,6 +123,9 @@ class SentiServer:
     async def start(self) -> None:
         """Start the dataflow thread and listen."""
         loop = asyncio.get_running_loop()
+        if self.x_stream is not None:
+            # No client yet: drop the senti: rules a previous run left behind.
+            await asyncio.to_thread(self.x_stream.reconcile, [])
 
         def deliver(items: list[Any]) -> None:
             with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
@@ -175,11 +193,15 @@ class SentiServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
         self.stop.set()
         if self._flow is not None:
             await asyncio.to_thread(self._flow.join)
             if self._flow.error is not None:
                 logger.error("dataflow failed", exc_info=self._flow.error)
+        if self.x_stream is not None:
+            await asyncio.to_thread(self.x_stream.stop)
         logger.info("stopped", extra={"posts": self.metrics.posts})
 
     async def wait_stopped(self) -> None:
@@ -212,6 +234,7 @@ class SentiServer:
                 queries=self.hub.queries,
                 flow_running=self.flow_running,
                 clients=self.hub.tracked(),
+                source=self._source_metrics(),
             )
             return _response(http.HTTPStatus.OK, body, "text/plain; version=0.0.4")
         if path == "/":
@@ -274,6 +297,8 @@ class SentiServer:
                     outcome = session.receive_text(message, loop.time())
                 else:
                     outcome = session.receive_bytes(message, loop.time())
+                if outcome.added and self.x_stream is not None:
+                    outcome = session.refuse(outcome, await self._add_rules(outcome.added))
                 self.hub.apply(conn, outcome)
                 self.metrics.protocol_errors += len(outcome.errors)
                 for reply in outcome.replies:
@@ -283,6 +308,57 @@ class SentiServer:
         finally:
             self.hub.unregister(conn, session.close())
             logger.debug("disconnected", extra={"ip": _ip(conn), "code": conn.close_code})
+
+    # X rules
+
+    async def _add_rules(self, queries: Sequence[Query]) -> dict[str, str]:
+        """Add X rules for queries no one tracked yet; the reasons X refused some."""
+        refused: dict[str, str] = {}
+        assert self.x_stream is not None  # noqa: S101 - only called with an X source
+        for query in queries:
+            if self.hub.is_tracked(query.key):
+                continue
+            async with self._rules:
+                try:
+                    await asyncio.to_thread(self.x_stream.track, query)
+                except (RuleRejected, RuleError, XApiError) as exc:
+                    refused[query.key] = str(exc)
+                    logger.info("rule refused", extra={"query": query.key, "reason": str(exc)})
+        return refused
+
+    def _query_dropped(self, query: Query) -> None:
+        """The last client left ``query``: delete its X rule, off the loop."""
+        if self.x_stream is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._delete_rule(query.key))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _delete_rule(self, key: str) -> None:
+        assert self.x_stream is not None  # noqa: S101 - only scheduled with an X source
+        async with self._rules:
+            if self.hub.is_tracked(key):  # someone tracked it again meanwhile
+                return
+            try:
+                await asyncio.to_thread(self.x_stream.untrack, key)
+            except XApiError as exc:  # the next start-up reconciles it
+                logger.warning("rule not deleted", extra={"query": key, "reason": str(exc)})
+
+    def _source_metrics(self) -> dict[str, int]:
+        if self.x_stream is None:
+            return {}
+        stats = self.x_stream.stats()
+        return {
+            "senti_x_connected": int(stats.connected),
+            "senti_x_connections_total": stats.connections,
+            "senti_x_reconnects_total": stats.reconnects,
+            "senti_x_stalls_total": stats.stalls,
+            "senti_x_rule_changes_total": stats.rule_changes,
+            "senti_x_received_total": stats.received,
+            "senti_x_dropped_total": stats.dropped,
+            "senti_x_duplicates_total": stats.duplicates,
+            "senti_x_stream_errors_total": stats.stream_errors,
+        }
 
 
 def _select_subprotocol(

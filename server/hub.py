@@ -15,7 +15,7 @@ when its first connection arrives and to drop it when its last one leaves.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection, broadcast
@@ -33,9 +33,15 @@ class Hub:
     """Who tracks what, and delivery of posts and windows to them."""
 
     def __init__(
-        self, subscriptions: SubscriptionSource, metrics: Metrics, *, send_buffer_bytes: int
+        self,
+        subscriptions: SubscriptionSource,
+        metrics: Metrics,
+        *,
+        send_buffer_bytes: int,
+        on_drop: Callable[[Query], None] | None = None,
     ) -> None:
         self._subscriptions = subscriptions
+        self._on_drop = on_drop
         self._metrics = metrics
         self._send_buffer_bytes = send_buffer_bytes
         self._dialects: dict[ServerConnection, Dialect] = {}
@@ -102,7 +108,14 @@ class Hub:
         del members[conn]
         if not members:
             del self._by_query[key]
-            self._subscriptions.push(Subscription(self._queries.pop(key), active=False))
+            query = self._queries.pop(key)
+            self._subscriptions.push(Subscription(query, active=False))
+            if self._on_drop is not None:
+                self._on_drop(query)
+
+    def is_tracked(self, key: str) -> bool:
+        """Whether some connection tracks the query ``key``."""
+        return key in self._by_query
 
     def resubscribe_all(self) -> list[Subscription]:
         """Subscriptions for every tracked query (to seed a restarted dataflow)."""

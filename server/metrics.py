@@ -30,8 +30,13 @@ class Metrics:
         queries: int,
         flow_running: bool,
         clients: Mapping[str, int] | None = None,
+        source: Mapping[str, int] | None = None,
     ) -> str:
-        """Prometheus text format, version 0.0.4; ``clients`` maps query keys to connections."""
+        """Prometheus text format 0.0.4.
+
+        ``clients`` maps query keys to their connections; ``source`` adds the
+        post source's own metrics (name to value, ``_total`` names are counters).
+        """
         lines = [
             _metric("senti_connections", "gauge", "Open websocket connections.", connections),
             _metric("senti_queries", "gauge", "Distinct tracked queries.", queries),
@@ -69,6 +74,9 @@ class Metrics:
             f'senti_query_clients{{query="{_label(key)}"}} {count}'
             for key, count in sorted((clients or {}).items())
         ]
+        for name, value in (source or {}).items():
+            kind = "gauge" if not name.endswith("_total") else "counter"
+            lines += [f"# TYPE {name} {kind}", f"{name} {value}"]
         return "\n".join(lines) + "\n"
 
 

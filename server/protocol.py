@@ -152,6 +152,9 @@ class ErrorCode(StrEnum):
     """Starting a query beyond :attr:`Limits.max_track_changes_per_minute`."""
     UNKNOWN_QUERY = "unknown-query"
     """A v2 ``untrack`` of a query this connection does not track."""
+    QUERY_REJECTED = "query-rejected"
+    """The source refused the query (the X API rejected its rule, or a rule limit of
+    the account's tier was reached); the message says why. The query is not tracked."""
 
 
 class ProtocolError(ValueError):
@@ -573,6 +576,28 @@ class Session:
         self._queries.clear()
         self._closed = True
         return keys
+
+    def refuse(self, outcome: Outcome, refused: Mapping[str, str]) -> Outcome:
+        """Undo the tracking of queries a source refused (key -> reason).
+
+        Returns the outcome to apply instead: the refused queries are neither
+        tracked nor acknowledged; each gets a ``query-rejected`` error. Queries
+        the original outcome stopped tracking stay stopped.
+        """
+        if not refused:
+            return outcome
+        for key in refused:
+            self._queries.pop(key, None)
+        errors = tuple(
+            encode_error(ErrorCode.QUERY_REJECTED, f"query {key!r} was refused: {reason}")
+            for key, reason in refused.items()
+        )
+        return Outcome(
+            replies=errors,
+            added=tuple(query for query in outcome.added if query.key not in refused),
+            removed=outcome.removed,
+            errors=(ErrorCode.QUERY_REJECTED,) * len(errors),
+        )
 
     # v1
 

@@ -47,7 +47,8 @@ class ServerSettings(BaseSettings):
     ping_timeout: float = Field(default=20.0, gt=0)
 
     # Dataflow
-    source: Literal["synthetic", "replay"] = "synthetic"
+    source: Literal["synthetic", "replay", "x"] = "synthetic"
+    """``x`` reads X's filtered stream (``SENTI_X_*`` settings, docs/x-source.md)."""
     replay: list[Path] = Field(default_factory=list)
     speed: float = Field(default=1.0, gt=0)
     rate: float = Field(default=20.0, gt=0)

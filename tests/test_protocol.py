@@ -713,3 +713,27 @@ def test_arbitrary_json_never_raises(
         _check_invariants(session, outcome, before)
     tracked = list(session.queries)
     assert session.close() == tracked
+
+
+def test_refused_queries_are_untracked_and_answered_with_query_rejected() -> None:
+    """A query the source refuses is dropped from the session and the ack becomes an error."""
+    session = Session(Dialect.V2)
+    send(session, {"type": "track", "query": "coffee"})
+    outcome = send(session, {"type": "track", "query": "forbidden"})
+    refused = session.refuse(outcome, {"forbidden": "X said no"})
+    [error] = replies(refused)
+    assert (error["type"], error["code"]) == ("error", "query-rejected")
+    assert "X said no" in error["message"]
+    assert (refused.added, refused.errors) == ((), (ErrorCode.QUERY_REJECTED,))
+    assert list(session.queries) == ["coffee"]
+
+
+def test_refusing_a_v1_replacement_still_stops_the_old_query() -> None:
+    """When a v1 client's new query is refused, its previous one stays stopped."""
+    session = Session(Dialect.V1)
+    send(session, {"track": "coffee"})
+    outcome = send(session, {"track": "forbidden"})
+    refused = session.refuse(outcome, {"forbidden": "no"})
+    assert refused.removed == ("coffee",)
+    assert dict(session.queries) == {}
+    assert session.refuse(outcome, {}) is outcome

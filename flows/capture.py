@@ -1,0 +1,117 @@
+"""Record the live X stream to a file the replay source reads (``senti capture``).
+
+The file holds the envelope lines exactly as X sent them (keep-alives and
+duplicate posts left out), one per line, UTF-8 with ``\\n`` line ends: the
+format of :class:`flows.sources.replay.ReplaySource`. Queries given with
+``--track`` get a rule for the capture, deleted again when it ends unless the
+rule was already there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from flows.matching import Query
+from flows.runner import stop_on_signals
+from flows.sources.x import XSettings, XSourceError, XStream
+from flows.xrules import RuleError
+
+__all__ = ["CaptureError", "capture", "run_capture"]
+
+_POLL = 0.1
+
+
+class CaptureError(Exception):
+    """The capture could not start or went wrong; the message is for the user."""
+
+
+def capture(
+    stream: XStream,
+    out: Path,
+    *,
+    queries: Sequence[Query] = (),
+    count: int | None = None,
+    seconds: float | None = None,
+    stop: threading.Event | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> int:
+    """Write up to ``count`` lines, for up to ``seconds``, or until ``stop``; lines written.
+
+    Tracks ``queries`` first and untracks those it added when done; always
+    stops ``stream``. Raises :class:`~flows.sources.x.XSourceError` and
+    :class:`~flows.xrules.RuleError` from the stream, :class:`OSError` from
+    the file.
+    """
+    stop = stop or threading.Event()
+    deadline = None if seconds is None else clock() + seconds
+    before = {rule.key for rule in stream.rules() if rule.key is not None}
+    added: list[str] = []
+    written = 0
+    try:
+        for query in queries:
+            stream.track(query)
+            if query.key not in before:
+                added.append(query.key)
+        stream.start()
+        with out.open("w", encoding="utf-8", errors="surrogateescape", newline="\n") as file:
+            while not stop.is_set() and (count is None or written < count):
+                if deadline is not None and clock() >= deadline:
+                    break
+                if stream.error is not None:
+                    raise stream.error
+                left = 1000 if count is None else count - written
+                for line in stream.take(left, timeout=_POLL):
+                    file.write(line.text + "\n")
+                    written += 1
+                file.flush()
+    finally:
+        for key in added:
+            with contextlib.suppress(XSourceError):
+                stream.untrack(key)
+        stream.stop()
+    return written
+
+
+@contextlib.contextmanager
+def _signals(stop: threading.Event) -> Iterator[None]:
+    if threading.current_thread() is threading.main_thread():
+        with stop_on_signals(stop):
+            yield
+    else:
+        yield
+
+
+def run_capture(
+    out: Path,
+    *,
+    queries: Sequence[Query] = (),
+    count: int | None = None,
+    seconds: float | None = None,
+) -> int:
+    """:func:`capture` with settings from ``SENTI_X_*``; Ctrl-C/SIGTERM end it cleanly.
+
+    Raises :class:`CaptureError` for every problem the user can fix.
+    """
+    try:
+        stream = XStream(XSettings())
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"SENTI_X_{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise CaptureError(problems) from None
+    except XSourceError as exc:
+        raise CaptureError(str(exc)) from None
+    stop = threading.Event()
+    try:
+        with _signals(stop):
+            return capture(stream, out, queries=queries, count=count, seconds=seconds, stop=stop)
+    except (XSourceError, RuleError) as exc:
+        raise CaptureError(str(exc)) from None
+    except OSError as exc:
+        raise CaptureError(f"cannot write {out}: {exc.strerror or exc}") from None

@@ -1,0 +1,1 @@
+"""Local fakes of external services, reached over real sockets."""
