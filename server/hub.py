@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection, broadcast
+from websockets.protocol import State
 
 from flows.matching import Query, Subscription
 from flows.model import ALL_POSTS, Match, WindowSummary
@@ -158,8 +159,9 @@ class Hub:
         return split
 
     def _send(self, conns: list[ServerConnection], text: str) -> None:
-        ready = [conn for conn in conns if _buffered(conn) <= self._send_buffer_bytes]
-        self._metrics.messages_dropped += len(conns) - len(ready)
+        open_conns = [conn for conn in conns if conn.state is State.OPEN]
+        ready = [conn for conn in open_conns if _buffered(conn) <= self._send_buffer_bytes]
+        self._metrics.messages_dropped += len(open_conns) - len(ready)
         self._metrics.messages_sent += len(ready)
         broadcast(ready, text)
 
