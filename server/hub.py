@@ -132,7 +132,9 @@ class Hub:
                 self._deliver_post(item)
             elif isinstance(item, WindowSummary):
                 if item.query == ALL_POSTS:
-                    self._metrics.posts += item.posts + item.retweets
+                    read = item.posts + item.retweets
+                    self._metrics.posts += read
+                    self._metrics.posts_per_second = read / (item.end - item.start).total_seconds()
                 else:
                     self._deliver_window(item)
 

@@ -15,6 +15,8 @@ class Metrics:
 
     posts: int = 0
     """Posts the dataflow has read (from closed global windows)."""
+    posts_per_second: float = 0.0
+    """Rate over the newest closed global window."""
     matches: int = 0
     messages_sent: int = 0
     messages_dropped: int = 0
@@ -42,6 +44,9 @@ class Metrics:
             _metric("senti_queries", "gauge", "Distinct tracked queries.", queries),
             _metric("senti_dataflow_up", "gauge", "1 while the dataflow runs.", int(flow_running)),
             _metric("senti_posts_total", "counter", "Posts read by the dataflow.", self.posts),
+            "# HELP senti_posts_per_second Posts/s in the newest closed window.\n"
+            "# TYPE senti_posts_per_second gauge\n"
+            f"senti_posts_per_second {self.posts_per_second:.3f}",
             _metric("senti_matches_total", "counter", "Posts routed to a query.", self.matches),
             _metric("senti_messages_sent_total", "counter", "Messages sent.", self.messages_sent),
             _metric(
