@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.senti-installed
 STORE  ?= sqlite:///data/senti.db
 
-.PHONY: setup up test test-deps lint typecheck pytest clean
+.PHONY: setup up test test-deps lint typecheck pytest clean bench
 
 setup: $(STAMP)
 
@@ -22,11 +22,14 @@ up: setup
 
 test: setup test-deps lint typecheck pytest
 
-# System packages the tests drive for real: Debian's Chromium (browser tests) and
-# openssl (certificates for the TLS test). Installed only when missing.
+# System packages the tests drive for real: Debian's Chromium (browser tests), openssl
+# (certificates for the TLS test), PostgreSQL and Redis server binaries (the tests start
+# their own throwaway servers). Installed only when missing.
 test-deps:
-	@command -v chromium >/dev/null && command -v openssl >/dev/null || { \
-	  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium openssl; }
+	@command -v chromium >/dev/null && command -v openssl >/dev/null \
+	  && command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+	    chromium openssl postgresql redis-server; }
 
 lint: setup
 	$(BIN)/ruff check flows server dashboard tests bench
@@ -37,6 +40,9 @@ typecheck: setup
 
 pytest: setup
 	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache

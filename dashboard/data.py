@@ -1,14 +1,16 @@
 """Read-only data access for the dashboard: one cached connection, cached queries.
 
 Every function returns plain values or pandas DataFrames and reads the store
-through a read-only connection opened on first use (never at import time) and
-shared by all sessions with :func:`streamlit.cache_resource`. Query results are
-cached with :func:`streamlit.cache_data` for :data:`TTL` seconds, so several
-browser tabs refreshing every few seconds cost one query per TTL.
+(SQLite or PostgreSQL) through a read-only connection opened on first use
+(never at import time) and shared by all sessions with
+:func:`streamlit.cache_resource`. Query results are cached with
+:func:`streamlit.cache_data` for :data:`TTL` seconds, so several browser tabs
+refreshing every few seconds cost one query per TTL.
 
 Most reads go through :mod:`flows.store`'s public API (``counts``, ``queries``,
 ``windows``, ``recent_matches``). What that API lacks is read here with
-parameterised SQL against the documented schema (``flows/store.py``):
+parameterised SQL against the documented schema (``flows/store.py``), portable
+to both backends and run through :meth:`~flows.store.Store.select`:
 
 * :func:`latest_ms`: the newest event time in the store, the dashboard's "now"
   for replayed data;
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 import threading
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -33,7 +34,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
-from urllib.parse import quote
 
 import pandas as pd
 import streamlit as st
@@ -41,7 +41,6 @@ import streamlit as st
 from dashboard.summary import CLASSES
 from flows.model import ALL_POSTS, Polarity
 from flows.store import (
-    BUSY_TIMEOUT,
     Store,
     StoreCounts,
     StoreError,
@@ -118,39 +117,26 @@ def store_url() -> str:
 
 @dataclass(slots=True)
 class Reader:
-    """The shared read-only handles on one store: its public API and a raw connection.
+    """The shared read-only store of one URL, and the lock around its reads.
 
     Sessions run on different threads; ``lock`` makes each read exclusive so
-    the two connections are used by one thread at a time, as the store asks.
+    the connection is used by one thread at a time, as the store asks.
     """
 
     store: Store
-    conn: sqlite3.Connection
     lock: threading.Lock
 
     def close(self) -> None:
-        """Close both connections."""
+        """Close the connection."""
         self.store.close()
-        self.conn.close()
 
 
 def _open_reader(url: str) -> Reader:
     location = parse_store_url(url)
-    if not location.path.is_file():
+    if location.path is not None and not location.path.is_file():
         raise StoreUnavailable(f"No store at {str(location.path)!r} yet.", missing=True)
     store = open_store(url, readonly=True)  # checks that it is a senti store
-    try:
-        conn = sqlite3.connect(
-            f"file:{quote(str(location.path.absolute()))}?mode=ro",
-            uri=True,
-            timeout=BUSY_TIMEOUT.total_seconds(),
-            isolation_level=None,
-            check_same_thread=False,
-        )
-    except sqlite3.Error as exc:
-        store.close()
-        raise StoreError(f"store {str(location.path)!r}: cannot open read-only: {exc}") from exc
-    return Reader(store, conn, threading.Lock())
+    return Reader(store, threading.Lock())
 
 
 @st.cache_resource(show_spinner=False)
@@ -166,8 +152,8 @@ def _read(url: str, read: Callable[[Reader], _T]) -> _T:
         with reader.lock:
             try:
                 return read(reader)
-            except (StoreError, sqlite3.Error):
-                # The file may have been replaced; reopen on the next call.
+            except StoreError:
+                # The file may have been replaced or the server restarted; reopen next time.
                 _reader.clear()
                 raise
 
@@ -179,9 +165,8 @@ def _errors(url: str) -> Iterator[None]:
     except StoreUnavailable:
         raise
     except StoreError as exc:
-        raise StoreUnavailable(f"The store {url!r} cannot be read right now: {exc}") from exc
-    except sqlite3.Error as exc:
-        raise StoreUnavailable(f"Reading the store {url!r} failed, retrying: {exc}") from exc
+        shown = _shown(url)
+        raise StoreUnavailable(f"The store {shown!r} cannot be read right now: {exc}") from exc
 
 
 # Queries
@@ -198,11 +183,11 @@ def latest_ms(url: str) -> int | None:
     """Newest event time in the store (window end or post time), in epoch ms; ``None`` if empty."""
 
     def read(reader: Reader) -> int | None:
-        row = reader.conn.execute(
+        rows = reader.store.select(
             "SELECT max(value) FROM (SELECT max(end_ms) AS value FROM windows"
-            " UNION ALL SELECT max(created_at_ms) FROM matches)"
-        ).fetchone()
-        return None if row is None or row[0] is None else int(row[0])
+            " UNION ALL SELECT max(created_at_ms) FROM matches) AS latest"
+        )
+        return None if not rows or rows[0][0] is None else int(rows[0][0])
 
     return _read(url, read)
 
@@ -259,9 +244,10 @@ def load_matches(
 ) -> pd.DataFrame:
     """The newest ``limit`` posts of ``query`` created in ``[since, until)``, newest first.
 
-    ``search`` keeps posts whose text contains it, ignoring ASCII case. The
-    order is :meth:`~flows.store.Store.recent_matches`' (time, then id, both
-    descending). Columns: ``time``, ``id``, ``text``, ``compound``, ``class``.
+    ``search`` keeps posts whose text contains it, ignoring case (ASCII case
+    on SQLite, all of it on PostgreSQL). The order is
+    :meth:`~flows.store.Store.recent_matches`' (time, then id, both descending).
+    Columns: ``time``, ``id``, ``text``, ``compound``, ``class``.
     """
     if limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")
@@ -269,11 +255,11 @@ def load_matches(
         "SELECT m.created_at_ms, m.post_id, p.text, m.compound, m.polarity"
         " FROM matches AS m JOIN posts AS p ON p.id = m.post_id"
         " WHERE m.query = ? AND m.created_at_ms >= ? AND m.created_at_ms < ?"
-        " AND p.text LIKE ? ESCAPE '\\'"
+        " AND lower(p.text) LIKE lower(?) ESCAPE '\\'"
         " ORDER BY m.created_at_ms DESC, m.post_id DESC LIMIT ?"
     )
     params = (query, *_bounds(since_ms, until_ms), _like(search), limit)
-    rows = _read(url, lambda reader: reader.conn.execute(sql, params).fetchall())
+    rows = _read(url, lambda reader: reader.store.select(sql, params))
     return _matches_frame(rows)
 
 
@@ -308,7 +294,7 @@ def load_compounds(
             " ORDER BY m.created_at_ms DESC, m.post_id DESC LIMIT ?"
         )
         params = (query, *_bounds(since_ms, until_ms), limit)
-    rows = _read(url, lambda reader: reader.conn.execute(sql, params).fetchall())
+    rows = _read(url, lambda reader: reader.store.select(sql, params))
     return _matches_frame(rows)
 
 
@@ -352,6 +338,14 @@ def client_counts(metrics_url: str | None) -> dict[str, int] | None:
 
 
 # Helpers
+
+
+def _shown(url: str) -> str:
+    """``url`` fit for the page: a PostgreSQL password is redacted."""
+    try:
+        return str(parse_store_url(url))
+    except StoreError:
+        return "(unusable URL)"
 
 
 def _to_time(ms: int) -> datetime:

@@ -2,18 +2,24 @@
 
 The flow writes through :meth:`Store.write` (one writer connection per bytewax
 worker, see :mod:`flows.sinks.store`) while other processes read through the
-query methods. :func:`open_store` picks the backend from a URL; today that is
-SQLite only:
+query methods. :func:`open_store` picks the backend from a URL:
 
 * ``sqlite:///relative/path.db`` and ``sqlite:////absolute/path.db`` (the
   SQLAlchemy spelling: three slashes, then the path);
-* a plain file path such as ``data/senti.db``.
+* a plain file path such as ``data/senti.db``;
+* ``postgresql://user:password@host:port/database`` (or ``postgres://``), any
+  libpq connection URI that names a database; query parameters such as
+  ``?sslmode=require`` pass through to libpq. This backend needs the
+  ``psycopg`` package.
 
 Anything that starts with a scheme (``name:``, two letters or more) is read as
 a URL, so a file whose first path component holds a colon is spelled
-``./odd:name.db``. A PostgreSQL backend can later be added behind the same
-:class:`Store` interface: the SQL below sticks to statements both databases
-understand (``ON CONFLICT``), with ``?`` placeholders to translate.
+``./odd:name.db``. A password in a PostgreSQL URL never appears in
+``str(StoreURL)``, ``repr`` or :class:`StoreError` messages: it is shown as ``***``.
+
+Both backends share the item-to-row code and the statements; each has one SQL
+dialect table (:class:`_SQL` for SQLite, :class:`_PostgresSQL`) that differs
+only in column types, the catalogue query and placeholders (``?`` / ``%s``).
 
 Concurrency
 -----------
@@ -22,6 +28,13 @@ timeout: readers never block the writers or each other, and writers queue for
 the single write lock instead of failing with "database is locked". Every
 :meth:`Store.write` call is one ``BEGIN IMMEDIATE`` transaction, so a reader sees
 a batch entirely or not at all.
+
+A PostgreSQL store runs every :meth:`Store.write` in one transaction (READ
+COMMITTED) and every read in one statement, so a reader also sees a batch
+entirely or not at all. Rows are written in primary-key order, table by table,
+so concurrent writers of overlapping batches wait for each other instead of
+deadlocking. A reader's session is ``default_transaction_read_only``, so even
+raw SQL through :meth:`Store.select` cannot change the store.
 
 Idempotency
 -----------
@@ -42,6 +55,10 @@ queries    key                      ``active`` updated; ``last_changed`` only
 
 Schema (version 1)
 ------------------
+The same tables on both backends. SQLite's ``INTEGER`` and ``REAL`` are
+PostgreSQL's ``BIGINT`` and ``DOUBLE PRECISION`` (``INTEGER`` for the 0/1/2
+flags); JSON is kept as ``TEXT`` on both, byte for byte the same.
+
 Times are stored twice where they are queried: ISO 8601 text in UTC
 (``2024-05-01T12:00:00.000Z``) to read, and integer milliseconds since the Unix
 epoch (``*_ms``) to compare and index. JSON columns hold compact UTF-8 JSON.
@@ -83,22 +100,26 @@ import re
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Self, TypeAlias
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Self, TypeAlias
+from urllib.parse import quote, unquote, urlsplit
 
 from flows.matching import Subscription
 from flows.model import LatePost, Match, Polarity, Rejected, WindowSummary, format_time
+
+if TYPE_CHECKING:
+    import psycopg
 
 __all__ = [
     "BUSY_TIMEOUT",
     "SCHEMA_VERSION",
     "SUPPORTED_URLS",
     "MatchRow",
+    "PostgresStore",
     "SQLiteStore",
     "Store",
     "StoreCounts",
@@ -116,10 +137,11 @@ SCHEMA_VERSION: Final = 1
 """Version of the schema this module writes and reads."""
 
 BUSY_TIMEOUT: Final = timedelta(seconds=10)
-"""How long a connection waits for a lock before giving up."""
+"""How long a connection waits for a lock (SQLite) or for the server (PostgreSQL)."""
 
 SUPPORTED_URLS: Final = (
-    "sqlite:///relative/path.db, sqlite:////absolute/path.db or a plain file path"
+    "sqlite:///relative/path.db, sqlite:////absolute/path.db, a plain file path, "
+    "or postgresql://user:password@host:port/database (postgres:// too)"
 )
 """The store URL forms :func:`parse_store_url` accepts, for error messages."""
 
@@ -130,30 +152,68 @@ _APP: Final = "senti"
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MS: Final = timedelta(milliseconds=1)
 _SCHEME: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")
+_POSTGRES_SCHEMES: Final = frozenset({"postgresql", "postgres"})
+_REDACTED: Final = "***"
 
 
 class StoreError(Exception):
     """Raised when a store URL is unusable or a store cannot be opened, read or written.
 
-    The message names the store and says what is wrong; the underlying database
-    error, if any, is chained as ``__cause__``.
+    The message names the store (password redacted) and says what is wrong;
+    the underlying database error, if any, is chained as ``__cause__``.
     """
 
 
 # Records
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class StoreURL:
-    """A parsed store URL: the backend ``scheme`` and where the data lives."""
+    """A parsed store URL: the backend ``scheme`` and where the data lives.
+
+    ``str()`` and ``repr()`` redact a PostgreSQL password as ``***``.
+    """
 
     scheme: str
-    """Backend name; ``"sqlite"`` is the only one so far."""
-    path: Path
-    """The SQLite database file, as given (relative paths stay relative)."""
+    """Backend name: ``"sqlite"`` or ``"postgresql"`` (``postgres://`` included)."""
+    path: Path | None = None
+    """The SQLite database file, as given (relative paths stay relative); ``None`` otherwise."""
+    conninfo: str = ""
+    """The PostgreSQL connection URI for libpq, password included; empty for SQLite.
+
+    Pass it to the driver, never to a log: print the URL itself instead.
+    """
 
     def __str__(self) -> str:
-        return f"{self.scheme}:///{self.path}"
+        if self.scheme == "sqlite":
+            return f"{self.scheme}:///{self.path}"
+        return _redact_url(self.conninfo)
+
+    def __repr__(self) -> str:
+        return f"StoreURL({str(self)!r})"
+
+    @property
+    def password(self) -> str | None:
+        """The PostgreSQL password given in the URL (user info or ``?password=``), if any."""
+        if self.scheme == "sqlite":
+            return None
+        split = urlsplit(self.conninfo)
+        if split.password:
+            return unquote(split.password)
+        found = re.search(r"(?:^|&)password=([^&]*)", split.query)
+        return unquote(found.group(1)) if found and found.group(1) else None
+
+    @property
+    def database(self) -> str | None:
+        """The PostgreSQL database name; ``None`` for SQLite."""
+        if self.scheme == "sqlite":
+            return None
+        split = urlsplit(self.conninfo)
+        name = unquote(split.path.lstrip("/"))
+        if not name:
+            found = re.search(r"(?:^|&)dbname=([^&]*)", split.query)
+            name = unquote(found.group(1)) if found else ""
+        return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +323,16 @@ class Store(ABC):
         """
 
     @abstractmethod
+    def select(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one read-only query against the documented schema and return its rows.
+
+        ``sql`` is portable SQL with ``?`` placeholders (and no ``?`` or ``%``
+        inside literals), translated to the backend's. For readers the store
+        does not offer: the dashboard's text search, for instance. Raises
+        :class:`StoreError` if the store is closed or the query fails.
+        """
+
+    @abstractmethod
     def close(self) -> None:
         """Release the connection; idempotent."""
 
@@ -284,9 +354,10 @@ class Store(ABC):
 def parse_store_url(url: str) -> StoreURL:
     """Parse a store URL (see the module docstring for the accepted forms).
 
-    Raises :class:`StoreError` for an empty URL, a scheme other than ``sqlite``,
-    or a ``sqlite:`` URL without a path (in-memory databases included: the
-    dashboard could not see them).
+    Raises :class:`StoreError` for an empty URL, a scheme other than ``sqlite``
+    and ``postgresql``/``postgres``, a ``sqlite:`` URL without a path (in-memory
+    databases included: the dashboard could not see them), or a PostgreSQL URL
+    that is malformed or names no database.
     """
     if not isinstance(url, str) or not url.strip():
         raise StoreError(f"empty store URL; use {SUPPORTED_URLS}")
@@ -294,10 +365,12 @@ def parse_store_url(url: str) -> StoreURL:
     if scheme is None:
         return StoreURL("sqlite", Path(url).expanduser())
     name = scheme.group(1).lower()
+    if name in _POSTGRES_SCHEMES:
+        return _parse_postgres_url(url, url[scheme.end() :])
     if name != "sqlite":
         raise StoreError(
-            f"unsupported store URL scheme {name!r} in {url!r}; "
-            f"supported: {SUPPORTED_URLS} (PostgreSQL is not supported yet)"
+            f"unsupported store URL scheme {name!r} in {_redact_url(url)!r}; "
+            f"supported: {SUPPORTED_URLS}"
         )
     prefix = url[: scheme.end()] + "///"
     if not url.startswith(prefix):
@@ -311,6 +384,43 @@ def parse_store_url(url: str) -> StoreURL:
     return StoreURL("sqlite", Path(path))
 
 
+def _parse_postgres_url(url: str, rest: str) -> StoreURL:
+    conninfo = f"postgresql:{rest}"  # libpq knows both spellings; keep one
+    shown = _redact_url(conninfo)
+    if not rest.startswith("//"):
+        raise StoreError(f"malformed PostgreSQL URL {shown!r}; use {SUPPORTED_URLS}")
+    split = urlsplit(conninfo)
+    if split.fragment:
+        raise StoreError(f"malformed PostgreSQL URL {shown!r}: unexpected '#' fragment")
+    if "," not in split.netloc:  # libpq also takes a host list; it checks those ports itself
+        try:
+            split.port  # noqa: B018 (raises ValueError for a bad port)
+        except ValueError:
+            raise StoreError(f"malformed PostgreSQL URL {shown!r}: bad port") from None
+    location = StoreURL("postgresql", None, conninfo)
+    if not location.database:
+        raise StoreError(
+            f"PostgreSQL URL {shown!r} names no database; use "
+            "postgresql://user:password@host:port/database"
+        )
+    return location
+
+
+def _redact_url(url: str) -> str:
+    """``url`` with the password of its user info and of a ``password=`` parameter as ``***``."""
+    try:
+        split = urlsplit(url)
+    except ValueError:
+        return re.sub(r"(//[^/:@]*:)[^/@]*@", rf"\1{_REDACTED}@", url)
+    userinfo, at, hosts = split.netloc.rpartition("@")
+    netloc = split.netloc
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.partition(':')[0]}:{_REDACTED}@{hosts}"
+    query = re.sub(r"(^|&)(password=)[^&]*", rf"\1\2{_REDACTED}", split.query)
+    redacted = url.replace(f"//{split.netloc}", f"//{netloc}", 1)
+    return redacted.replace(f"?{split.query}", f"?{query}", 1) if split.query else redacted
+
+
 def open_store(
     url: str,
     *,
@@ -319,16 +429,20 @@ def open_store(
 ) -> Store:
     """Open the store at ``url`` for writing (the default) or for reading only.
 
-    A writer creates the database file and its schema if they are absent, but
-    not the parent directory. A reader needs an existing senti store.
-    ``clock`` (default: the system clock in UTC) timestamps ``rejected`` and
-    ``queries`` rows.
+    A writer creates the SQLite file (not its parent directory) or the tables
+    in the PostgreSQL database (not the database itself) and the schema if
+    they are absent. A reader needs an existing senti store. ``clock``
+    (default: the system clock in UTC) timestamps ``rejected`` and ``queries`` rows.
 
     Raises :class:`StoreError` if the URL is unusable, the directory or (for a
-    reader) the file does not exist, the file is not a senti store, or its
+    reader) the file does not exist, the server cannot be reached or refuses
+    the login, the database does not exist, it is not a senti store, or its
     schema is newer than this version of senti.
     """
     location = parse_store_url(url)
+    if location.scheme == "postgresql":
+        return PostgresStore(location, readonly=readonly, clock=clock)
+    assert location.path is not None  # noqa: S101 (parse_store_url sets it for SQLite)
     return SQLiteStore(location.path, readonly=readonly, clock=clock)
 
 
@@ -336,18 +450,25 @@ def check_store(url: str) -> StoreURL:
     """Check, without changing anything, that a writer could open ``url``.
 
     Returns the parsed URL; raises :class:`StoreError` like :func:`open_store`
-    would, and also if the directory is not writable.
+    would, and also if the directory is not writable (SQLite) or the user may
+    not create the tables in an empty database (PostgreSQL).
     """
     location = parse_store_url(url)
-    SQLiteStore.check(location.path)
+    if location.scheme == "postgresql":
+        PostgresStore.check(location)
+    else:
+        assert location.path is not None  # noqa: S101 (parse_store_url sets it for SQLite)
+        SQLiteStore.check(location.path)
     return location
 
 
-# SQL, in one place. Placeholders are ``?``; table and column names are fixed.
+# SQL, in one place: one dialect table per backend. Table and column names are fixed.
 
 
 class _SQL:
-    SCHEMA: Final = (
+    """SQLite's dialect, with ``?`` placeholders; the statements shared by both backends."""
+
+    SCHEMA: ClassVar[tuple[str, ...]] = (
         """CREATE TABLE IF NOT EXISTS meta (
             key TEXT PRIMARY KEY,
             value TEXT NOT NULL
@@ -404,22 +525,22 @@ class _SQL:
             last_changed TEXT NOT NULL
         )""",
     )
-    SET_META: Final = (
+    SET_META: ClassVar[str] = (
         "INSERT INTO meta (key, value) VALUES (?, ?) "
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
     )
-    GET_META: Final = "SELECT key, value FROM meta"
-    TABLES: Final = "SELECT name FROM sqlite_master WHERE type = 'table'"
+    GET_META: ClassVar[str] = "SELECT key, value FROM meta"
+    TABLES: ClassVar[str] = "SELECT name FROM sqlite_master WHERE type = 'table'"
 
-    INSERT_POST: Final = (
+    INSERT_POST: ClassVar[str] = (
         "INSERT INTO posts (id, created_at, created_at_ms, text, lang, author, compound,"
         " polarity, hashtags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
     )
-    INSERT_MATCH: Final = (
+    INSERT_MATCH: ClassVar[str] = (
         "INSERT INTO matches (query, post_id, created_at_ms, polarity, compound)"
         " VALUES (?, ?, ?, ?, ?) ON CONFLICT (query, post_id) DO NOTHING"
     )
-    UPSERT_WINDOW: Final = (
+    UPSERT_WINDOW: ClassVar[str] = (
         "INSERT INTO windows (query, start_ms, end_ms, posts, positive, negative, neutral,"
         " retweets, top_hashtags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (query, start_ms) DO UPDATE SET end_ms = excluded.end_ms,"
@@ -427,44 +548,279 @@ class _SQL:
         " neutral = excluded.neutral, retweets = excluded.retweets,"
         " top_hashtags = excluded.top_hashtags"
     )
-    INSERT_LATE: Final = (
+    INSERT_LATE: ClassVar[str] = (
         "INSERT INTO late_posts (query, post_id, window_start_ms) VALUES (?, ?, ?)"
         " ON CONFLICT (query, post_id) DO NOTHING"
     )
-    UPSERT_REJECTED: Final = (
+    UPSERT_REJECTED: ClassVar[str] = (
         "INSERT INTO rejected (origin, reason, raw, seen_at) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (origin) DO UPDATE SET reason = excluded.reason, raw = excluded.raw"
     )
-    UPSERT_QUERY: Final = (
+    UPSERT_QUERY: ClassVar[str] = (
         "INSERT INTO queries (key, active, first_seen, last_changed) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (key) DO UPDATE SET active = excluded.active,"
         " last_changed = CASE WHEN queries.active = excluded.active"
         " THEN queries.last_changed ELSE excluded.last_changed END"
     )
 
-    COUNTS: Final = (
+    COUNTS: ClassVar[str] = (
         "SELECT (SELECT count(*) FROM posts), (SELECT count(*) FROM matches),"
         " (SELECT count(*) FROM windows), (SELECT count(*) FROM late_posts),"
         " (SELECT count(*) FROM rejected)"
     )
-    QUERIES: Final = "SELECT key, active, first_seen, last_changed FROM queries ORDER BY key"
-    WINDOWS: Final = (
+    QUERIES: ClassVar[str] = (
+        "SELECT key, active, first_seen, last_changed FROM queries ORDER BY key"
+    )
+    WINDOWS: ClassVar[str] = (
         "SELECT query, start_ms, end_ms, posts, positive, negative, neutral, retweets,"
         " top_hashtags FROM windows WHERE query = ? AND start_ms >= ? ORDER BY start_ms"
     )
-    RECENT_MATCHES: Final = (
+    RECENT_MATCHES: ClassVar[str] = (
         "SELECT m.created_at_ms, m.post_id, p.text, m.compound, m.polarity"
         " FROM matches AS m JOIN posts AS p ON p.id = m.post_id"
         " WHERE m.query = ? AND m.created_at_ms >= ?"
         " ORDER BY m.created_at_ms DESC, m.post_id DESC LIMIT ?"
     )
 
+    @staticmethod
+    def translate(sql: str) -> str:
+        """``sql`` written with ``?`` placeholders, in this dialect's placeholders."""
+        return sql
+
+
+def _to_pyformat(sql: str) -> str:
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class _PostgresSQL(_SQL):
+    """PostgreSQL's dialect: wider column types, its catalogue, ``%s`` placeholders.
+
+    JSON stays ``TEXT`` so both backends hold the same bytes; ``0/1/2`` flags
+    stay ``INTEGER`` so the upserts compare them the same way. Text orderings
+    use the ``"C"`` collation, SQLite's binary order, whatever the database's.
+    """
+
+    SCHEMA: ClassVar[tuple[str, ...]] = (
+        """CREATE TABLE IF NOT EXISTS meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS posts (
+            id TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            created_at_ms BIGINT NOT NULL,
+            text TEXT NOT NULL,
+            lang TEXT,
+            author TEXT,
+            compound DOUBLE PRECISION NOT NULL,
+            polarity INTEGER NOT NULL CHECK (polarity IN (0, 1, 2)),
+            hashtags TEXT NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS posts_by_time ON posts (created_at_ms)",
+        """CREATE TABLE IF NOT EXISTS matches (
+            query TEXT NOT NULL,
+            post_id TEXT NOT NULL,
+            created_at_ms BIGINT NOT NULL,
+            polarity INTEGER NOT NULL CHECK (polarity IN (0, 1, 2)),
+            compound DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (query, post_id)
+        )""",
+        "CREATE INDEX IF NOT EXISTS matches_by_query_time ON matches (query, created_at_ms)",
+        """CREATE TABLE IF NOT EXISTS windows (
+            query TEXT NOT NULL,
+            start_ms BIGINT NOT NULL,
+            end_ms BIGINT NOT NULL,
+            posts BIGINT NOT NULL,
+            positive BIGINT NOT NULL,
+            negative BIGINT NOT NULL,
+            neutral BIGINT NOT NULL,
+            retweets BIGINT NOT NULL,
+            top_hashtags TEXT NOT NULL,
+            PRIMARY KEY (query, start_ms)
+        )""",
+        """CREATE TABLE IF NOT EXISTS late_posts (
+            query TEXT NOT NULL,
+            post_id TEXT NOT NULL,
+            window_start_ms BIGINT NOT NULL,
+            PRIMARY KEY (query, post_id)
+        )""",
+        """CREATE TABLE IF NOT EXISTS rejected (
+            origin TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            raw TEXT NOT NULL,
+            seen_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS queries (
+            key TEXT PRIMARY KEY,
+            active INTEGER NOT NULL CHECK (active IN (0, 1)),
+            first_seen TEXT NOT NULL,
+            last_changed TEXT NOT NULL
+        )""",
+    )
+    TABLES: ClassVar[str] = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+    # Writers creating a new store at once take turns (transaction-scoped lock).
+    LOCK_SCHEMA: ClassVar[str] = "SELECT pg_advisory_xact_lock(hashtext('senti.schema'))"
+    CAN_CREATE: ClassVar[str] = (
+        "SELECT current_schema() IS NOT NULL AND has_schema_privilege(current_schema(), 'CREATE')"
+    )
+    READ_ONLY: ClassVar[str] = "SET default_transaction_read_only = on"
+
+    SET_META: ClassVar[str] = _to_pyformat(_SQL.SET_META)
+    INSERT_POST: ClassVar[str] = _to_pyformat(_SQL.INSERT_POST)
+    INSERT_MATCH: ClassVar[str] = _to_pyformat(_SQL.INSERT_MATCH)
+    UPSERT_WINDOW: ClassVar[str] = _to_pyformat(_SQL.UPSERT_WINDOW)
+    INSERT_LATE: ClassVar[str] = _to_pyformat(_SQL.INSERT_LATE)
+    UPSERT_REJECTED: ClassVar[str] = _to_pyformat(_SQL.UPSERT_REJECTED)
+    UPSERT_QUERY: ClassVar[str] = _to_pyformat(_SQL.UPSERT_QUERY)
+    QUERIES: ClassVar[str] = (
+        'SELECT key, active, first_seen, last_changed FROM queries ORDER BY key COLLATE "C"'
+    )
+    WINDOWS: ClassVar[str] = _to_pyformat(_SQL.WINDOWS)
+    RECENT_MATCHES: ClassVar[str] = (
+        "SELECT m.created_at_ms, m.post_id, p.text, m.compound, m.polarity"
+        " FROM matches AS m JOIN posts AS p ON p.id = m.post_id"
+        " WHERE m.query = %s AND m.created_at_ms >= %s"
+        ' ORDER BY m.created_at_ms DESC, m.post_id COLLATE "C" DESC LIMIT %s'
+    )
+
+    @staticmethod
+    def translate(sql: str) -> str:
+        """``sql`` written with ``?`` placeholders, with psycopg's ``%s`` instead."""
+        return _to_pyformat(sql)
+
+
+# Shared by both backends
+
+
+class _SQLStore(Store):
+    """What both backends share: turning items into rows, and rows into records.
+
+    A backend supplies its dialect (``_sql``), the transaction around a write
+    (:meth:`_write_rows`), reads (:meth:`_fetch`) and the mapping of its
+    driver's errors (:meth:`_errors`).
+    """
+
+    _sql: ClassVar[type[_SQL]] = _SQL
+
+    def __init__(self, label: str, *, readonly: bool, clock: Callable[[], datetime] | None) -> None:
+        self._label = label
+        self._readonly = readonly
+        self._clock = clock or _utc_now
+
+    @property
+    def readonly(self) -> bool:
+        """Whether this store was opened for reading only."""
+        return self._readonly
+
+    # Backend hooks
+
+    @abstractmethod
+    def _write_rows(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+        """Run every statement with every one of its rows, in one transaction."""
+
+    @abstractmethod
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """Run one query in this dialect; raise StoreError if closed or failing."""
+
+    # Writing
+
+    def write(self, items: Iterable[StoreItem]) -> None:
+        """See :meth:`Store.write`."""
+        self._check_open()
+        if self._readonly:
+            raise StoreError(f"{self._label}: opened read-only, cannot write")
+        rows = _Rows.collect(items, self._clock())
+        statements = [(sql, params) for sql, params in rows.statements(self._sql) if params]
+        if statements:
+            self._write_rows(statements)
+
+    @abstractmethod
+    def _check_open(self) -> None:
+        """Raise StoreError if the store is closed."""
+
+    # Reading
+
+    def counts(self) -> StoreCounts:
+        """See :meth:`Store.counts`."""
+        row = self._fetch(self._sql.COUNTS, ())[0]
+        return StoreCounts(*(int(value) for value in row))
+
+    def queries(self) -> list[TrackedQuery]:
+        """See :meth:`Store.queries`."""
+        return [
+            TrackedQuery(key, bool(active), _parse_iso(first), _parse_iso(last))
+            for key, active, first, last in self._fetch(self._sql.QUERIES, ())
+        ]
+
+    def windows(self, query: str, *, since: datetime | None = None) -> list[WindowRow]:
+        """See :meth:`Store.windows`."""
+        rows = self._fetch(self._sql.WINDOWS, (query, _since_ms(since)))
+        return [
+            WindowRow(
+                query=row[0],
+                start=_from_ms(row[1]),
+                end=_from_ms(row[2]),
+                posts=row[3],
+                positive=row[4],
+                negative=row[5],
+                neutral=row[6],
+                retweets=row[7],
+                top_hashtags=tuple((str(tag), int(n)) for tag, n in json.loads(row[8])),
+            )
+            for row in rows
+        ]
+
+    def recent_matches(
+        self, query: str, *, limit: int = 100, since: datetime | None = None
+    ) -> list[MatchRow]:
+        """See :meth:`Store.recent_matches`."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        rows = self._fetch(self._sql.RECENT_MATCHES, (query, _since_ms(since), limit))
+        return [
+            MatchRow(
+                time=_from_ms(ms),
+                id=post_id,
+                text=text,
+                compound=compound,
+                polarity=Polarity(polarity),
+            )
+            for ms, post_id, text, compound, polarity in rows
+        ]
+
+    def select(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """See :meth:`Store.select`."""
+        return [tuple(row) for row in self._fetch(self._sql.translate(sql), params)]
+
+
+def _check_meta(label: str, meta: dict[str, str]) -> int:
+    """The schema version in ``meta``; StoreError unless it is a senti store of this version."""
+    if meta.get("app") != _APP:
+        raise StoreError(f"{label}: not a senti store (meta.app is {meta.get('app')!r})")
+    try:
+        version = int(meta["schema_version"])
+    except (KeyError, ValueError):
+        raise StoreError(f"{label}: senti store without a valid schema_version") from None
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{label}: schema version {version} is newer than this senti supports "
+            f"({SCHEMA_VERSION}); upgrade senti to use this store"
+        )
+    if version < SCHEMA_VERSION:
+        raise StoreError(  # pragma: no cover - there is no older version yet
+            f"{label}: schema version {version} is older than {SCHEMA_VERSION} "
+            "and cannot be migrated"
+        )
+    return version
+
 
 # SQLite
 
 
-class SQLiteStore(Store):
+class SQLiteStore(_SQLStore):
     """A :class:`Store` in one SQLite file; open it with :func:`open_store`."""
+
+    _sql = _SQL
 
     def __init__(
         self,
@@ -473,10 +829,8 @@ class SQLiteStore(Store):
         readonly: bool = False,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
+        super().__init__(f"store {str(path)!r}", readonly=readonly, clock=clock)
         self._path = path
-        self._label = f"store {str(path)!r}"
-        self._readonly = readonly
-        self._clock = clock or _utc_now
         self._conn: sqlite3.Connection | None = None
         self._conn = self._connect_readonly() if readonly else self._connect_writer()
 
@@ -484,11 +838,6 @@ class SQLiteStore(Store):
     def path(self) -> Path:
         """The database file."""
         return self._path
-
-    @property
-    def readonly(self) -> bool:
-        """Whether this store was opened for reading only."""
-        return self._readonly
 
     @classmethod
     def check(cls, path: Path) -> None:
@@ -560,70 +909,21 @@ class SQLiteStore(Store):
             raise
         return conn
 
-    # Writing
+    # Backend hooks
 
-    def write(self, items: Iterable[StoreItem]) -> None:
-        """See :meth:`Store.write`."""
+    def _write_rows(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
         conn = self._connection()
-        if self._readonly:
-            raise StoreError(f"{self._label}: opened read-only, cannot write")
-        rows = _Rows.collect(items, self._clock())
-        if rows.empty:
-            return
         with self._errors("write failed"), _transaction(conn):
-            for sql, params in rows.statements():
-                if params:
-                    conn.executemany(sql, params)
+            for sql, params in statements:
+                conn.executemany(sql, params)
 
-    # Reading
+    def _check_open(self) -> None:
+        self._connection()
 
-    def counts(self) -> StoreCounts:
-        """See :meth:`Store.counts`."""
-        row = self._fetch(_SQL.COUNTS, ())[0]
-        return StoreCounts(*(int(value) for value in row))
-
-    def queries(self) -> list[TrackedQuery]:
-        """See :meth:`Store.queries`."""
-        return [
-            TrackedQuery(key, bool(active), _parse_iso(first), _parse_iso(last))
-            for key, active, first, last in self._fetch(_SQL.QUERIES, ())
-        ]
-
-    def windows(self, query: str, *, since: datetime | None = None) -> list[WindowRow]:
-        """See :meth:`Store.windows`."""
-        rows = self._fetch(_SQL.WINDOWS, (query, _since_ms(since)))
-        return [
-            WindowRow(
-                query=row[0],
-                start=_from_ms(row[1]),
-                end=_from_ms(row[2]),
-                posts=row[3],
-                positive=row[4],
-                negative=row[5],
-                neutral=row[6],
-                retweets=row[7],
-                top_hashtags=tuple((str(tag), int(n)) for tag, n in json.loads(row[8])),
-            )
-            for row in rows
-        ]
-
-    def recent_matches(
-        self, query: str, *, limit: int = 100, since: datetime | None = None
-    ) -> list[MatchRow]:
-        """See :meth:`Store.recent_matches`."""
-        if limit < 1:
-            raise ValueError(f"limit must be at least 1, not {limit}")
-        rows = self._fetch(_SQL.RECENT_MATCHES, (query, _since_ms(since), limit))
-        return [
-            MatchRow(
-                time=_from_ms(ms),
-                id=post_id,
-                text=text,
-                compound=compound,
-                polarity=Polarity(polarity),
-            )
-            for ms, post_id, text, compound, polarity in rows
-        ]
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        conn = self._connection()
+        with self._errors("read failed"):
+            return conn.execute(sql, params).fetchall()
 
     def close(self) -> None:
         """See :meth:`Store.close`."""
@@ -638,11 +938,6 @@ class SQLiteStore(Store):
             raise StoreError(f"{self._label}: closed")
         return self._conn
 
-    def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        conn = self._connection()
-        with self._errors("read failed"):
-            return conn.execute(sql, params).fetchall()
-
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
         try:
@@ -654,6 +949,265 @@ class SQLiteStore(Store):
         mode = "readonly" if self._readonly else "writer"
         state = "closed" if self._conn is None else "open"
         return f"<SQLiteStore {str(self._path)!r} {mode} {state}>"
+
+
+def _configure(conn: sqlite3.Connection) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT.total_seconds() * 1000)}")
+
+
+def _open_readonly(path: Path, label: str) -> sqlite3.Connection:
+    uri = f"file:{quote(str(path.absolute()))}?mode=ro"
+    try:
+        conn = sqlite3.connect(
+            uri,
+            uri=True,
+            timeout=BUSY_TIMEOUT.total_seconds(),
+            isolation_level=None,
+            check_same_thread=False,
+        )
+    except sqlite3.Error as exc:
+        raise StoreError(f"{label}: cannot open read-only: {exc}") from exc
+    try:
+        _configure(conn)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise StoreError(f"{label}: cannot open read-only: {exc}") from exc
+    return conn
+
+
+def _schema_version(conn: sqlite3.Connection, label: str, *, allow_empty: bool) -> int | None:
+    """The store's schema version, or ``None`` for an empty database a writer may fill.
+
+    Raises :class:`StoreError` if the file is not a senti store or its version is
+    not :data:`SCHEMA_VERSION`.
+    """
+    try:
+        # One statement, one snapshot: a writer may be creating the schema right now.
+        tables = {name for (name,) in conn.execute(_SQL.TABLES)}
+        if "meta" not in tables:
+            if allow_empty and not tables:
+                return None
+            raise StoreError(f"{label}: not a senti store (no meta table)")
+        meta = dict(conn.execute(_SQL.GET_META).fetchall())
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{label}: not a senti store: {exc}") from exc
+    return _check_meta(label, meta)
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    # IMMEDIATE takes the write lock up front, so waiting for it honours the busy
+    # timeout instead of failing later when a read lock cannot be upgraded.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # SQLite rolls back by itself after some errors
+            conn.execute("ROLLBACK")
+        raise
+
+
+# PostgreSQL
+
+
+class PostgresStore(_SQLStore):
+    """A :class:`Store` in a PostgreSQL database; open it with :func:`open_store`.
+
+    Needs the ``psycopg`` package (version 3). The connection runs in
+    autocommit mode: each read is one statement, each write one transaction.
+    """
+
+    _sql = _PostgresSQL
+
+    def __init__(
+        self,
+        url: StoreURL,
+        *,
+        readonly: bool = False,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        super().__init__(f"store {str(url)!r}", readonly=readonly, clock=clock)
+        self._url = url
+        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._conn = self._connect_readonly() if readonly else self._connect_writer()
+
+    @property
+    def url(self) -> StoreURL:
+        """The store's URL (``str()`` redacts the password)."""
+        return self._url
+
+    @classmethod
+    def check(cls, url: StoreURL) -> None:
+        """Raise :class:`StoreError` unless a writer could open ``url``; change nothing."""
+        label = f"store {str(url)!r}"
+        conn = _pg_connect(url, label, readonly=True)
+        try:
+            with _pg_errors(url, label, "cannot open"):
+                version = _pg_schema_version(conn, label, allow_empty=True)
+                if version is None and not conn.execute(_PostgresSQL.CAN_CREATE).fetchone()[0]:  # type: ignore[index]
+                    raise StoreError(
+                        f"{label}: the user may not create tables in the database's schema"
+                    )
+        finally:
+            conn.close()
+
+    # Opening
+
+    def _connect_writer(self) -> psycopg.Connection[tuple[Any, ...]]:
+        conn = _pg_connect(self._url, self._label, readonly=False)
+        try:
+            with self._errors("cannot open"), conn.transaction():
+                conn.execute(_PostgresSQL.LOCK_SCHEMA)
+                if _pg_schema_version(conn, self._label, allow_empty=True) is None:
+                    for statement in _PostgresSQL.SCHEMA:
+                        conn.execute(statement)
+                    with conn.cursor() as cursor:
+                        cursor.executemany(
+                            _PostgresSQL.SET_META,
+                            [("app", _APP), ("schema_version", str(SCHEMA_VERSION))],
+                        )
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _connect_readonly(self) -> psycopg.Connection[tuple[Any, ...]]:
+        conn = _pg_connect(self._url, self._label, readonly=True)
+        try:
+            with self._errors("cannot open"):
+                _pg_schema_version(conn, self._label, allow_empty=False)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    # Backend hooks
+
+    def _write_rows(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+        conn = self._connection()
+        with self._errors("write failed"), conn.transaction(), conn.cursor() as cursor:
+            for sql, params in statements:
+                cursor.executemany(sql, params)
+
+    def _check_open(self) -> None:
+        self._connection()
+
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        conn = self._connection()
+        with self._errors("read failed"):
+            return conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        """See :meth:`Store.close`."""
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()
+
+    # Helpers
+
+    def _connection(self) -> psycopg.Connection[tuple[Any, ...]]:
+        if self._conn is None:
+            raise StoreError(f"{self._label}: closed")
+        return self._conn
+
+    def _errors(self, what: str) -> AbstractContextManager[None]:
+        return _pg_errors(self._url, self._label, what)
+
+    def __repr__(self) -> str:
+        mode = "readonly" if self._readonly else "writer"
+        state = "closed" if self._conn is None else "open"
+        return f"<PostgresStore {str(self._url)!r} {mode} {state}>"
+
+
+def _pg_connect(
+    url: StoreURL, label: str, *, readonly: bool
+) -> psycopg.Connection[tuple[Any, ...]]:
+    try:
+        import psycopg  # noqa: PLC0415 (only PostgreSQL stores need the driver)
+        from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415
+    except ImportError as exc:
+        raise StoreError(
+            f"{label}: PostgreSQL stores need the psycopg package: pip install 'psycopg[binary]'"
+        ) from exc
+    options: dict[str, Any] = {"application_name": "senti"}
+    with _pg_errors(url, label, "malformed URL"):
+        given = conninfo_to_dict(url.conninfo)
+    if "connect_timeout" not in given:
+        options["connect_timeout"] = int(BUSY_TIMEOUT.total_seconds())
+    try:
+        conn = psycopg.connect(url.conninfo, autocommit=True, **options)
+    except psycopg.Error as exc:
+        raise StoreError(_connect_failure(url, label, exc)) from _safe_cause(exc, url)
+    try:
+        if readonly:
+            with _pg_errors(url, label, "cannot open read-only"):
+                conn.execute(_PostgresSQL.READ_ONLY)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _connect_failure(url: StoreURL, label: str, exc: Exception) -> str:
+    """A StoreError message saying why the connection failed, password redacted."""
+    detail = " ".join(_scrub(str(exc), url).split())
+    lowered = detail.lower()
+    if "password authentication failed" in lowered or "authentication failed" in lowered:
+        reason = "authentication failed; check the user name and password in the URL"
+    elif "no password supplied" in lowered:
+        reason = "the server wants a password and the URL gives none"
+    elif "database" in lowered and "does not exist" in lowered:
+        reason = f"database {url.database!r} does not exist; create it first (createdb)"
+    elif "connection refused" in lowered:
+        reason = "connection refused; is PostgreSQL running and listening at that address?"
+    elif "timeout" in lowered:
+        reason = "the server did not answer in time"
+    else:
+        reason = "cannot connect"
+    return f"{label}: {reason} ({detail})"
+
+
+@contextmanager
+def _pg_errors(url: StoreURL, label: str, what: str) -> Iterator[None]:
+    import psycopg  # noqa: PLC0415 (only PostgreSQL stores need the driver)
+
+    try:
+        yield
+    except psycopg.Error as exc:
+        message = _scrub(str(exc), url)
+        raise StoreError(f"{label}: {what}: {' '.join(message.split())}") from _safe_cause(exc, url)
+
+
+def _scrub(text: str, url: StoreURL) -> str:
+    """``text`` with the URL's password (as given and percent-decoded) as ``***``."""
+    password = url.password
+    if password:
+        for secret in {password, quote(password, safe="")}:
+            text = text.replace(secret, _REDACTED)
+    return text
+
+
+def _safe_cause(exc: Exception, url: StoreURL) -> Exception | None:
+    """``exc`` to chain as ``__cause__``, or ``None`` if its message holds the password."""
+    password = url.password
+    return None if password and _scrub(str(exc), url) != str(exc) else exc
+
+
+def _pg_schema_version(
+    conn: psycopg.Connection[tuple[Any, ...]], label: str, *, allow_empty: bool
+) -> int | None:
+    """Like :func:`_schema_version`, on a PostgreSQL connection (in the current schema)."""
+    tables = {name for (name,) in conn.execute(_PostgresSQL.TABLES).fetchall()}
+    if "meta" not in tables:
+        if allow_empty and not tables:
+            return None
+        raise StoreError(f"{label}: not a senti store (no meta table)")
+    meta = dict(conn.execute(_PostgresSQL.GET_META).fetchall())
+    return _check_meta(label, meta)
+
+
+# Rows, shared by both backends
 
 
 @dataclass(slots=True)
@@ -718,90 +1272,27 @@ class _Rows:
                 raise TypeError(f"cannot store a {type(item).__name__}: {item!r}")
         return rows
 
-    @property
-    def empty(self) -> bool:
-        return not any(params for _, params in self.statements())
+    def statements(self, sql: type[_SQL]) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+        """Each statement of ``sql``'s dialect with its rows, in primary-key order.
 
-    def statements(self) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
-        yield _SQL.INSERT_POST, self.posts
-        yield _SQL.INSERT_MATCH, self.matches
-        yield _SQL.UPSERT_WINDOW, self.windows
-        yield _SQL.INSERT_LATE, self.late
-        yield _SQL.UPSERT_REJECTED, self.rejected
-        yield _SQL.UPSERT_QUERY, self.queries
-
-
-def _configure(conn: sqlite3.Connection) -> None:
-    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT.total_seconds() * 1000)}")
+        Every writer takes its row locks in the same order (table by table, key
+        by key), so concurrent PostgreSQL writers never deadlock. The sort is
+        stable: of two items with one key, the later is still written last.
+        """
+        yield sql.INSERT_POST, sorted(self.posts, key=_first)
+        yield sql.INSERT_MATCH, sorted(self.matches, key=_first_two)
+        yield sql.UPSERT_WINDOW, sorted(self.windows, key=_first_two)
+        yield sql.INSERT_LATE, sorted(self.late, key=_first_two)
+        yield sql.UPSERT_REJECTED, sorted(self.rejected, key=_first)
+        yield sql.UPSERT_QUERY, sorted(self.queries, key=_first)
 
 
-def _open_readonly(path: Path, label: str) -> sqlite3.Connection:
-    uri = f"file:{quote(str(path.absolute()))}?mode=ro"
-    try:
-        conn = sqlite3.connect(
-            uri,
-            uri=True,
-            timeout=BUSY_TIMEOUT.total_seconds(),
-            isolation_level=None,
-            check_same_thread=False,
-        )
-    except sqlite3.Error as exc:
-        raise StoreError(f"{label}: cannot open read-only: {exc}") from exc
-    try:
-        _configure(conn)
-    except sqlite3.Error as exc:
-        conn.close()
-        raise StoreError(f"{label}: cannot open read-only: {exc}") from exc
-    return conn
+def _first(row: tuple[Any, ...]) -> Any:
+    return row[0]
 
 
-def _schema_version(conn: sqlite3.Connection, label: str, *, allow_empty: bool) -> int | None:
-    """The store's schema version, or ``None`` for an empty database a writer may fill.
-
-    Raises :class:`StoreError` if the file is not a senti store or its version is
-    not :data:`SCHEMA_VERSION`.
-    """
-    try:
-        # One statement, one snapshot: a writer may be creating the schema right now.
-        tables = {name for (name,) in conn.execute(_SQL.TABLES)}
-        if "meta" not in tables:
-            if allow_empty and not tables:
-                return None
-            raise StoreError(f"{label}: not a senti store (no meta table)")
-        meta = dict(conn.execute(_SQL.GET_META).fetchall())
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{label}: not a senti store: {exc}") from exc
-    if meta.get("app") != _APP:
-        raise StoreError(f"{label}: not a senti store (meta.app is {meta.get('app')!r})")
-    try:
-        version = int(meta["schema_version"])
-    except (KeyError, ValueError):
-        raise StoreError(f"{label}: senti store without a valid schema_version") from None
-    if version > SCHEMA_VERSION:
-        raise StoreError(
-            f"{label}: schema version {version} is newer than this senti supports "
-            f"({SCHEMA_VERSION}); upgrade senti to use this store"
-        )
-    if version < SCHEMA_VERSION:
-        raise StoreError(  # pragma: no cover - there is no older version yet
-            f"{label}: schema version {version} is older than {SCHEMA_VERSION} "
-            "and cannot be migrated"
-        )
-    return version
-
-
-@contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    # IMMEDIATE takes the write lock up front, so waiting for it honours the busy
-    # timeout instead of failing later when a read lock cannot be upgraded.
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:  # SQLite rolls back by itself after some errors
-            conn.execute("ROLLBACK")
-        raise
+def _first_two(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return row[:2]
 
 
 def _utc_now() -> datetime:

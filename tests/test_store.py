@@ -132,8 +132,8 @@ def test_parse_store_url_accepts(url: str, expected: StoreURL) -> None:
     [
         ("", "empty store URL"),
         ("   ", "empty store URL"),
-        ("postgresql://user@host/senti", "unsupported store URL scheme 'postgresql'"),
-        ("postgres://host/senti", "unsupported store URL scheme 'postgres'"),
+        ("mssql://user@host/senti", "unsupported store URL scheme 'mssql'"),
+        ("redis://host/senti", "unsupported store URL scheme 'redis'"),
         ("mysql://host/senti", "unsupported store URL scheme 'mysql'"),
         ("http://example.com/senti.db", "unsupported store URL scheme 'http'"),
         ("sqlite://", "malformed SQLite URL"),
@@ -145,7 +145,7 @@ def test_parse_store_url_accepts(url: str, expected: StoreURL) -> None:
     ],
 )
 def test_parse_store_url_rejects(url: str, message: str) -> None:
-    """Empty, non-SQLite and path-less URLs raise StoreError naming the supported forms."""
+    """Empty, unsupported and path-less URLs raise StoreError naming the supported forms."""
     with pytest.raises(StoreError, match=message) as caught:
         parse_store_url(url)
     assert "sqlite:///relative/path.db" in str(caught.value)
@@ -287,7 +287,7 @@ def test_check_store(tmp_path: Path, db: Path) -> None:
     with pytest.raises(StoreError, match="does not exist"):
         check_store(str(tmp_path / "missing" / "senti.db"))
     with pytest.raises(StoreError, match="unsupported"):
-        check_store("postgresql://host/senti")
+        check_store("mysql://host/senti")
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"not a database" * 100)
     with pytest.raises(StoreError, match="not a senti store"):

@@ -98,8 +98,8 @@ def test_constructor_does_no_io(tmp_path: Path) -> None:
 
 def test_constructor_rejects_unsupported_url() -> None:
     """A StoreSink for an unsupported scheme fails when it is built, before any flow runs."""
-    with pytest.raises(StoreError, match="unsupported store URL scheme 'postgresql'"):
-        StoreSink("postgresql://localhost/senti")
+    with pytest.raises(StoreError, match="unsupported store URL scheme 'mysql'"):
+        StoreSink("mysql://localhost/senti")
 
 
 def test_check_store_url(tmp_path: Path) -> None:
