@@ -1,0 +1,262 @@
+"""Regenerate ``docs/benchmarks.md`` and ``docs/img/bench-*.png`` from ``bench/results/*.json``.
+
+.venv/bin/python bench/report.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from common import RESULTS, ROOT, progress
+
+DOC = ROOT / "docs" / "benchmarks.md"
+IMG = ROOT / "docs" / "img"
+NAMES = ("throughput", "routing", "latency", "fanout", "workers")
+
+METHOD = {
+    "throughput": (
+        "Dataflow built as `senti replay` builds it (ReplaySource, 1 worker, SummarySink, "
+        "StoreSink on a temporary SQLite file or off) vs the original server's per-post work "
+        "re-implemented in `bench/baseline.py` (JSON, retweets dropped, lower-case, "
+        "`re.findall` + one `re.sub` per handle/URL, letter-only substitutions, stopwords, "
+        "VADER, `nltk.FreqDist` of `#(\\w+)`, `query in words` for every query) vs "
+        "`polarity_scores` alone on the raw texts of the original posts. Rates are input posts "
+        "(lines, retweets included) per second; the three run back to back in every repetition "
+        "and ratios are per repetition. Queries: `workload.queries_for` (words, hashtags, AND "
+        "phrases, OR lists)."
+    ),
+    "routing": (
+        "Same dataflow, store off. Query mix: 10 common queries from `queries_for` plus N-10 "
+        "rare ones made of invented words that never occur in the synthetic stream (`zorblax17`, "
+        "`#quibnet18`, `flimwort19 snarvel19`, `grondle20, #vexmar20, plinkett20`), so the number "
+        "of matches, and the per-query window work they cause, is the same at every N and only "
+        "the index grows. Bucket counts are measured at 1,000 queries."
+    ),
+    "latency": (
+        "`senti serve --source synthetic --rate R --host 127.0.0.1` as a subprocess (live mode: "
+        "`created_at` = emission time, ms precision); one client process (`bench/clients.py`, "
+        "`websockets.asyncio.client`, subprotocol `senti.v2`, no compression) with the clients "
+        "spread round robin over queries from the stream's vocabulary. Latency = client receive "
+        "time - `created_at`, over the measuring period after a warm-up."
+    ),
+    "fanout": (
+        "`senti serve` as above; several client processes open the connections. Memory per idle "
+        "connection = growth of the server's VmRSS (/proc/PID/status) from before the first "
+        "connection to after the last one (connected, tracking nothing), divided by their "
+        "number. Then every client tracks a query and messages flow; the figure is the number of "
+        "connections still open. Compression is off in `server/app.py`: permessage-deflate keeps "
+        "a zlib compressor and decompressor per connection (tens of KiB each even with "
+        "websockets' reduced window and memLevel), and a broadcast message would have to be "
+        "compressed once per connection instead of encoded once for all."
+    ),
+    "workers": (
+        "The stream split into two files (alternate lines); the same flow (1,000 queries, store "
+        "off) in fresh subprocesses calling `bytewax.run.cli_main`: 1 process x 1 worker, a "
+        "2-process cluster (`process_id`, `addresses`), and 1 process x 2 worker threads. Time "
+        "from the earliest `cli_main` start to the latest end."
+    ),
+}
+
+
+def _load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _fmt(value: float) -> str:
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.2f}"
+
+
+def _bar(path: Path, title: str, labels: list[str], values: list[float], unit: str) -> None:
+    fig, ax = plt.subplots(figsize=(8, 4))
+    bars = ax.barh(labels, values, color="#4C72B0")
+    ax.bar_label(bars, labels=[_fmt(v) for v in values], padding=3)
+    ax.set_title(title)
+    ax.set_xlabel(unit)
+    ax.invert_yaxis()
+    ax.margins(x=0.2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plots(results: dict[str, dict[str, Any]]) -> list[str]:
+    IMG.mkdir(parents=True, exist_ok=True)
+    images = []
+    if (t := results.get("throughput")) is not None:
+        m = t["median"]
+        _bar(
+            IMG / "bench-throughput.png",
+            f"Throughput, {t['posts']:,} posts, {t['queries']:,} queries (median of {t['repeat']})",
+            ["VADER alone", "original per-post work", "dataflow, store off", "dataflow, store on"],
+            [m["vader"], m["baseline"], m["dataflow_store_off"], m["dataflow_store_on"]],
+            "input posts per second (higher is better)",
+        )
+        images.append("bench-throughput.png")
+    if (r := results.get("routing")) is not None:
+        m = r["median"]
+        labels = [f"{n:,} queries" for n in r["sizes"]]
+        labels += [f"buckets={b} ({r['bucket_queries']:,} q.)" for b in r["buckets"]]
+        values = [m[f"queries_{n}"] for n in r["sizes"]] + [m[f"buckets_{b}"] for b in r["buckets"]]
+        _bar(
+            IMG / "bench-routing.png",
+            f"Routing: dataflow throughput, {r['posts']:,} posts, store off",
+            labels,
+            values,
+            "input posts per second (higher is better)",
+        )
+        images.append("bench-routing.png")
+    if (lat := results.get("latency")) is not None and lat.get("quantiles_ms"):
+        fig, ax = plt.subplots(figsize=(8, 4))
+        shares = [q / 10 for q in range(1, len(lat["quantiles_ms"]) + 1)]
+        ax.plot(lat["quantiles_ms"], shares, color="#4C72B0", label="measured")
+        ax.axvline(50, color="black", linestyle=":", label="target: p99 <= 50 ms")
+        ax.axhline(99, color="red", linestyle="--", linewidth=0.8, label="99th percentile")
+        ax.set_xscale("log")
+        ax.set_title(
+            f"End-to-end latency (CDF), {lat['rate']:,.0f} posts/s, {lat['clients']:,} clients, "
+            f"{lat['queries']} queries"
+        )
+        ax.set_xlabel("post created_at to client receive (ms, log scale)")
+        ax.set_ylabel("messages received within (%)")
+        ax.legend(loc="lower right")
+        fig.tight_layout()
+        fig.savefig(IMG / "bench-latency.png", dpi=110)
+        plt.close(fig)
+        images.append("bench-latency.png")
+    if (w := results.get("workers")) is not None:
+        m = w["median"]
+        layouts = ["1 process", "2 processes", "1 process, 2 threads"]
+        _bar(
+            IMG / "bench-workers.png",
+            f"Workers on {w['machine']['nproc']} cores, {w['posts']:,} posts "
+            f"(median of {w['repeat']})",
+            layouts,
+            [m[k] for k in layouts],
+            "input posts per second (higher is better)",
+        )
+        images.append("bench-workers.png")
+    return images
+
+
+def _figures(name: str, r: dict[str, Any]) -> list[str]:
+    if name == "throughput":
+        m = r["median"]
+        return [
+            f"{r['posts']:,} posts ({r['originals']:,} originals), {r['queries']:,} queries, "
+            f"median of {r['repeat']} runs",
+            f"VADER alone {m['vader']:,.0f} posts/s; original per-post work {m['baseline']:,.0f}; "
+            f"dataflow store on {m['dataflow_store_on']:,.0f}, store off "
+            f"{m['dataflow_store_off']:,.0f}",
+            f"dataflow/baseline: store on {m['vs_baseline_store_on']:.2f}, store off "
+            f"{m['vs_baseline_store_off']:.2f}; dataflow/VADER: store on "
+            f"{m['vs_vader_store_on']:.1%}, store off {m['vs_vader_store_off']:.1%}",
+            f"matches per original post: dataflow {m['matches_per_post']:.2f}, baseline "
+            f"{m['baseline_matches_per_post']:.2f} (the original only matched single words)",
+        ]
+    if name == "routing":
+        m = r["median"]
+        sizes = ", ".join(
+            f"{n:,} queries {m[f'queries_{n}']:,.0f} posts/s ({m[f'matches_per_post_{n}']:.2f} "
+            "matches/post)"
+            for n in r["sizes"]
+        )
+        buckets = ", ".join(f"{b}: {m[f'buckets_{b}']:,.0f}" for b in r["buckets"])
+        return [sizes, f"buckets ({r['bucket_queries']:,} queries): {buckets} posts/s"]
+    if name == "latency":
+        return [
+            f"{r['rate']:,.0f} posts/s, {r['clients']:,} clients, {r['queries']} queries; "
+            f"{r['messages_per_s']:,.0f} messages/s received",
+            f"p50 {r['p50_ms']:.1f} ms, p90 {r['p90_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
+            f"max {r['max_ms']:.1f} ms",
+            f"server CPU {r['server_cpu_share']:.2f} cores; client CPU "
+            f"{r['client_cpu_seconds']:.1f} s over {r['seconds']:.0f} s",
+        ]
+    if name == "fanout":
+        return [
+            f"{r['connected']:,} of {r['clients']:,} connections opened ({r['failed']} failed) "
+            f"in {r['connect_seconds']:.1f} s; {r['open_after_flow']:,} open after "
+            f"messages flowed ({r['messages_per_s']:,.0f} messages/s received)",
+            f"server RSS {r['rss_before_kib']:,} KiB -> {r['rss_idle_kib']:,} KiB idle -> "
+            f"{r['rss_flowing_kib']:,} KiB flowing: {r['kib_per_idle_connection']:.1f} KiB per "
+            "idle connection",
+        ]
+    m = r["median"]
+    return [
+        ", ".join(
+            f"{k} {m[k]:,.0f} posts/s" for k in ("1 process", "2 processes", "1 process, 2 threads")
+        ),
+        f"speedup: 2 processes {m['speedup 2 processes']:.2f}x, 2 threads "
+        f"{m['speedup 2 threads']:.2f}x",
+    ]
+
+
+def render(results: dict[str, dict[str, Any]], images: list[str]) -> str:
+    """The Markdown of ``docs/benchmarks.md``."""
+    any_result = next(iter(results.values()))
+    machine = any_result["machine"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `bench/report.py` from `bench/results/*.json`; do not edit by hand.",
+        "Reproduce everything with `make bench` (`.venv/bin/python bench/run_all.py`), or one",
+        "script with `.venv/bin/python bench/<name>.py` (each has `--help` and `--quick`).",
+        "",
+        f"Machine: {machine['cpu']}, {machine['nproc']} cores (nproc), "
+        f"{machine['memory_gib']} GiB, Linux {machine['kernel']}, Python {machine['python']}, "
+        f"bytewax {machine['bytewax']}, websockets {machine['websockets']}, "
+        f"vaderSentiment {machine['vaderSentiment']}. The machine is shared and noisy: figures "
+        "are medians of several runs where stated, and ratios are measured within one run.",
+        "",
+        "## Targets",
+        "",
+        "| Benchmark | Figure | Measured | Target | Met |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        for label, t in r["targets"].items():
+            value = t["value"]
+            shown = f"{value:.1%}" if "VADER" in label else _fmt(value)
+            met = "yes" if t["met"] else "**no**"
+            lines.append(f"| {name} | {label} | {shown} | {t['target']} | {met} |")
+    for name, r in results.items():
+        lines += ["", f"## {name.capitalize()}", "", f"Run {r['date']}: `{r['command']}`", ""]
+        lines += [f"- {line}" for line in _figures(name, r)]
+        lines += ["", f"Method: {METHOD[name]}"]
+        image = f"bench-{name}.png"
+        if image in images:
+            lines += ["", f"![{name}](img/{image})"]
+    lines += [
+        "",
+        "## Profiling",
+        "",
+        "```sh",
+        ".venv/bin/py-spy record -r 200 -f raw -o /tmp/prof.txt -- \\",
+        "    .venv/bin/python bench/throughput.py --posts 20000 --repeat 1",
+        ".venv/bin/python bench/profile_summary.py /tmp/prof.txt   # shares under FlowThread.run",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Read every result, draw the plots, write the document."""
+    results = {name: r for name in NAMES if (r := _load(name)) is not None}
+    if not results:
+        raise SystemExit("no results in bench/results/; run bench/run_all.py first")
+    images = _plots(results)
+    DOC.write_text(render(results, images), encoding="utf-8")
+    progress(f"wrote {DOC.relative_to(ROOT)} and {len(images)} plots")
+
+
+if __name__ == "__main__":
+    main()
