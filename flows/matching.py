@@ -255,3 +255,9 @@ class TermIndex:
 
     def __len__(self) -> int:
         return len({key for filed in self._by_anchor.values() for key in filed})
+
+    def __deepcopy__(self, memo: dict[int, object]) -> TermIndex:
+        # Queries are immutable: a copy of the index shares them. Bytewax
+        # snapshots state by deep copy at every epoch, so this keeps a bucket's
+        # snapshot proportional to its entries, not to the size of every query.
+        return TermIndex({anchor: dict(filed) for anchor, filed in self._by_anchor.items()})

@@ -484,3 +484,18 @@ def test_index_matches_brute_force_evaluation(
         index.remove(parse_query(key))
     assert set(index.match(terms)) == {k for k, truth in expected.items() if truth} - gone
     assert len(index) == len(set(expected) - gone)
+
+
+def test_deep_copies_of_an_index_share_queries_but_not_filing() -> None:
+    """A deep copy (a Bytewax snapshot) is independent but reuses the immutable queries."""
+    import copy
+
+    index = TermIndex()
+    python = parse_query("python")
+    index.add(python)
+    snapshot = copy.deepcopy(index)
+    index.add(parse_query("coffee"))
+    index.remove(python)
+    assert snapshot.match(post_terms("python")) == ["python"]
+    assert snapshot.filed_under("python")["python"] is python
+    assert index.match(post_terms("python")) == []
