@@ -9,11 +9,12 @@ STORE  ?= sqlite:///data/senti.db
 
 setup: $(STAMP)
 
-# Idempotent: the venv is (re)built only when pyproject.toml changes.
-$(STAMP): pyproject.toml
+# Idempotent: the venv is (re)built only when pyproject.toml or the pins change.
+# constraints.txt pins every dependency to the versions the tests last passed with.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install --quiet --editable . --group dev
+	$(BIN)/python -m pip install --quiet --editable . --group dev -c constraints.txt
 	touch $(STAMP)
 
 up: setup

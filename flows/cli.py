@@ -8,6 +8,9 @@ Subcommands::
     senti run [--source synthetic] --track QUERY ...  run the dataflow live, printing windows
     senti serve [--source synthetic|replay] ...       websocket server + dataflow + store
     senti up [serve options] [--dashboard-port 8501]  serve, plus the Streamlit dashboard
+    senti dataflow [-p N | -i I -a ADDRS] [-w W] ...  one process of a dataflow cluster (Redis)
+    senti gateway [--port P] [--redis-url URL] ...    a websocket gateway fed through Redis
+    senti scale                                      Redis + 2 dataflow processes + 2 gateways
     senti evaluate --texts FILE --labels FILE         metrics against TweetEval-style labels
     senti tune --texts FILE --labels FILE --out FILE  choose thresholds, write their config
     senti capture --out FILE [--track QUERY ...]      record the live X stream for replay
@@ -38,19 +41,26 @@ from flows.dataflow import FlowSettings, build_flow
 from flows.evaluation import compound_scores, describe_files, evaluate, read_labelled
 from flows.matching import InvalidQuery, Query, Subscription, parse_query
 from flows.model import parse_time
+from flows.recovery import (
+    DEFAULT_SNAPSHOT_INTERVAL,
+    Recovery,
+    RecoveryError,
+    prepare_recovery_dir,
+    stoppable,
+)
 from flows.runner import run_until_stopped
 from flows.sentiment import Thresholds, ThresholdsError, load_thresholds
 from flows.sinks.console import ConsoleSink
 from flows.sinks.jsonl import JsonLinesSink
 from flows.sinks.store import StoreSink, check_store_url
 from flows.sinks.summary import RunSummary, SummarySink
-from flows.sources.control import Stoppable
 from flows.sources.replay import ReplaySource
 from flows.sources.synthetic import SyntheticSource, write_synthetic
 from flows.store import StoreError, open_store
 from flows.tuning import Grid, config_toml, tune_thresholds
 from flows.tweeteval import TweetEvalError
 from server.app import run_server
+from server.cluster import add_cluster_commands
 from server.logs import configure_logging
 from server.settings import ServerSettings
 from server.up import run_up
@@ -103,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
         "--speed", type=_positive_float, default=None, help="original pace times this factor"
     )
     _add_flow_options(replay)
+    _add_recovery_options(replay)
     replay.set_defaults(run=_replay)
 
     run = commands.add_parser("run", help="run the dataflow live on a source")
@@ -130,13 +141,14 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--dashboard-port", type=int, default=8501, help="Streamlit port")
     up.set_defaults(run=_up)
 
+    add_cluster_commands(commands)  # dataflow, gateway, scale: docs/deploy.md
     _add_evaluate_tune(commands)
     _add_capture(commands)
     return parser
 
 
 def _add_server_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", choices=["synthetic", "replay", "x"], default=None)
+    parser.add_argument("--source", choices=["synthetic", "replay", "x", "bluesky"], default=None)
     parser.add_argument("--replay", type=Path, action="append", default=None, metavar="FILE")
     parser.add_argument("--speed", type=_positive_float, default=None, help="replay pace")
     parser.add_argument("--rate", type=_positive_float, default=None, help="synthetic posts/s")
@@ -150,16 +162,36 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=_positive_float, default=None, help="window seconds")
     parser.add_argument("--workers", type=_positive_int, default=None)
     _add_thresholds(parser)
+    _add_recovery_options(parser, defaults=False)
+
+
+def _add_recovery_options(parser: argparse.ArgumentParser, *, defaults: bool = True) -> None:
+    """``--recovery-dir`` and ``--snapshot-interval`` (see :mod:`flows.recovery`)."""
+    parser.add_argument(
+        "--recovery-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="snapshot state here and resume from it (a private directory, created 0700)",
+    )
+    parser.add_argument(
+        "--snapshot-interval",
+        type=_positive_float,
+        default=DEFAULT_SNAPSHOT_INTERVAL.total_seconds() if defaults else None,
+        metavar="SECONDS",
+        help=f"seconds between snapshots (default {DEFAULT_SNAPSHOT_INTERVAL.total_seconds():g})",
+    )
 
 
 def _add_capture(commands: Any) -> None:
-    """The ``capture`` subcommand: the live X stream to a file ``replay`` reads."""
+    """The ``capture`` subcommand: a live stream to a file ``replay`` reads."""
     capture = commands.add_parser(
         "capture",
-        help="record the live X stream to a JSON-lines file replay can read",
-        description="Needs SENTI_X_BEARER_TOKEN (see docs/x-source.md). "
-        "Without --count or --seconds it records until Ctrl-C.",
+        help="record a live stream (X or Bluesky) to a JSON-lines file replay can read",
+        description="X needs SENTI_X_BEARER_TOKEN (docs/x-source.md); Bluesky needs no "
+        "account (docs/bluesky.md). Without --count or --seconds it records until Ctrl-C.",
     )
+    capture.add_argument("--source", choices=["x", "bluesky"], default="x")
     capture.add_argument("--out", type=Path, required=True, help="file to write")
     capture.add_argument(
         "--track", action="append", default=[], metavar="QUERY", help="add a rule (repeatable)"
@@ -170,13 +202,28 @@ def _add_capture(commands: Any) -> None:
 
 
 def _capture(args: argparse.Namespace) -> int:
-    """Record the live X stream to ``--out`` (see :mod:`flows.capture`)."""
+    """Record the live stream to ``--out`` (see :mod:`flows.capture`)."""
+    if args.source == "bluesky":
+        return _capture_bluesky(args)
     from flows.capture import CaptureError, run_capture  # noqa: PLC0415 - tweepy only here
 
     queries = _queries(args.track)
     try:
         written = run_capture(args.out, queries=queries, count=args.count, seconds=args.seconds)
     except CaptureError as exc:
+        raise CliError(str(exc)) from None
+    print(f"wrote {written} posts to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _capture_bluesky(args: argparse.Namespace) -> int:
+    from flows.sources.bluesky import JetstreamError, run_capture  # noqa: PLC0415
+
+    if args.track:
+        raise CliError("--track is for X: Jetstream sends every post; filter with replay --track")
+    try:
+        written = run_capture(args.out, count=args.count, seconds=args.seconds)
+    except JetstreamError as exc:
         raise CliError(str(exc)) from None
     print(f"wrote {written} posts to {args.out}", file=sys.stderr)
     return 0
@@ -227,7 +274,12 @@ def _add_flow_options(parser: argparse.ArgumentParser) -> None:
         metavar="QUERY",
         help="query to track (repeatable): comma = OR, space = AND, #tag, @user",
     )
-    parser.add_argument("--store", default=None, metavar="URL", help="e.g. sqlite:///senti.db")
+    parser.add_argument(
+        "--store",
+        default=None,
+        metavar="URL",
+        help="sqlite:///senti.db or postgresql://user:pass@host/db",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write JSON lines here")
     parser.add_argument("--window", type=_positive_float, default=60.0, help="window seconds")
     parser.add_argument(
@@ -394,21 +446,23 @@ def _run_flow(args: argparse.Namespace, source: Any, *, live: bool) -> int:
         top_n=args.top,
         live=live,
     )
+    recovery, resuming = _recovery(args)
     summary = RunSummary()
     sinks: list[Any] = [SummarySink(summary)]
     if args.store is not None:
         sinks.append(_store_sink(args.store, settings.queries))
     if args.out is not None:
-        _truncate(args.out)
+        if not resuming:  # a resumed run appends (at least once: see docs/operations.md)
+            _truncate(args.out)
         sinks.append(JsonLinesSink(args.out))
     if live:
         sinks.append(ConsoleSink())
     progress = _progress_bar(disable=live)
     summary.on_posts = progress.update if progress is not None else None
     stop = threading.Event()
-    flow = build_flow(Stoppable(source, stop), None, sinks, settings=settings)
+    flow = build_flow(stoppable(source, stop, recovery=recovery), None, sinks, settings=settings)
     try:
-        interrupted = run_until_stopped(flow, stop, workers=args.workers)
+        interrupted = run_until_stopped(flow, stop, workers=args.workers, recovery=recovery)
     finally:
         summary.finish()
         if progress is not None:
@@ -417,11 +471,25 @@ def _run_flow(args: argparse.Namespace, source: Any, *, live: bool) -> int:
     return 130 if interrupted else 0
 
 
+def _recovery(args: argparse.Namespace) -> tuple[Recovery | None, bool]:
+    """The run's recovery settings and whether it resumes; ``(None, False)`` without."""
+    directory: Path | None = getattr(args, "recovery_dir", None)
+    if directory is None:
+        return None, False
+    try:
+        new = prepare_recovery_dir(directory)
+    except RecoveryError as exc:
+        raise CliError(str(exc)) from None
+    interval = timedelta(seconds=args.snapshot_interval)
+    return Recovery(directory, snapshot_interval=interval), not new
+
+
 def _server_settings(args: argparse.Namespace, **defaults: Any) -> ServerSettings:
     """Settings from defaults, .env, SENTI_* and the flags (last wins), checked up front."""
     names = (
         "source", "replay", "speed", "rate", "host", "port", "store", "origins", "dev",
         "certfile", "keyfile", "window", "workers", "thresholds",
+        "recovery_dir", "snapshot_interval",
     )  # fmt: skip
     overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     try:
@@ -438,9 +506,16 @@ def _server_settings(args: argparse.Namespace, **defaults: Any) -> ServerSetting
     for path in settings.replay:
         if not path.is_file():
             raise CliError(f"no such file: {path}")
+    if settings.recovery_dir is not None:
+        try:
+            prepare_recovery_dir(settings.recovery_dir)
+        except RecoveryError as exc:
+            raise CliError(str(exc)) from None
     _thresholds(settings.thresholds)
     if settings.source == "x":
         _check_x_settings()
+    if settings.source == "bluesky":
+        _check_bluesky_settings()
     if settings.store is not None:
         try:
             check_store_url(settings.store)
@@ -462,6 +537,15 @@ def _check_x_settings() -> None:
         raise CliError(f"the X source needs valid settings: {names or 'SENTI_X_*'}") from None
     if settings.bearer_token is None or not settings.bearer_token.get_secret_value():
         raise CliError("the X source needs a bearer token: set SENTI_X_BEARER_TOKEN")
+
+
+def _check_bluesky_settings() -> None:
+    from flows.sources.bluesky import JetstreamError, settings_from_env  # noqa: PLC0415
+
+    try:
+        settings_from_env()
+    except JetstreamError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _run_async(settings: ServerSettings, main: Coroutine[Any, Any, None]) -> int:

@@ -18,25 +18,38 @@ from types import FrameType
 from bytewax.dataflow import Dataflow
 from bytewax.run import cli_main
 
+from flows.recovery import Recovery, is_interruption
+
 __all__ = ["FlowThread", "run_until_stopped", "stop_on_signals"]
 
 
 class FlowThread(threading.Thread):
     """A dataflow executing on its own thread; :attr:`error` holds what it raised."""
 
-    def __init__(self, flow: Dataflow, *, workers: int = 1) -> None:
+    def __init__(
+        self, flow: Dataflow, *, workers: int = 1, recovery: Recovery | None = None
+    ) -> None:
         super().__init__(name=f"{flow.flow_id}-dataflow", daemon=True)
         self.flow = flow
         self.workers = workers
+        self.recovery = recovery
+        """Snapshot to and resume from here (see :mod:`flows.recovery`)."""
         self.error: BaseException | None = None
 
     def run(self) -> None:
         """Execute the flow until its inputs end."""
+        recovery = self.recovery
         try:
             # bytewax's runtime entry point has no type annotations.
-            cli_main(self.flow, workers_per_process=self.workers)  # type: ignore[no-untyped-call]
+            cli_main(  # type: ignore[no-untyped-call]
+                self.flow,
+                workers_per_process=self.workers,
+                epoch_interval=recovery.snapshot_interval if recovery else None,
+                recovery_config=recovery.config() if recovery else None,
+            )
         except BaseException as exc:  # reported to the owner thread
-            self.error = exc
+            if recovery is None or not is_interruption(exc):  # a stop is not a failure
+                self.error = exc
 
 
 @contextmanager
@@ -54,12 +67,14 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def run_until_stopped(flow: Dataflow, stop: threading.Event, *, workers: int = 1) -> bool:
+def run_until_stopped(
+    flow: Dataflow, stop: threading.Event, *, workers: int = 1, recovery: Recovery | None = None
+) -> bool:
     """Run ``flow`` until its inputs end or a signal sets ``stop``.
 
     Returns whether it was stopped by a signal. Re-raises what the flow raised.
     """
-    runner = FlowThread(flow, workers=workers)
+    runner = FlowThread(flow, workers=workers, recovery=recovery)
     with stop_on_signals(stop):
         runner.start()
         while runner.is_alive():

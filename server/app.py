@@ -45,16 +45,19 @@ from websockets.typing import Subprotocol
 from flows.dataflow import FlowSettings, build_flow
 from flows.matching import Query
 from flows.model import Line
+from flows.recovery import Recovery, prepare_recovery_dir, stoppable
 from flows.runner import FlowThread
 from flows.sentiment import load_thresholds
 from flows.sinks.callback import CallbackSink
 from flows.sinks.store import StoreSink
-from flows.sources.control import Stoppable, SubscriptionSource
+from flows.sources.bluesky import JetstreamSource, JetstreamStream, settings_from_env
+from flows.sources.control import SubscriptionSource
 from flows.sources.replay import ReplaySource
 from flows.sources.synthetic import SyntheticSource
 from flows.sources.x import RuleRejected, XApiError, XSettings, XSource, XStream
 from flows.xrules import RuleError
 from server.auth import token_from_request, token_matches
+from server.backend import Backend
 from server.hub import Hub
 from server.metrics import Metrics
 from server.origins import OriginPolicy
@@ -87,13 +90,16 @@ class SentiServer:
         *,
         post_source: FixedPartitionedSource[Line, Any] | None = None,
         x_stream: XStream | None = None,
+        bluesky_stream: JetstreamStream | None = None,
+        backend: Backend | None = None,
     ) -> None:
         self.settings = settings
         self.stop = threading.Event()
         self.metrics = Metrics()
         self.subscriptions = SubscriptionSource(self.stop)
+        self.backend = backend  # the dataflow runs elsewhere (a gateway, server/gateway.py)
         self.hub = Hub(
-            self.subscriptions,
+            self.subscriptions if backend is None else backend,
             self.metrics,
             send_buffer_bytes=settings.send_buffer_bytes,
             on_drop=self._query_dropped,
@@ -104,6 +110,12 @@ class SentiServer:
         self.x_stream = x_stream
         if x_stream is not None:
             post_source = XSource(x_stream)
+        # Jetstream sends every post; the dataflow does all the matching.
+        if bluesky_stream is None and post_source is None and settings.source == "bluesky":
+            bluesky_stream = JetstreamStream(settings_from_env())
+        self.bluesky_stream = bluesky_stream
+        if bluesky_stream is not None:
+            post_source = JetstreamSource(bluesky_stream)
         self._rules = asyncio.Lock()  # rule changes reach X in the order clients made them
         self._pending: set[asyncio.Task[None]] = set()
         self.origins = OriginPolicy.from_setting(settings.origins, dev=settings.dev)
@@ -121,7 +133,11 @@ class SentiServer:
     # Lifecycle
 
     async def start(self) -> None:
-        """Start the dataflow thread and listen."""
+        """Start the dataflow thread (or the backend) and listen."""
+        if self.backend is not None:
+            await self.backend.start(self.hub.publish)
+            await self._listen()
+            return
         loop = asyncio.get_running_loop()
         if self.x_stream is not None:
             # No client yet: drop the senti: rules a previous run left behind.
@@ -134,8 +150,9 @@ class SentiServer:
         sinks: list[Any] = [CallbackSink(deliver)]
         if self.settings.store is not None:
             sinks.append(StoreSink(self.settings.store))
+        recovery = _recovery(self.settings)
         flow = build_flow(
-            Stoppable(self._post_source, self.stop),
+            stoppable(self._post_source, self.stop, recovery=recovery),
             self.subscriptions,
             sinks,
             settings=FlowSettings(
@@ -145,8 +162,11 @@ class SentiServer:
                 live=True,
             ),
         )
-        self._flow = FlowThread(flow, workers=self.settings.workers)
+        self._flow = FlowThread(flow, workers=self.settings.workers, recovery=recovery)
         self._flow.start()
+        await self._listen()
+
+    async def _listen(self) -> None:
         self._server = await serve(
             self._handle,
             self.settings.host,
@@ -185,7 +205,9 @@ class SentiServer:
 
     @property
     def flow_running(self) -> bool:
-        """Whether the dataflow thread is alive."""
+        """Whether the dataflow thread is alive (or the backend delivers)."""
+        if self.backend is not None:
+            return self.backend.running
         return self._flow is not None and self._flow.is_alive()
 
     async def close(self) -> None:
@@ -196,6 +218,8 @@ class SentiServer:
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
         self.stop.set()
+        if self.backend is not None:
+            await self.backend.close()
         if self._flow is not None:
             await asyncio.to_thread(self._flow.join)
             if self._flow.error is not None:
@@ -345,6 +369,18 @@ class SentiServer:
                 logger.warning("rule not deleted", extra={"query": key, "reason": str(exc)})
 
     def _source_metrics(self) -> dict[str, int]:
+        if self.bluesky_stream is not None:
+            sky = self.bluesky_stream.stats()
+            return {
+                "senti_bluesky_connected": int(sky.connected),
+                "senti_bluesky_connections_total": sky.connections,
+                "senti_bluesky_reconnects_total": sky.reconnects,
+                "senti_bluesky_events_total": sky.events,
+                "senti_bluesky_posts_total": sky.posts,
+                "senti_bluesky_skipped_total": sky.skipped,
+                "senti_bluesky_dropped_total": sky.dropped,
+                "senti_bluesky_duplicates_total": sky.duplicates,
+            }
         if self.x_stream is None:
             return {}
         stats = self.x_stream.stats()
@@ -401,6 +437,13 @@ def _ip(conn: ServerConnection) -> str:
 
 def _seconds(value: float) -> timedelta:
     return timedelta(seconds=value)
+
+
+def _recovery(settings: ServerSettings) -> Recovery | None:
+    if settings.recovery_dir is None:
+        return None
+    prepare_recovery_dir(settings.recovery_dir)  # 0700, initialised unless resuming
+    return Recovery(settings.recovery_dir, snapshot_interval=_seconds(settings.snapshot_interval))
 
 
 async def run_server(settings: ServerSettings) -> None:

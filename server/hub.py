@@ -16,18 +16,25 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.protocol import State
 
 from flows.matching import Query, Subscription
 from flows.model import ALL_POSTS, Match, WindowSummary
-from flows.sources.control import SubscriptionSource
 from server.metrics import Metrics
 from server.protocol import Dialect, Outcome, encode_post, encode_window
 
-__all__ = ["Hub"]
+__all__ = ["Hub", "SubscriptionSink"]
+
+
+class SubscriptionSink(Protocol):
+    """Where the hub sends tracked-query changes: the local dataflow's
+    :class:`~flows.sources.control.SubscriptionSource`, or a gateway's Redis bus."""
+
+    def push(self, item: Subscription) -> None:
+        """Queue a change; thread-safe, never blocks."""
 
 
 class Hub:
@@ -35,7 +42,7 @@ class Hub:
 
     def __init__(
         self,
-        subscriptions: SubscriptionSource,
+        subscriptions: SubscriptionSink,
         metrics: Metrics,
         *,
         send_buffer_bytes: int,

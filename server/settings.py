@@ -47,8 +47,9 @@ class ServerSettings(BaseSettings):
     ping_timeout: float = Field(default=20.0, gt=0)
 
     # Dataflow
-    source: Literal["synthetic", "replay", "x"] = "synthetic"
-    """``x`` reads X's filtered stream (``SENTI_X_*`` settings, docs/x-source.md)."""
+    source: Literal["synthetic", "replay", "x", "bluesky"] = "synthetic"
+    """``x`` reads X's filtered stream (``SENTI_X_*``, docs/x-source.md); ``bluesky`` reads
+    Bluesky's Jetstream firehose (``SENTI_JETSTREAM_*``, docs/bluesky.md)."""
     replay: list[Path] = Field(default_factory=list)
     speed: float = Field(default=1.0, gt=0)
     rate: float = Field(default=20.0, gt=0)
@@ -58,6 +59,12 @@ class ServerSettings(BaseSettings):
     wait: float = Field(default=5.0, ge=0)
     thresholds: Path | None = None
     workers: int = Field(default=1, ge=1)
+
+    # Recovery
+    recovery_dir: Path | None = None
+    """Snapshot the dataflow's state here and resume from it (docs/operations.md)."""
+    snapshot_interval: float = Field(default=5.0, gt=0)
+    """Seconds between snapshots."""
 
     @model_validator(mode="after")
     def _check_pairs(self) -> ServerSettings:
