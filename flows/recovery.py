@@ -14,7 +14,7 @@ Two rules follow from how bytewax resumes:
   holds the queries of the first run.
 * Stopping must not look like end of input, since end of input closes every
   window and a resumed run would then start those windows again from empty.
-  :class:`Interruptible` stops by raising :class:`Interrupted` instead, which
+  :func:`stoppable` then stops by raising :class:`Interrupted` instead, which
   aborts the flow exactly as a crash would (the last snapshot stays the resume
   point); :func:`is_interruption` tells that abort from a real failure.
 
@@ -27,21 +27,18 @@ from __future__ import annotations
 
 import stat
 import threading
-from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Final, Generic, TypeVar
+from typing import Final, TypeVar
 
-from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.inputs import FixedPartitionedSource
 from bytewax.recovery import RecoveryConfig, init_db_dir
-from typing_extensions import override
 
-from flows.sources.control import POLL_INTERVAL, Stoppable
+from flows.sources.control import Interrupted, Stoppable
 
 __all__ = [
     "DEFAULT_SNAPSHOT_INTERVAL",
     "Interrupted",
-    "Interruptible",
     "Recovery",
     "RecoveryError",
     "is_interruption",
@@ -61,10 +58,6 @@ _PARTITION_GLOB: Final = "part-*.sqlite3"
 
 class RecoveryError(Exception):
     """The recovery directory cannot be used: not a directory, not ours, or unsafe."""
-
-
-class Interrupted(Exception):
-    """Raised inside the flow to stop it without closing its windows."""
 
 
 class Recovery:
@@ -136,61 +129,8 @@ X = TypeVar("X")
 S = TypeVar("S")
 
 
-class _InterruptiblePartition(StatefulSourcePartition[X, S], Generic[X, S]):
-    def __init__(self, inner: StatefulSourcePartition[X, S], stop: threading.Event) -> None:
-        self._inner = inner
-        self._stop = stop
-
-    @override
-    def next_batch(self) -> Iterable[X]:
-        if self._stop.is_set():
-            raise Interrupted("stop requested")
-        return self._inner.next_batch()
-
-    @override
-    def next_awake(self) -> datetime | None:
-        awake = self._inner.next_awake()
-        if awake is None:
-            return None
-        return min(awake, datetime.now(awake.tzinfo) + POLL_INTERVAL)
-
-    @override
-    def snapshot(self) -> S:
-        return self._inner.snapshot()
-
-    @override
-    def close(self) -> None:
-        self._inner.close()
-
-
-class Interruptible(FixedPartitionedSource[X, S], Generic[X, S]):
-    """``inner``, aborting the flow with :class:`Interrupted` as soon as ``stop`` is set.
-
-    Unlike :class:`~flows.sources.control.Stoppable` it never ends the input:
-    open windows stay in the last snapshot, for the resumed run to complete.
-    """
-
-    def __init__(self, inner: FixedPartitionedSource[X, S], stop: threading.Event) -> None:
-        self.inner = inner
-        self.stop = stop
-
-    @override
-    def list_parts(self) -> list[str]:
-        return self.inner.list_parts()
-
-    @override
-    def build_part(
-        self, step_id: str, for_part: str, resume_state: S | None
-    ) -> _InterruptiblePartition[X, S]:
-        return _InterruptiblePartition(
-            self.inner.build_part(step_id, for_part, resume_state), self.stop
-        )
-
-
 def stoppable(
     source: FixedPartitionedSource[X, S], stop: threading.Event, *, recovery: Recovery | None
 ) -> FixedPartitionedSource[X, S]:
     """``source`` ending when ``stop`` is set: cleanly without recovery, by abort with it."""
-    if recovery is None:
-        return Stoppable(source, stop)
-    return Interruptible(source, stop)
+    return Stoppable(source, stop, abort=recovery is not None)

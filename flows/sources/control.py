@@ -24,7 +24,7 @@ from typing_extensions import override
 
 from flows.matching import Subscription
 
-__all__ = ["POLL_INTERVAL", "QueueSource", "Stoppable", "SubscriptionSource"]
+__all__ = ["POLL_INTERVAL", "Interrupted", "QueueSource", "Stoppable", "SubscriptionSource"]
 
 POLL_INTERVAL: Final = timedelta(milliseconds=20)
 """How often an idle partition looks for new items or a stop request."""
@@ -101,14 +101,23 @@ class SubscriptionSource(QueueSource[Subscription]):
         super().__init__(stop, name="subscriptions")
 
 
+class Interrupted(Exception):
+    """Raised inside the flow to stop it without closing its windows (see :class:`Stoppable`)."""
+
+
 class _StoppablePartition(StatefulSourcePartition[X, S], Generic[X, S]):
-    def __init__(self, inner: StatefulSourcePartition[X, S], stop: threading.Event) -> None:
+    def __init__(
+        self, inner: StatefulSourcePartition[X, S], stop: threading.Event, *, abort: bool
+    ) -> None:
         self._inner = inner
         self._stop = stop
+        self._abort = abort
 
     @override
     def next_batch(self) -> Iterable[X]:
         if self._stop.is_set():
+            if self._abort:
+                raise Interrupted("stop requested")
             raise StopIteration
         return self._inner.next_batch()
 
@@ -130,11 +139,20 @@ class _StoppablePartition(StatefulSourcePartition[X, S], Generic[X, S]):
 
 
 class Stoppable(FixedPartitionedSource[X, S], Generic[X, S]):
-    """``inner``, ending as soon as ``stop`` is set (checked before every batch)."""
+    """``inner``, stopping as soon as ``stop`` is set (checked before every batch).
 
-    def __init__(self, inner: FixedPartitionedSource[X, S], stop: threading.Event) -> None:
+    By default it ends the input: windows close and sinks flush. With ``abort``
+    it raises :class:`Interrupted` instead, as a crash would: open windows stay
+    in the last recovery snapshot for the resumed run to complete, rather than
+    being stored half-counted.
+    """
+
+    def __init__(
+        self, inner: FixedPartitionedSource[X, S], stop: threading.Event, *, abort: bool = False
+    ) -> None:
         self.inner = inner
         self.stop = stop
+        self.abort = abort
 
     @override
     def list_parts(self) -> list[str]:
@@ -145,5 +163,5 @@ class Stoppable(FixedPartitionedSource[X, S], Generic[X, S]):
         self, step_id: str, for_part: str, resume_state: S | None
     ) -> _StoppablePartition[X, S]:
         return _StoppablePartition(
-            self.inner.build_part(step_id, for_part, resume_state), self.stop
+            self.inner.build_part(step_id, for_part, resume_state), self.stop, abort=self.abort
         )
