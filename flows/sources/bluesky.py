@@ -52,12 +52,12 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.inputs import FixedPartitionedSource
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import override
@@ -67,7 +67,7 @@ from websockets.sync.client import ClientConnection, connect
 from flows.bluesky import POST_COLLECTION, Skipped, map_message
 from flows.model import Line
 from flows.runner import stop_on_signals
-from flows.sources.control import POLL_INTERVAL
+from flows.sources.control import POLL_INTERVAL, PollingPartition
 from flows.xbackoff import Backoff, BackoffPolicy, Failure
 
 __all__ = [
@@ -495,18 +495,17 @@ class JetstreamStream:
 # The bytewax source
 
 
-class _JetstreamPartition(StatefulSourcePartition[Line, int | None]):
+class _JetstreamPartition(PollingPartition[Line, int | None]):
     def __init__(
         self, stream: JetstreamStream, batch: int, poll: timedelta, resume: int | None
     ) -> None:
         self._stream = stream
         self._batch = batch
-        self._poll = poll
+        self.poll = poll
         self._last = resume
-        self._awake: datetime | None = None
 
     @override
-    def next_batch(self) -> list[Line]:
+    def fetch(self) -> list[Line]:
         items = self._stream.take(self._batch)
         if not items:
             if self._stream.error is not None:
@@ -515,12 +514,7 @@ class _JetstreamPartition(StatefulSourcePartition[Line, int | None]):
                 raise StopIteration
         for item in items:
             self._last = item.time_us if self._last is None else max(self._last, item.time_us)
-        self._awake = None if items else datetime.now(UTC) + self._poll
         return [item.line for item in items]
-
-    @override
-    def next_awake(self) -> datetime | None:
-        return self._awake
 
     @override
     def snapshot(self) -> int | None:

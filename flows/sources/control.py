@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from abc import abstractmethod
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Final, Generic, TypeVar
@@ -24,7 +25,14 @@ from typing_extensions import override
 
 from flows.matching import Subscription
 
-__all__ = ["POLL_INTERVAL", "Interrupted", "QueueSource", "Stoppable", "SubscriptionSource"]
+__all__ = [
+    "POLL_INTERVAL",
+    "Interrupted",
+    "PollingPartition",
+    "QueueSource",
+    "Stoppable",
+    "SubscriptionSource",
+]
 
 POLL_INTERVAL: Final = timedelta(milliseconds=20)
 """How often an idle partition looks for new items or a stop request."""
@@ -35,14 +43,38 @@ X = TypeVar("X")
 S = TypeVar("S")
 
 
-class _QueuePartition(StatefulSourcePartition[X, None], Generic[X]):
-    def __init__(self, items: queue.SimpleQueue[X], stop: threading.Event) -> None:
-        self._items = items
-        self._stop = stop
-        self._awake: datetime | None = None
+class PollingPartition(StatefulSourcePartition[X, S], Generic[X, S]):
+    """A partition fed by another thread: it never blocks, and when it has
+    nothing it asks to be woken again after :attr:`poll`.
+
+    Subclasses implement :meth:`fetch` (which may raise ``StopIteration``).
+    """
+
+    poll: timedelta = POLL_INTERVAL
+    _awake: datetime | None = None
+
+    @abstractmethod
+    def fetch(self) -> list[X]:
+        """What is ready now, without waiting; ``[]`` if nothing is."""
 
     @override
     def next_batch(self) -> list[X]:
+        batch = self.fetch()
+        self._awake = None if batch else datetime.now(UTC) + self.poll
+        return batch
+
+    @override
+    def next_awake(self) -> datetime | None:
+        return self._awake
+
+
+class _QueuePartition(PollingPartition[X, None], Generic[X]):
+    def __init__(self, items: queue.SimpleQueue[X], stop: threading.Event) -> None:
+        self._items = items
+        self._stop = stop
+
+    @override
+    def fetch(self) -> list[X]:
         batch: list[X] = []
         while len(batch) < MAX_BATCH:
             try:
@@ -51,12 +83,7 @@ class _QueuePartition(StatefulSourcePartition[X, None], Generic[X]):
                 break
         if not batch and self._stop.is_set():
             raise StopIteration
-        self._awake = None if batch else datetime.now(UTC) + POLL_INTERVAL
         return batch
-
-    @override
-    def next_awake(self) -> datetime | None:
-        return self._awake
 
     @override
     def snapshot(self) -> None:

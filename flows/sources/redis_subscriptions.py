@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final, Generic, TypeVar
 
 import redis
@@ -37,6 +37,7 @@ from flows.redis_bus import (
     event_fields,
     parse_snapshot,
 )
+from flows.sources.control import PollingPartition
 
 __all__ = ["CountedEnd", "RedisSubscriptionSource", "take_snapshot"]
 
@@ -54,7 +55,7 @@ def take_snapshot(client: redis.Redis, keys: BusKeys) -> BusSnapshot:
     return parse_snapshot(reply)
 
 
-class _SubscriptionPartition(StatefulSourcePartition[Subscription, None]):
+class _SubscriptionPartition(PollingPartition[Subscription, None]):
     def __init__(
         self,
         client: redis.Redis,
@@ -78,10 +79,10 @@ class _SubscriptionPartition(StatefulSourcePartition[Subscription, None]):
         # process of the cluster that started from an older snapshot catches up.
         self._pending = [Subscription(query) for query in self._tracked.active()]
         self._next_reap = time.monotonic()
-        self._awake: datetime | None = None
+        self.poll = POLL
 
     @override
-    def next_batch(self) -> list[Subscription]:
+    def fetch(self) -> list[Subscription]:
         if self._stop.is_set() or self._finished():
             raise StopIteration
         batch, self._pending = self._pending, []
@@ -95,12 +96,7 @@ class _SubscriptionPartition(StatefulSourcePartition[Subscription, None]):
                 change = self._tracked.apply(*event) if event is not None else None
                 if change is not None:
                     batch.append(change)
-        self._awake = None if batch else datetime.now(UTC) + POLL
         return batch
-
-    @override
-    def next_awake(self) -> datetime | None:
-        return self._awake
 
     @override
     def snapshot(self) -> None:

@@ -49,20 +49,20 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Final, Literal
 
 import requests
 import tweepy
 import urllib3
-from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.inputs import FixedPartitionedSource
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from typing_extensions import override
 
 from flows.matching import Query
 from flows.model import Line
-from flows.sources.control import POLL_INTERVAL
+from flows.sources.control import POLL_INTERVAL, PollingPartition
 from flows.sources.replay import MAX_LINE_BYTES
 from flows.xbackoff import Backoff, BackoffPolicy, Failure
 from flows.xrules import TIERS, Rule, RuleLimits, check_room, reconcile, rule_for
@@ -853,27 +853,21 @@ class XStream:
 # The bytewax source
 
 
-class _XPartition(StatefulSourcePartition[Line, None]):
+class _XPartition(PollingPartition[Line, None]):
     def __init__(self, stream: XStream, batch: int, poll: timedelta) -> None:
         self._stream = stream
         self._batch = batch
-        self._poll = poll
-        self._awake: datetime | None = None
+        self.poll = poll
 
     @override
-    def next_batch(self) -> list[Line]:
+    def fetch(self) -> list[Line]:
         batch = self._stream.take(self._batch)
         if not batch:
             if self._stream.error is not None:
                 raise self._stream.error
             if self._stream.stopped:
                 raise StopIteration
-        self._awake = None if batch else datetime.now(UTC) + self._poll
         return batch
-
-    @override
-    def next_awake(self) -> datetime | None:
-        return self._awake
 
     @override
     def snapshot(self) -> None:
