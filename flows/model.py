@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from typing import Any, Final
 
@@ -77,6 +77,20 @@ class Post:
     rule_tags: tuple[str, ...] = ()
     """Tags of the X filtered-stream rules that matched, kept for checks."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Records cross between Bytewax workers pickled. An aware datetime pickles
+        # slowly (its tzinfo is rebuilt each time); microseconds since the epoch don't.
+        return _rebuild_post, (
+            self.id,
+            self.text,
+            _micros(self.created_at),
+            self.lang,
+            self.author,
+            self.is_retweet,
+            self.hashtags,
+            self.rule_tags,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class ScoredPost:
@@ -90,6 +104,15 @@ class ScoredPost:
     terms: frozenset[str] = field(default_factory=frozenset)
     """Terms a tracked query can match: words, ``#tags`` and ``@mentions`` (see matching)."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild_scored, (
+            self.post,
+            self.compound,
+            int(self.polarity),
+            self.hashtags,
+            self.terms,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Match:
@@ -98,6 +121,9 @@ class Match:
     query: str
     """Canonical key of the tracked query."""
     scored: ScoredPost
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return Match, (self.query, self.scored)
 
     def message(self) -> dict[str, Any]:
         """The per-post message: the documented fields plus query, id, time and compound."""
@@ -180,6 +206,33 @@ class Rejected:
     def message(self) -> dict[str, Any]:
         """JSON-ready form, tagged ``"type": "rejected"``."""
         return {"type": "rejected", "origin": self.origin, "reason": self.reason}
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def _rebuild_post(  # noqa: PLR0917 - one argument per field, as pickle passes them
+    post_id: str,
+    text: str,
+    micros: int,
+    lang: str | None,
+    author: str | None,
+    is_retweet: bool,
+    hashtags: tuple[str, ...] | None,
+    rule_tags: tuple[str, ...],
+) -> Post:
+    created_at = _EPOCH + timedelta(microseconds=micros)
+    return Post(post_id, text, created_at, lang, author, is_retweet, hashtags, rule_tags)
+
+
+def _rebuild_scored(
+    post: Post, compound: float, polarity: int, hashtags: dict[str, int], terms: frozenset[str]
+) -> ScoredPost:
+    return ScoredPost(post, compound, Polarity(polarity), hashtags, terms)
 
 
 def format_time(moment: datetime) -> str:

@@ -405,3 +405,16 @@ def test_records_are_frozen() -> None:
     post = post_of({"data": data()})
     with pytest.raises(AttributeError):
         post.text = "changed"  # type: ignore[misc]
+
+
+def test_records_survive_pickling_between_workers() -> None:
+    """Posts, scored posts and matches come back equal, times still aware UTC."""
+    import pickle
+
+    from factories import make_match
+
+    match = make_match("python")
+    copy = pickle.loads(pickle.dumps(match))  # noqa: S301 - our own bytes
+    assert copy == match
+    assert copy.scored.post.created_at.tzinfo is not None
+    assert copy.scored.polarity is match.scored.polarity
