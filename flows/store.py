@@ -467,64 +467,77 @@ def check_store(url: str) -> StoreURL:
 # SQL, in one place: one dialect table per backend. Table and column names are fixed.
 
 
+_SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS posts (
+        id TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        created_at_ms {int} NOT NULL,
+        text TEXT NOT NULL,
+        lang TEXT,
+        author TEXT,
+        compound {real} NOT NULL,
+        polarity INTEGER NOT NULL CHECK (polarity IN (0, 1, 2)),
+        hashtags TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS posts_by_time ON posts (created_at_ms)",
+    """CREATE TABLE IF NOT EXISTS matches (
+        query TEXT NOT NULL,
+        post_id TEXT NOT NULL,
+        created_at_ms {int} NOT NULL,
+        polarity INTEGER NOT NULL CHECK (polarity IN (0, 1, 2)),
+        compound {real} NOT NULL,
+        PRIMARY KEY (query, created_at_ms, post_id)
+    ){without_rowid}""",
+    """CREATE TABLE IF NOT EXISTS windows (
+        query TEXT NOT NULL,
+        start_ms {int} NOT NULL,
+        end_ms {int} NOT NULL,
+        posts {int} NOT NULL,
+        positive {int} NOT NULL,
+        negative {int} NOT NULL,
+        neutral {int} NOT NULL,
+        retweets {int} NOT NULL,
+        top_hashtags TEXT NOT NULL,
+        PRIMARY KEY (query, start_ms)
+    )""",
+    """CREATE TABLE IF NOT EXISTS late_posts (
+        query TEXT NOT NULL,
+        post_id TEXT NOT NULL,
+        window_start_ms {int} NOT NULL,
+        PRIMARY KEY (query, post_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS rejected (
+        origin TEXT PRIMARY KEY,
+        reason TEXT NOT NULL,
+        raw TEXT NOT NULL,
+        seen_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS queries (
+        key TEXT PRIMARY KEY,
+        active INTEGER NOT NULL CHECK (active IN (0, 1)),
+        first_seen TEXT NOT NULL,
+        last_changed TEXT NOT NULL
+    )""",
+)
+"""The schema of both backends; ``{int}``, ``{real}`` and ``{without_rowid}`` are
+each dialect's wide integer, double and (SQLite only) clustered-table clause."""
+
+
+def _schema(*, int_type: str, real_type: str, without_rowid: str) -> tuple[str, ...]:
+    return tuple(
+        ddl.format(int=int_type, real=real_type, without_rowid=without_rowid) for ddl in _SCHEMA
+    )
+
+
 class _SQL:
     """SQLite's dialect, with ``?`` placeholders; the statements shared by both backends."""
 
-    SCHEMA: ClassVar[tuple[str, ...]] = (
-        """CREATE TABLE IF NOT EXISTS meta (
-            key TEXT PRIMARY KEY,
-            value TEXT NOT NULL
-        )""",
-        """CREATE TABLE IF NOT EXISTS posts (
-            id TEXT PRIMARY KEY,
-            created_at TEXT NOT NULL,
-            created_at_ms INTEGER NOT NULL,
-            text TEXT NOT NULL,
-            lang TEXT,
-            author TEXT,
-            compound REAL NOT NULL,
-            polarity INTEGER NOT NULL CHECK (polarity IN (0, 1, 2)),
-            hashtags TEXT NOT NULL
-        )""",
-        "CREATE INDEX IF NOT EXISTS posts_by_time ON posts (created_at_ms)",
-        """CREATE TABLE IF NOT EXISTS matches (
-            query TEXT NOT NULL,
-            post_id TEXT NOT NULL,
-            created_at_ms INTEGER NOT NULL,
-            polarity INTEGER NOT NULL CHECK (polarity IN (0, 1, 2)),
-            compound REAL NOT NULL,
-            PRIMARY KEY (query, created_at_ms, post_id)
-        ) WITHOUT ROWID""",
-        """CREATE TABLE IF NOT EXISTS windows (
-            query TEXT NOT NULL,
-            start_ms INTEGER NOT NULL,
-            end_ms INTEGER NOT NULL,
-            posts INTEGER NOT NULL,
-            positive INTEGER NOT NULL,
-            negative INTEGER NOT NULL,
-            neutral INTEGER NOT NULL,
-            retweets INTEGER NOT NULL,
-            top_hashtags TEXT NOT NULL,
-            PRIMARY KEY (query, start_ms)
-        )""",
-        """CREATE TABLE IF NOT EXISTS late_posts (
-            query TEXT NOT NULL,
-            post_id TEXT NOT NULL,
-            window_start_ms INTEGER NOT NULL,
-            PRIMARY KEY (query, post_id)
-        )""",
-        """CREATE TABLE IF NOT EXISTS rejected (
-            origin TEXT PRIMARY KEY,
-            reason TEXT NOT NULL,
-            raw TEXT NOT NULL,
-            seen_at TEXT NOT NULL
-        )""",
-        """CREATE TABLE IF NOT EXISTS queries (
-            key TEXT PRIMARY KEY,
-            active INTEGER NOT NULL CHECK (active IN (0, 1)),
-            first_seen TEXT NOT NULL,
-            last_changed TEXT NOT NULL
-        )""",
+    SCHEMA: ClassVar[tuple[str, ...]] = _schema(
+        int_type="INTEGER", real_type="REAL", without_rowid=" WITHOUT ROWID"
     )
     SET_META: ClassVar[str] = (
         "INSERT INTO meta (key, value) VALUES (?, ?) "
@@ -601,61 +614,8 @@ class _PostgresSQL(_SQL):
     use the ``"C"`` collation, SQLite's binary order, whatever the database's.
     """
 
-    SCHEMA: ClassVar[tuple[str, ...]] = (
-        """CREATE TABLE IF NOT EXISTS meta (
-            key TEXT PRIMARY KEY,
-            value TEXT NOT NULL
-        )""",
-        """CREATE TABLE IF NOT EXISTS posts (
-            id TEXT PRIMARY KEY,
-            created_at TEXT NOT NULL,
-            created_at_ms BIGINT NOT NULL,
-            text TEXT NOT NULL,
-            lang TEXT,
-            author TEXT,
-            compound DOUBLE PRECISION NOT NULL,
-            polarity INTEGER NOT NULL CHECK (polarity IN (0, 1, 2)),
-            hashtags TEXT NOT NULL
-        )""",
-        "CREATE INDEX IF NOT EXISTS posts_by_time ON posts (created_at_ms)",
-        """CREATE TABLE IF NOT EXISTS matches (
-            query TEXT NOT NULL,
-            post_id TEXT NOT NULL,
-            created_at_ms BIGINT NOT NULL,
-            polarity INTEGER NOT NULL CHECK (polarity IN (0, 1, 2)),
-            compound DOUBLE PRECISION NOT NULL,
-            PRIMARY KEY (query, created_at_ms, post_id)
-        )""",
-        """CREATE TABLE IF NOT EXISTS windows (
-            query TEXT NOT NULL,
-            start_ms BIGINT NOT NULL,
-            end_ms BIGINT NOT NULL,
-            posts BIGINT NOT NULL,
-            positive BIGINT NOT NULL,
-            negative BIGINT NOT NULL,
-            neutral BIGINT NOT NULL,
-            retweets BIGINT NOT NULL,
-            top_hashtags TEXT NOT NULL,
-            PRIMARY KEY (query, start_ms)
-        )""",
-        """CREATE TABLE IF NOT EXISTS late_posts (
-            query TEXT NOT NULL,
-            post_id TEXT NOT NULL,
-            window_start_ms BIGINT NOT NULL,
-            PRIMARY KEY (query, post_id)
-        )""",
-        """CREATE TABLE IF NOT EXISTS rejected (
-            origin TEXT PRIMARY KEY,
-            reason TEXT NOT NULL,
-            raw TEXT NOT NULL,
-            seen_at TEXT NOT NULL
-        )""",
-        """CREATE TABLE IF NOT EXISTS queries (
-            key TEXT PRIMARY KEY,
-            active INTEGER NOT NULL CHECK (active IN (0, 1)),
-            first_seen TEXT NOT NULL,
-            last_changed TEXT NOT NULL
-        )""",
+    SCHEMA: ClassVar[tuple[str, ...]] = _schema(
+        int_type="BIGINT", real_type="DOUBLE PRECISION", without_rowid=""
     )
     TABLES: ClassVar[str] = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
     # Writers creating a new store at once take turns (transaction-scoped lock).
