@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -78,15 +78,6 @@ def capture(
     return written
 
 
-@contextlib.contextmanager
-def _signals(stop: threading.Event) -> Iterator[None]:
-    if threading.current_thread() is threading.main_thread():
-        with stop_on_signals(stop):
-            yield
-    else:
-        yield
-
-
 def run_capture(
     out: Path,
     *,
@@ -109,7 +100,7 @@ def run_capture(
         raise CaptureError(str(exc)) from None
     stop = threading.Event()
     try:
-        with _signals(stop):
+        with stop_on_signals(stop):
             return capture(stream, out, queries=queries, count=count, seconds=seconds, stop=stop)
     except (XSourceError, RuleError) as exc:
         raise CaptureError(str(exc)) from None

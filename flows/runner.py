@@ -54,7 +54,14 @@ class FlowThread(threading.Thread):
 
 @contextmanager
 def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """Set ``stop`` on SIGINT or SIGTERM while the block runs (main thread only)."""
+    """Set ``stop`` on SIGINT or SIGTERM while the block runs.
+
+    Only the main thread can handle signals; elsewhere (a test running a command
+    on a thread) the block runs without handlers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
 
     def handler(signum: int, frame: FrameType | None) -> None:
         stop.set()

@@ -45,12 +45,11 @@ Jetstream's contract, and how it is kept:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -595,15 +594,6 @@ def capture(
     return written
 
 
-@contextlib.contextmanager
-def _signals(stop: threading.Event) -> Iterator[None]:
-    if threading.current_thread() is threading.main_thread():
-        with stop_on_signals(stop):
-            yield
-    else:
-        yield
-
-
 def settings_from_env(**overrides: Any) -> JetstreamSettings:
     """:class:`JetstreamSettings` from ``SENTI_JETSTREAM_*`` (and ``overrides``).
 
@@ -627,7 +617,7 @@ def run_capture(out: Path, *, count: int | None = None, seconds: float | None = 
     stream = JetstreamStream(settings_from_env())
     stop = threading.Event()
     try:
-        with _signals(stop):
+        with stop_on_signals(stop):
             return capture(stream, out, count=count, seconds=seconds, stop=stop)
     except OSError as exc:
         raise JetstreamError(f"cannot write {out}: {exc.strerror or exc}") from None
