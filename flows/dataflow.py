@@ -4,17 +4,19 @@ Read it top to bottom; each step is one line named after its function, with the
 shape of its items in a comment. The functions live in :mod:`flows.steps`,
 :mod:`flows.analysis` and :mod:`flows.model`; this module only composes them::
 
-    lines -> parse -> drop retweets -> analyse -> route by term bucket --+
-                 \-> rejected          \-> global windows                |
-    subscriptions -> route by anchor's bucket ----------------------------+-> match phrases
-    match phrases -> key by query -> per-query windows
+    lines -> parse -> drop retweets -> analyse -> to every query bucket --+
+                 \-> rejected          \-> global windows                 |
+    subscriptions -> to their query's bucket ------------------------------+-> match phrases
+    match phrases -> per-query matches; -> windows per bucket -> per-query summaries
     matches + window summaries + late posts + rejected -> every sink
 
-Routing is a keyed join on the term space, hashed into a few buckets: posts go
-to the buckets of their terms, subscriptions to the buckets of their phrases'
-anchor terms, and each bucket's state is the index of the phrases anchored
-there. The work per post depends on its own terms, never on how many queries
-are tracked, and spreads over workers by bucket.
+Routing is a keyed join: the tracked queries are hashed into a few buckets,
+each bucket's state is the term index of its queries, subscriptions go to
+their query's bucket and every post visits every bucket. The work per post
+depends on its own terms and the number of buckets, never on how many queries
+are tracked, and spreads over workers by bucket. As a query's matches all come
+from its bucket, windows are counted per bucket and split into per-query
+summaries when they close.
 """
 
 from __future__ import annotations
@@ -32,12 +34,14 @@ from bytewax.outputs import Sink
 
 from flows.analysis import PostAnalyzer
 from flows.matching import Query, Subscription
-from flows.model import ALL_POSTS, Line, Match, parse_line
+from flows.model import ALL_POSTS, Line, parse_line
 from flows.sentiment import Thresholds
 from flows.steps import (
+    BucketMatches,
+    BucketTally,
     PhraseMatcher,
+    QueryRouter,
     Tally,
-    TermRouter,
     WindowGrid,
     event_time,
     is_original,
@@ -60,7 +64,7 @@ class FlowSettings:
     queries: Sequence[Query] = ()
     """Queries tracked from the first post on (``senti replay --track``)."""
     buckets: int = 4
-    """Routing keys the term space is hashed into (see :class:`~flows.steps.TermRouter`)."""
+    """Routing keys the tracked queries are hashed into (see :class:`~flows.steps.QueryRouter`)."""
 
     # Windows
     window: timedelta = timedelta(seconds=60)
@@ -117,7 +121,7 @@ def build_flow(
     """
     settings = settings or FlowSettings()
     analyzer = PostAnalyzer(settings.thresholds)
-    router = TermRouter(settings.buckets)
+    router = QueryRouter(settings.buckets)
     matcher = PhraseMatcher(router, settings.queries)
     grid = WindowGrid(settings.window, settings.align_to, settings.top_n)
     clock, windower = settings.clock(), settings.windower()
@@ -133,23 +137,25 @@ def build_flow(
     by_bucket = op.flat_map("route_posts", scored, router.posts)  # (bucket, (bucket, ScoredPost))
     if subscription_source is not None:
         changes = op.input("read_subscriptions", flow, subscription_source)  # Subscription
-        anchored = op.flat_map("route_subscriptions", changes, router.subscriptions)
-        by_bucket = op.merge("join_by_bucket", by_bucket, anchored)  # (bucket, (bucket, item))
-    matched = op.stateful_flat_map("match_phrases", by_bucket, matcher)  # (bucket, Match)
-    matches = op.key_on("key_by_query", op.key_rm("unkey_term", matched), _query_of)  # (q, Match)
+        routed = op.flat_map("route_subscriptions", changes, router.subscriptions)
+        by_bucket = op.merge("join_by_bucket", by_bucket, routed)  # (bucket, (bucket, item))
+    matched = op.stateful_flat_map("match_phrases", by_bucket, matcher)  # (bucket, BucketMatches)
+    matches = op.flat_map("per_query", op.key_rm("unkey", matched), BucketMatches.matches)  # Match
 
-    per_query = fold_window(
-        "query_windows", matches, clock, windower, Tally, Tally.add, Tally.merge, ordered=False
-    )  # (query, (window_id, Tally))
+    per_bucket = fold_window(
+        "query_windows", matched, clock, windower, BucketTally, BucketTally.add,
+        BucketTally.merge, ordered=False,
+    )  # (bucket, (window_id, BucketTally))  # fmt: skip
     everything = op.key_on("key_all", op.merge("all_posts", scored, retweets), _all)
     overall = fold_window(
         "global_windows", everything, clock, windower, Tally, Tally.add, Tally.merge, ordered=False
     )  # ("*", (window_id, Tally))
 
-    summaries = op.map("summarise", op.merge("closed", per_query.down, overall.down), grid.summary)
-    lates = op.map("late_posts", op.merge("late", per_query.late, overall.late), grid.late)
+    query_summaries = op.flat_map("summarise_queries", per_bucket.down, grid.bucket_summaries)
+    all_summary = op.map("summarise_all", overall.down, grid.summary)  # WindowSummary
+    lates = op.flat_map("late_posts", op.merge("late", per_bucket.late, overall.late), grid.late)
 
-    streams: list[Any] = [op.key_rm("unkey_query", matches), summaries, lates, rejected]
+    streams: list[Any] = [matches, query_summaries, all_summary, lates, rejected]
     if subscription_source is not None:
         streams.append(changes)
     out = op.merge(
@@ -158,10 +164,6 @@ def build_flow(
     for number, sink in enumerate(sinks):
         op.output(f"write_{number}", out, sink)
     return flow
-
-
-def _query_of(match: Match) -> str:
-    return match.query
 
 
 def _all(_item: object) -> str:

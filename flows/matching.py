@@ -21,8 +21,8 @@ Each phrase is filed under one *anchor* term, the term least likely to occur
 (a hashtag or mention, else the longest non-stopword). A post is checked only
 against the phrases anchored on one of its own terms, so matching costs
 ``O(terms in the post)`` whatever the number of tracked queries. The dataflow
-partitions this index by term (see :class:`flows.steps.TermRouter`); each
-partition is a :class:`TermIndex`.
+hashes the queries into buckets (see :class:`flows.steps.QueryRouter`); each
+bucket's state is a :class:`TermIndex`.
 """
 
 from __future__ import annotations

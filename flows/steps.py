@@ -26,19 +26,33 @@ from flows.model import (
 )
 
 __all__ = [
+    "BucketMatches",
+    "BucketTally",
     "PhraseMatcher",
+    "QueryRouter",
+    "RouteItem",
     "Tally",
-    "TermItem",
-    "TermRouter",
     "WindowGrid",
     "is_original",
     "is_post",
-    "term_bucket",
+    "query_bucket",
 ]
 
-TermItem = tuple[str, ScoredPost | Subscription]
-"""What the term-bucket join receives: its bucket key again (state logic sees no
+RouteItem = tuple[str, ScoredPost | Subscription]
+"""What the query-bucket join receives: its bucket key again (state logic sees no
 keys) and a post or a subscription change."""
+
+
+@dataclass(frozen=True, slots=True)
+class BucketMatches:
+    """A post and the tracked queries of one bucket it matches (at least one)."""
+
+    scored: ScoredPost
+    queries: tuple[str, ...]
+
+    def matches(self) -> list[Match]:
+        """One per-query match each."""
+        return [Match(query, self.scored) for query in self.queries]
 
 
 def is_post(item: Post | Rejected) -> TypeGuard[Post]:
@@ -51,81 +65,81 @@ def is_original(post: Post) -> bool:
     return not post.is_retweet
 
 
-def term_bucket(term: str, buckets: int) -> str:
-    """The routing key of a term: a stable hash (the same in every process) into buckets."""
-    return f"terms-{zlib.crc32(term.encode('utf-8', 'surrogatepass')) % buckets}"
+def query_bucket(key: str, buckets: int) -> str:
+    """The routing key of a query: a stable hash (the same in every process) into buckets."""
+    return f"queries-{zlib.crc32(key.encode('utf-8', 'surrogatepass')) % buckets}"
 
 
 @dataclass(frozen=True, slots=True)
-class TermRouter:
-    """Hash-partitions the term space into ``buckets`` routing keys.
+class QueryRouter:
+    """Hash-partitions the tracked queries into ``buckets`` routing keys.
 
-    A phrase is filed in the bucket of its anchor term; a post visits the
-    buckets of its own terms (at most ``buckets`` of them, usually fewer), so
-    its cost depends on its terms, never on the number of tracked queries.
-    More buckets spread the matching over more workers; fewer buckets send
-    each post through fewer exchanges.
+    Each query lives in one bucket, with the whole index of its phrases; every
+    post visits every bucket (``buckets`` items, whatever the number of
+    queries), where an index lookup per term of the post finds its matches.
+    As each query's matches all come from its one bucket, windows are counted
+    per bucket: one item per post and bucket, not one per matched query.
     """
 
-    buckets: int = 1
+    buckets: int = 4
 
     def __post_init__(self) -> None:
         if self.buckets < 1:
             raise ValueError(f"buckets must be at least 1, not {self.buckets}")
 
-    def bucket(self, term: str) -> str:
-        """The routing key of ``term``."""
-        return term_bucket(term, self.buckets) if self.buckets > 1 else "terms-0"
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """Every bucket's routing key."""
+        return tuple(f"queries-{n}" for n in range(self.buckets))
 
-    def posts(self, scored: ScoredPost) -> Iterator[tuple[str, TermItem]]:
-        """Send a post to each bucket holding one of its terms."""
-        for key in {self.bucket(term) for term in scored.terms}:
+    def bucket(self, key: str) -> str:
+        """The routing key of the query with canonical ``key``."""
+        return query_bucket(key, self.buckets)
+
+    def posts(self, scored: ScoredPost) -> Iterator[tuple[str, RouteItem]]:
+        """Send a post to every bucket."""
+        for key in self.keys:
             yield key, (key, scored)
 
-    def subscriptions(self, change: Subscription) -> Iterator[tuple[str, TermItem]]:
-        """Send a subscription change to the buckets of its phrases' anchors."""
-        for key in {self.bucket(anchor) for anchor in change.query.anchors()}:
-            yield key, (key, change)
+    def subscriptions(self, change: Subscription) -> Iterator[tuple[str, RouteItem]]:
+        """Send a subscription change to its query's bucket."""
+        key = self.bucket(change.key)
+        yield key, (key, change)
 
 
 @dataclass(frozen=True, slots=True)
 class PhraseMatcher:
     """State logic of the bucket-keyed join of posts and subscriptions.
 
-    A bucket's state is a :class:`~flows.matching.TermIndex` of the phrases
-    anchored on its terms. Queries tracked from the start (``initial``) are in
-    every bucket's index from its first item, so a replay sees them before its
-    first post. Each query is found in exactly one bucket per post: the one
-    holding the anchor of its first matching phrase.
+    A bucket's state is the :class:`~flows.matching.TermIndex` of its queries.
+    Queries tracked from the start (``initial``) are in their bucket's index
+    from its first item, so a replay sees them before its first post.
     """
 
-    router: TermRouter
+    router: QueryRouter
     initial: Sequence[Query] = ()
 
     def __call__(
-        self, state: TermIndex | None, item: TermItem
-    ) -> tuple[TermIndex | None, list[Match]]:
-        """Apply a subscription change, or emit the matches of a post in this bucket."""
+        self, state: TermIndex | None, item: RouteItem
+    ) -> tuple[TermIndex | None, list[BucketMatches]]:
+        """Apply a subscription change, or emit the queries of this bucket a post matches."""
         key, value = item
         if state is None:
             state = self._initial_index(key)
         if isinstance(value, Subscription):
             state = state if state is not None else TermIndex()
-            state.apply(value, anchors=self._anchors_in(key, value.query))
+            state.apply(value)
             return state, []
         if state is None:
             return None, []
-        return state, [Match(query, value) for query in state.match(value.terms)]
-
-    def _anchors_in(self, key: str, query: Query) -> list[str]:
-        return [anchor for anchor in query.anchors() if self.router.bucket(anchor) == key]
+        found = state.match(value.terms)
+        return state, [BucketMatches(value, tuple(found))] if found else []
 
     def _initial_index(self, key: str) -> TermIndex | None:
         index = TermIndex()
         for query in self.initial:
-            anchors = self._anchors_in(key, query)
-            if anchors:
-                index.add(query, anchors=anchors)
+            if self.router.bucket(query.key) == key:
+                index.add(query)
         return index if len(index) else None
 
 
@@ -156,6 +170,29 @@ class Tally:
         return self
 
 
+@dataclass(slots=True)
+class BucketTally:
+    """The tallies of one window for every query of a bucket that matched in it."""
+
+    tallies: dict[str, Tally] = field(default_factory=dict)
+
+    def add(self, item: BucketMatches) -> BucketTally:
+        """Count a post for each of its matched queries."""
+        for query in item.queries:
+            tally = self.tallies.get(query)
+            if tally is None:
+                tally = self.tallies[query] = Tally()
+            tally.add(item.scored)
+        return self
+
+    def merge(self, other: BucketTally) -> BucketTally:
+        """Combine two bucket tallies (window merges; not used by tumbling windows)."""
+        for query, tally in other.tallies.items():
+            mine = self.tallies.get(query)
+            self.tallies[query] = tally if mine is None else mine.merge(tally)
+        return self
+
+
 @dataclass(frozen=True, slots=True)
 class WindowGrid:
     """Tumbling windows of ``length`` aligned to ``align_to``; builds summaries."""
@@ -167,6 +204,13 @@ class WindowGrid:
     def start_of(self, window_id: int) -> datetime:
         """Start time of the window with bytewax's ``window_id``."""
         return self.align_to + window_id * self.length
+
+    def bucket_summaries(self, item: tuple[str, tuple[int, BucketTally]]) -> list[WindowSummary]:
+        """The summaries of a closed window of a bucket: one per query that matched."""
+        _bucket, (window_id, bucket) = item
+        return [
+            self.summary((query, (window_id, tally))) for query, tally in bucket.tallies.items()
+        ]
 
     def summary(self, item: tuple[str, tuple[int, Tally]]) -> WindowSummary:
         """The summary of a closed window of one query (or of all posts)."""
@@ -185,18 +229,22 @@ class WindowGrid:
             retweets=tally.retweets if query == ALL_POSTS else 0,
         )
 
-    def late(self, item: tuple[str, tuple[int, Match | ScoredPost | Post]]) -> LatePost:
-        """Record a post that reached its window after the window closed."""
-        query, (window_id, late) = item
-        if isinstance(late, Match):
-            late = late.scored
+    def late(
+        self, item: tuple[str, tuple[int, BucketMatches | ScoredPost | Post]]
+    ) -> list[LatePost]:
+        """Record a post that reached its window after the window closed (per query)."""
+        scope, (window_id, late) = item
+        start = self.start_of(window_id)
+        if isinstance(late, BucketMatches):
+            post = late.scored.post
+            return [LatePost(query, start, post.id, post.is_retweet) for query in late.queries]
         post = late.post if isinstance(late, ScoredPost) else late
-        return LatePost(query, self.start_of(window_id), post.id, post.is_retweet)
+        return [LatePost(scope, start, post.id, post.is_retweet)]
 
 
-def event_time(item: Match | ScoredPost | Post) -> datetime:
+def event_time(item: BucketMatches | ScoredPost | Post) -> datetime:
     """Event time of a windowed item: the post's ``created_at``."""
-    if isinstance(item, Match):
+    if isinstance(item, BucketMatches):
         return item.scored.post.created_at
     if isinstance(item, ScoredPost):
         return item.post.created_at

@@ -109,7 +109,7 @@ def _add_dataflow_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=float, default=60.0, help="window seconds")
     parser.add_argument("--wait", type=float, default=None, help="window wait (30 replay, 5 live)")
     parser.add_argument("--buckets", type=int, default=None,
-                        help="term buckets (default: total workers, at least 2)")  # fmt: skip
+                        help="query buckets (default: total workers, at least 2)")  # fmt: skip
     parser.add_argument("--thresholds", type=Path, default=None, help="thresholds TOML")
     parser.add_argument("--gateway-ttl", type=float, default=6.0,
                         help="reap gateways silent this long (3 x their heartbeat)")  # fmt: skip

@@ -9,16 +9,18 @@ from datetime import timedelta
 from factories import T0, make_match, make_post, make_scored, make_subscription
 
 from flows.matching import Subscription, TermIndex, parse_query, post_terms
-from flows.model import ALL_POSTS, LatePost, Match, Polarity, Rejected, ScoredPost
+from flows.model import ALL_POSTS, LatePost, Polarity, Rejected, ScoredPost
 from flows.steps import (
+    BucketMatches,
+    BucketTally,
     PhraseMatcher,
+    QueryRouter,
     Tally,
-    TermRouter,
     WindowGrid,
     event_time,
     is_original,
     is_post,
-    term_bucket,
+    query_bucket,
 )
 
 
@@ -36,23 +38,23 @@ def index_of(*queries: str) -> TermIndex:
     return index
 
 
-def keys(matches: list[Match]) -> list[str]:
-    """Query keys of ``matches``."""
-    return [match.query for match in matches]
+def keys(found: list[BucketMatches]) -> list[str]:
+    """Query keys of a bucket's output."""
+    return [query for item in found for query in item.queries]
 
 
-ONE = TermRouter(1)
-"""A router with a single bucket: every term and anchor routes to ``terms-0``."""
+ONE = QueryRouter(1)
+"""A router with a single bucket: every query routes to ``queries-0``."""
 
 
 # PhraseMatcher
 
 
 def test_initial_queries_are_seen_by_the_first_post_in_a_bucket() -> None:
-    """A bucket's first item starts from the initially tracked queries anchored in it."""
+    """A bucket's first item starts from the initially tracked queries that live in it."""
     matcher = PhraseMatcher(ONE, [parse_query("python")])
     post = scored(1, "I love python")
-    state, out = matcher(None, ("terms-0", post))
+    state, out = matcher(None, ("queries-0", post))
     assert keys(out) == ["python"]
     assert out[0].scored is post
     assert state == index_of("python")
@@ -60,60 +62,59 @@ def test_initial_queries_are_seen_by_the_first_post_in_a_bucket() -> None:
 
 def test_posts_in_buckets_without_state_produce_nothing_and_discard_state() -> None:
     """A post in a bucket with no queries yields no match and leaves no state behind."""
-    assert PhraseMatcher(ONE)(None, ("terms-0", scored(1, "I love python"))) == (None, [])
+    assert PhraseMatcher(ONE)(None, ("queries-0", scored(1, "I love python"))) == (None, [])
 
 
-def test_post_matching_several_phrases_is_emitted_from_one_bucket() -> None:
-    """Across all buckets a query with several matching phrases is emitted once."""
-    router = TermRouter(16)
-    query = parse_query("coffee, tea, milk")
-    matcher = PhraseMatcher(router, [query])
+def test_a_bucket_emits_one_item_per_post_with_all_its_matching_queries() -> None:
+    """A post matching several queries of a bucket, some by several phrases, is one item."""
+    matcher = PhraseMatcher(ONE, [parse_query("coffee, tea, milk"), parse_query("tea")])
     post = scored(1, "coffee and tea with milk")
-    emitted = [key for bucket, item in router.posts(post) for key in keys(matcher(None, item)[1])]
-    assert emitted == ["coffee,milk,tea"]
+    _, out = matcher(None, ("queries-0", post))
+    assert len(out) == 1
+    assert sorted(out[0].queries) == ["coffee,milk,tea", "tea"]
+    assert [m.query for m in out[0].matches()] == list(out[0].queries)
 
 
-def test_buckets_file_each_phrase_under_its_own_anchor_only() -> None:
-    """A query whose anchors fall in different buckets is filed once per bucket."""
-    router = TermRouter(16)
-    change = Subscription(parse_query("#ai ml, python boa, coffee"))
-    states = {
-        key: PhraseMatcher(router)(None, item)[0] for key, item in router.subscriptions(change)
-    }
-    filed = sorted(anchor for state in states.values() if state for anchor in state.anchors())
-    assert filed == ["#ai", "coffee", "python"]
+def test_every_query_lives_in_exactly_one_bucket() -> None:
+    """Across all buckets a post's matching queries are each emitted once."""
+    router = QueryRouter(16)
+    queries = [parse_query(q) for q in ("coffee, tea", "tea", "#ai ml, python", "python")]
+    matcher = PhraseMatcher(router, queries)
+    post = scored(1, "python and tea #ai ml", hashtags=("ai",))
+    found = [key for _, item in router.posts(post) for key in keys(matcher(None, item)[1])]
+    assert sorted(found) == ["#ai ml,python", "coffee,tea", "python", "tea"]
 
 
 def test_subscription_adds_a_query_to_the_bucket_state() -> None:
     """An active subscription makes later posts in that bucket match the query."""
     matcher = PhraseMatcher(ONE)
     tea = make_subscription("tea")
-    state, out = matcher(None, ("terms-0", tea))
+    state, out = matcher(None, ("queries-0", tea))
     assert (state, out) == (index_of("tea"), [])
-    state, out = matcher(state, ("terms-0", scored(1, "green tea")))
+    state, out = matcher(state, ("queries-0", scored(1, "green tea")))
     assert keys(out) == ["tea"]
 
 
 def test_removing_an_initial_query_keeps_an_empty_state() -> None:
     """After add then remove the index is empty but kept, so initial queries do not come back."""
     matcher = PhraseMatcher(ONE, [parse_query("tea")])
-    state, _ = matcher(None, ("terms-0", make_subscription("tea")))
-    state, _ = matcher(state, ("terms-0", make_subscription("tea", active=False)))
+    state, _ = matcher(None, ("queries-0", make_subscription("tea")))
+    state, _ = matcher(state, ("queries-0", make_subscription("tea", active=False)))
     assert state == TermIndex()
-    state, out = matcher(state, ("terms-0", scored(1, "green tea")))
+    state, out = matcher(state, ("queries-0", scored(1, "green tea")))
     assert (state, out) == (TermIndex(), [])
 
 
 def test_removing_an_unknown_query_is_harmless() -> None:
     """Removing a query never tracked leaves an empty index and raises nothing."""
-    state, out = PhraseMatcher(ONE)(None, ("terms-0", make_subscription("tea", active=False)))
+    state, out = PhraseMatcher(ONE)(None, ("queries-0", make_subscription("tea", active=False)))
     assert (state, out) == (TermIndex(), [])
 
 
 def test_matcher_checks_the_whole_phrase_not_just_the_anchor() -> None:
     """A post with the anchor but not every term of the phrase does not match."""
     matcher = PhraseMatcher(ONE, [parse_query("climate change")])
-    state, out = matcher(None, ("terms-0", scored(1, "climate policy")))
+    state, out = matcher(None, ("queries-0", scored(1, "climate policy")))
     assert out == []
     assert state is not None
 
@@ -121,8 +122,8 @@ def test_matcher_checks_the_whole_phrase_not_just_the_anchor() -> None:
 def test_matcher_states_are_independent() -> None:
     """Changing one bucket's index leaves the next bucket's initial index intact."""
     matcher = PhraseMatcher(ONE, [parse_query("tea")])
-    first, _ = matcher(None, ("terms-0", make_subscription("tea", active=False)))
-    _, out = matcher(None, ("terms-0", scored(1, "green tea")))
+    first, _ = matcher(None, ("queries-0", make_subscription("tea", active=False)))
+    _, out = matcher(None, ("queries-0", scored(1, "green tea")))
     assert first == TermIndex()
     assert keys(out) == ["tea"]
 
@@ -130,32 +131,29 @@ def test_matcher_states_are_independent() -> None:
 # Routing helpers
 
 
-def test_router_sends_a_post_to_each_bucket_of_its_terms_once() -> None:
-    """A post visits the distinct buckets of its terms, each once, tagged with the bucket."""
-    router = TermRouter(4)
+def test_router_sends_a_post_to_every_bucket_once() -> None:
+    """A post visits each bucket once, tagged with the bucket, whatever its terms."""
+    router = QueryRouter(4)
     post = scored(1, "python python #AI", hashtags=("ai",))
     routed = list(router.posts(post))
-    expected = {router.bucket(term) for term in ("#ai", "ai", "python")}
-    assert sorted(key for key, _ in routed) == sorted(expected)
+    assert [key for key, _ in routed] == ["queries-0", "queries-1", "queries-2", "queries-3"]
     assert all(value == (key, post) for key, value in routed)
 
 
-def test_router_sends_a_change_to_the_buckets_of_its_anchors() -> None:
-    """A subscription goes to the bucket of each phrase anchor, once per bucket."""
-    router = TermRouter(4)
+def test_router_sends_a_change_to_its_query_bucket() -> None:
+    """A subscription goes to the one bucket of its query's canonical key."""
+    router = QueryRouter(4)
     change = Subscription(parse_query("the python, #ai ml, python boa"))
-    routed = list(router.subscriptions(change))
-    assert sorted(key for key, _ in routed) == sorted(
-        {router.bucket("#ai"), router.bucket("python")}
-    )
-    assert all(value == (key, change) for key, value in routed)
+    [(key, value)] = list(router.subscriptions(change))
+    assert key == router.bucket(change.key)
+    assert value == (key, change)
 
 
-def test_term_buckets_are_stable_and_bounded() -> None:
+def test_query_buckets_are_stable_and_bounded() -> None:
     """Bucket keys come from a stable hash (not Python's salted hash) within range."""
-    assert term_bucket("python", 8) == term_bucket("python", 8)
-    assert {term_bucket(f"t{n}", 8) for n in range(200)} == {f"terms-{n}" for n in range(8)}
-    assert TermRouter(1).bucket("anything") == "terms-0"
+    assert query_bucket("python", 8) == query_bucket("python", 8)
+    assert {query_bucket(f"q{n}", 8) for n in range(200)} == {f"queries-{n}" for n in range(8)}
+    assert QueryRouter(1).bucket("anything") == "queries-0"
 
 
 def test_is_post_and_is_original_split_the_stream() -> None:
@@ -168,11 +166,12 @@ def test_is_post_and_is_original_split_the_stream() -> None:
 
 
 def test_event_time_is_created_at_for_every_windowed_item() -> None:
-    """Matches, scored posts and raw posts are windowed by the post's ``created_at``."""
+    """Bucket matches, scored posts and raw posts are windowed by the post's ``created_at``."""
     match = make_match(created_at=12)
+    found = BucketMatches(match.scored, ("python",))
     expected = T0 + timedelta(seconds=12)
-    assert event_time(match) == event_time(match.scored) == event_time(match.scored.post)
-    assert event_time(match) == expected
+    assert event_time(found) == event_time(match.scored) == event_time(match.scored.post)
+    assert event_time(found) == expected
 
 
 # Tally
@@ -257,10 +256,26 @@ def test_window_ids_can_be_negative() -> None:
 
 
 def test_late_records_the_window_and_post_for_each_item_kind() -> None:
-    """Late matches, scored posts and retweets become LatePost records for their window."""
+    """Late bucket matches (one per query), scored posts and retweets become LatePosts."""
     grid = WindowGrid(timedelta(seconds=60), T0)
     start = T0 + timedelta(minutes=1)
     retweet = replace(make_post(3), is_retweet=True)
-    assert grid.late(("python", (1, make_match("python", 1)))) == LatePost("python", start, "1")
-    assert grid.late((ALL_POSTS, (1, make_scored(2)))) == LatePost(ALL_POSTS, start, "2")
-    assert grid.late((ALL_POSTS, (1, retweet))) == LatePost(ALL_POSTS, start, "3", retweet=True)
+    found = BucketMatches(make_scored(1), ("python", "tea"))
+    assert grid.late(("queries-0", (1, found))) == [
+        LatePost("python", start, "1"),
+        LatePost("tea", start, "1"),
+    ]
+    assert grid.late((ALL_POSTS, (1, make_scored(2)))) == [LatePost(ALL_POSTS, start, "2")]
+    assert grid.late((ALL_POSTS, (1, retweet))) == [LatePost(ALL_POSTS, start, "3", retweet=True)]
+
+
+def test_bucket_tallies_count_each_query_of_a_bucket_separately() -> None:
+    """A bucket's window keeps one tally per matched query and summarises each."""
+    grid = WindowGrid(timedelta(seconds=60), T0)
+    bucket = BucketTally()
+    bucket.add(BucketMatches(make_scored(1), ("python", "tea")))
+    bucket.add(BucketMatches(make_scored(2), ("tea",)))
+    other = BucketTally().add(BucketMatches(make_scored(3), ("python",)))
+    bucket.merge(other)
+    summaries = {s.query: s.posts for s in grid.bucket_summaries(("queries-0", (0, bucket)))}
+    assert summaries == {"python": 2, "tea": 2}
