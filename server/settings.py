@@ -46,6 +46,11 @@ class ServerSettings(BaseSettings):
     ping_interval: float = Field(default=20.0, gt=0)
     ping_timeout: float = Field(default=20.0, gt=0)
 
+    # Scheduling
+    switch_interval: float = Field(default=0.0005, gt=0, le=0.1)
+    """Seconds between GIL hand-overs (``sys.setswitchinterval``): the dataflow thread
+    and the event loop share the process; Python's default 0.005 delays messages."""
+
     # Dataflow
     source: Literal["synthetic", "replay", "x", "bluesky"] = "synthetic"
     """``x`` reads X's filtered stream (``SENTI_X_*``, docs/x-source.md); ``bluesky`` reads

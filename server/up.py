@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 
-from server.app import SentiServer
+from server.app import SentiServer, apply_switch_interval
 from server.settings import ServerSettings
 
 __all__ = ["dashboard_command", "run_up"]
@@ -48,6 +48,7 @@ async def run_up(settings: ServerSettings, *, dashboard_port: int = 8501) -> Non
     """Serve and show the dashboard until a signal; stop both cleanly."""
     if settings.store is None:
         raise ValueError("senti up needs a store (--store or SENTI_STORE) for the dashboard")
+    apply_switch_interval(settings)
     server = SentiServer(settings)
     await server.start()
     web = "https" if settings.certfile else "http"
