@@ -265,14 +265,13 @@ FINDINGS = """## What the profiles say, and what is next
 * **Routing** at 10,000 queries was 0.46 of 10 queries until `TermIndex` got a cheap
   deep copy: Bytewax snapshots each bucket's state by deep copy every epoch, and copying
   10,000 frozen queries was 15% of the run. It is now 1.04.
-* **Latency**: the `senti serve` process sits at one core: the dataflow thread and the
-  event loop's fan-out (about 37,000 messages/s here) share one GIL. With Python's default
-  5 ms switch interval the loop waits behind analysis and a backlog builds (p50 1.5 s,
-  p99 3.3 s). `senti serve` now sets 0.5 ms (`SENTI_SWITCH_INTERVAL`): three runs gave
-  p99 506 ms, 2,499 ms and 91 ms (p50 62, 874 and 23 ms): at this load the process is at
-  the edge of one core and small disturbances decide whether a backlog forms. Next: run
-  the dataflow in a child process that hands output batches to the loop over a pipe, so
-  the fan-out gets the second core.
+* **Latency**: with the dataflow on a thread, the `senti serve` process sat at one core:
+  the dataflow and the event loop's fan-out (about 37,000 messages/s here) shared one GIL
+  and a backlog built (p50 1.5 s, p99 3.3 s; a 0.5 ms GIL switch interval helped only
+  sometimes: p99 91 ms to 2.5 s over three runs). Now the dataflow of a synthetic or replay
+  source runs in a child process that sends pre-encoded messages over a pipe; the server
+  process uses about 0.45 core. Three runs: p99 88, 46 and 67 ms (p50 21, 7 and 19 ms), at
+  the target in one run of three. The clients' process shares the same 2 cores.
 * **Workers**: a 2-process cluster pays about 1 s at start (worker 1 retries its connection
   to worker 0 once) and then about 12 µs for every item that crosses processes, pickled
   whole. Before query buckets every match crossed to its query's window (26 a post) and

@@ -1,7 +1,9 @@
 """The websocket server and the one-process system (``senti serve``).
 
-The only asyncio code of senti. It runs the dataflow on a background thread
-(:class:`~flows.runner.FlowThread`), feeds it the queries clients track through
+The only asyncio code of senti. It runs the dataflow in a child process
+(:mod:`server.flowproc`, synthetic and replay sources) or on a background thread
+(:class:`~flows.runner.FlowThread`: X, Bluesky, injected sources, or
+``SENTI_DATAFLOW=thread``), feeds it the queries clients track through
 a :class:`~flows.sources.control.SubscriptionSource`, and receives its output
 through a :class:`~flows.sinks.callback.CallbackSink` that hands each batch to
 the event loop with ``call_soon_threadsafe``; the :class:`~server.hub.Hub` fans
@@ -32,7 +34,6 @@ import ssl
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,22 +44,17 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from flows.dataflow import FlowSettings, build_flow
 from flows.matching import Query
 from flows.model import Line
-from flows.recovery import Recovery, prepare_recovery_dir, stoppable
 from flows.runner import FlowThread
-from flows.sentiment import load_thresholds
 from flows.sinks.callback import CallbackSink
-from flows.sinks.store import StoreSink
 from flows.sources.bluesky import JetstreamSource, JetstreamStream, settings_from_env
 from flows.sources.control import SubscriptionSource
-from flows.sources.replay import ReplaySource
-from flows.sources.synthetic import SyntheticSource
 from flows.sources.x import RuleRejected, XApiError, XSettings, XSource, XStream
 from flows.xrules import RuleError
 from server.auth import token_from_request, token_matches
 from server.backend import Backend
+from server.flowproc import ProcessBackend, build_server_flow, default_source, server_recovery
 from server.hub import Hub
 from server.metrics import Metrics
 from server.origins import OriginPolicy
@@ -70,12 +66,6 @@ __all__ = ["SentiServer", "run_server"]
 logger = logging.getLogger("senti.server")
 
 TRACK_PATH = "/track"
-
-
-def _default_source(settings: ServerSettings) -> FixedPartitionedSource[Line, Any]:
-    if settings.source == "replay":
-        return ReplaySource(settings.replay, speed=settings.speed)
-    return SyntheticSource(rate=settings.rate, seed=settings.seed)
 
 
 class SentiServer:
@@ -97,6 +87,15 @@ class SentiServer:
         self.settings = settings
         self.stop = threading.Event()
         self.metrics = Metrics()
+        if (
+            backend is None
+            and post_source is None
+            and x_stream is None
+            and bluesky_stream is None
+            and settings.source in ("synthetic", "replay")
+            and settings.dataflow == "process"
+        ):
+            backend = ProcessBackend(settings)
         self.subscriptions = SubscriptionSource(self.stop)
         self.backend = backend  # the dataflow runs elsewhere (a gateway, server/gateway.py)
         self.hub = Hub(
@@ -125,7 +124,7 @@ class SentiServer:
             max_queries_per_connection=settings.max_queries_per_connection,
             max_track_changes_per_minute=settings.track_changes_per_minute,
         )
-        self._post_source = post_source or _default_source(settings)
+        self._post_source = post_source or default_source(settings)
         self._token = settings.client_token.get_secret_value() if settings.client_token else None
         self._flow: FlowThread | None = None
         self._server: Server | None = None
@@ -148,20 +147,14 @@ class SentiServer:
             with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
                 loop.call_soon_threadsafe(self.hub.publish, items)
 
-        sinks: list[Any] = [CallbackSink(deliver)]
-        if self.settings.store is not None:
-            sinks.append(StoreSink(self.settings.store))
-        recovery = _recovery(self.settings)
-        flow = build_flow(
-            stoppable(self._post_source, self.stop, recovery=recovery),
+        recovery = server_recovery(self.settings)
+        flow = build_server_flow(
+            self.settings,
+            self._post_source,
             self.subscriptions,
-            sinks,
-            settings=FlowSettings(
-                thresholds=load_thresholds(self.settings.thresholds),
-                window=_seconds(self.settings.window),
-                wait=_seconds(self.settings.wait),
-                live=True,
-            ),
+            [CallbackSink(deliver)],
+            stop=self.stop,
+            recovery=recovery,
         )
         self._flow = FlowThread(flow, workers=self.settings.workers, recovery=recovery)
         self._flow.start()
@@ -434,17 +427,6 @@ def _demo_page() -> str:
 def _ip(conn: ServerConnection) -> str:
     address = conn.remote_address
     return str(address[0]) if address else "?"
-
-
-def _seconds(value: float) -> timedelta:
-    return timedelta(seconds=value)
-
-
-def _recovery(settings: ServerSettings) -> Recovery | None:
-    if settings.recovery_dir is None:
-        return None
-    prepare_recovery_dir(settings.recovery_dir)  # 0700, initialised unless resuming
-    return Recovery(settings.recovery_dir, snapshot_interval=_seconds(settings.snapshot_interval))
 
 
 def apply_switch_interval(settings: ServerSettings) -> None:

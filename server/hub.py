@@ -23,6 +23,7 @@ from websockets.protocol import State
 
 from flows.matching import Query, Subscription
 from flows.model import ALL_POSTS, Match, WindowSummary
+from server.flowproc import EncodedPost, EncodedWindow
 from server.metrics import Metrics
 from server.protocol import Dialect, Outcome, encode_post, encode_window
 
@@ -132,18 +133,38 @@ class Hub:
     # Delivery
 
     def publish(self, items: Sequence[Any]) -> None:
-        """Deliver a batch of dataflow output (on the event loop thread)."""
+        """Deliver a batch of dataflow output (on the event loop thread).
+
+        Items are records (:class:`~flows.model.Match`, :class:`~flows.model.WindowSummary`)
+        or the same already encoded by a dataflow process (:mod:`server.flowproc`).
+        """
         for item in items:
-            if isinstance(item, Match):
+            if isinstance(item, EncodedPost):
+                self._metrics.matches += 1
+                self._deliver_encoded(item)
+            elif isinstance(item, Match):
                 self._metrics.matches += 1
                 self._deliver_post(item)
-            elif isinstance(item, WindowSummary):
-                if item.query == ALL_POSTS:
-                    read = item.posts + item.retweets
-                    self._metrics.posts += read
-                    self._metrics.posts_per_second = read / (item.end - item.start).total_seconds()
+            else:
+                summary, text = (
+                    (item.summary, item.v2) if isinstance(item, EncodedWindow) else (item, None)
+                )
+                if summary.query == ALL_POSTS:
+                    self._count_posts(summary)
                 else:
-                    self._deliver_window(item)
+                    self._deliver_window(summary, text)
+
+    def _count_posts(self, summary: WindowSummary) -> None:
+        read = summary.posts + summary.retweets
+        self._metrics.posts += read
+        self._metrics.posts_per_second = read / (summary.end - summary.start).total_seconds()
+
+    def _deliver_encoded(self, post: EncodedPost) -> None:
+        members = self._by_query.get(post.query)
+        if not members:
+            return
+        for dialect, conns in self._split(members).items():
+            self._send(conns, post.v1 if dialect is Dialect.V1 else post.v2)
 
     def _deliver_post(self, match: Match) -> None:
         members = self._by_query.get(match.query)
@@ -153,13 +174,13 @@ class Hub:
         for dialect, conns in by_dialect.items():
             self._send(conns, encode_post(match, dialect))
 
-    def _deliver_window(self, summary: WindowSummary) -> None:
+    def _deliver_window(self, summary: WindowSummary, text: str | None = None) -> None:
         members = self._by_query.get(summary.query)
         if not members:
             return
         conns = self._split(members).get(Dialect.V2)
         if conns:
-            self._send(conns, encode_window(summary))
+            self._send(conns, text or encode_window(summary))
 
     def _split(self, members: Iterable[ServerConnection]) -> dict[Dialect, list[ServerConnection]]:
         split: dict[Dialect, list[ServerConnection]] = {}

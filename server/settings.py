@@ -52,6 +52,9 @@ class ServerSettings(BaseSettings):
     and the event loop share the process; Python's default 0.005 delays messages."""
 
     # Dataflow
+    dataflow: Literal["process", "thread"] = "process"
+    """Where the dataflow of a synthetic or replay source runs: a child process (its own
+    core and GIL) or a thread of the server. X and Bluesky sources always use a thread."""
     source: Literal["synthetic", "replay", "x", "bluesky"] = "synthetic"
     """``x`` reads X's filtered stream (``SENTI_X_*``, docs/x-source.md); ``bluesky`` reads
     Bluesky's Jetstream firehose (``SENTI_JETSTREAM_*``, docs/bluesky.md)."""

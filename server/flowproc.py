@@ -1,0 +1,256 @@
+"""The server's dataflow: how it is built, and how it runs in a child process.
+
+``senti serve`` runs the dataflow either on a thread of the server process or,
+for the self-contained sources (synthetic and replay), in a child process
+(``SENTI_DATAFLOW=process``, the default). In one process the dataflow and the
+event loop's fan-out share one GIL; in two, each gets a core.
+
+The child talks to the server over one duplex pipe:
+
+* server -> child: ``("track", Subscription)`` changes and ``("stop", None)``;
+* child -> server: batches of :class:`Encoded` items, the per-post and window
+  messages already encoded for both dialects, so the event loop only writes
+  them to sockets; then ``("done", error or None)`` when the flow has ended.
+
+A full pipe blocks the child's sink: a server that cannot keep up slows the
+dataflow instead of buffering without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from multiprocessing.connection import Connection
+from typing import Any
+
+from bytewax.inputs import FixedPartitionedSource
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from typing_extensions import override
+
+from flows.dataflow import FlowSettings, build_flow
+from flows.matching import Subscription
+from flows.model import ALL_POSTS, Line, Match, WindowSummary
+from flows.recovery import Recovery, prepare_recovery_dir, stoppable
+from flows.runner import FlowThread
+from flows.sentiment import load_thresholds
+from flows.sinks.store import StoreSink
+from flows.sources.control import SubscriptionSource
+from flows.sources.replay import ReplaySource
+from flows.sources.synthetic import SyntheticSource
+from server.backend import Deliver
+from server.protocol import Dialect, encode_post, encode_window
+from server.settings import ServerSettings
+
+__all__ = ["EncodedPost", "EncodedWindow", "ProcessBackend", "build_server_flow"]
+
+logger = logging.getLogger("senti.dataflow")
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedPost:
+    """A per-post message for one query, in both dialects."""
+
+    query: str
+    v1: str
+    v2: str
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedWindow:
+    """A closed window: the v2 message of a query, or the global counts (``*``)."""
+
+    summary: WindowSummary
+    v2: str
+
+
+def encode_items(items: Sequence[Any]) -> list[EncodedPost | EncodedWindow]:
+    """What the server needs of a batch of dataflow output, encoded once."""
+    encoded: list[EncodedPost | EncodedWindow] = []
+    for item in items:
+        if isinstance(item, Match):
+            v1, v2 = encode_post(item, Dialect.V1), encode_post(item, Dialect.V2)
+            encoded.append(EncodedPost(item.query, v1, v2))
+        elif isinstance(item, WindowSummary):
+            v2 = "" if item.query == ALL_POSTS else encode_window(item)
+            encoded.append(EncodedWindow(item, v2))
+    return encoded
+
+
+def default_source(settings: ServerSettings) -> FixedPartitionedSource[Line, Any]:
+    """The post source ``settings`` name, for the self-contained sources."""
+    if settings.source == "replay":
+        return ReplaySource(settings.replay, speed=settings.speed)
+    return SyntheticSource(rate=settings.rate, seed=settings.seed)
+
+
+def server_recovery(settings: ServerSettings) -> Recovery | None:
+    """The recovery configuration, the directory prepared (0700), or ``None``."""
+    if settings.recovery_dir is None:
+        return None
+    prepare_recovery_dir(settings.recovery_dir)
+    interval = timedelta(seconds=settings.snapshot_interval)
+    return Recovery(settings.recovery_dir, snapshot_interval=interval)
+
+
+def build_server_flow(
+    settings: ServerSettings,
+    post_source: FixedPartitionedSource[Line, Any],
+    subscriptions: SubscriptionSource,
+    sinks: list[Any],
+    *,
+    stop: threading.Event,
+    recovery: Recovery | None,
+) -> Any:
+    """The dataflow of ``senti serve``, with the store sink when a store is set."""
+    if settings.store is not None:
+        sinks = [*sinks, StoreSink(settings.store)]
+    return build_flow(
+        stoppable(post_source, stop, recovery=recovery),
+        subscriptions,
+        sinks,
+        settings=FlowSettings(
+            thresholds=load_thresholds(settings.thresholds),
+            window=timedelta(seconds=settings.window),
+            wait=timedelta(seconds=settings.wait),
+            live=True,
+        ),
+    )
+
+
+# The child
+
+
+class _PipePartition(StatelessSinkPartition[Any]):
+    def __init__(self, conn: Connection, lock: threading.Lock) -> None:
+        self._conn = conn
+        self._lock = lock
+
+    @override
+    def write_batch(self, items: list[Any]) -> None:
+        encoded = encode_items(items)
+        if encoded:
+            with self._lock:
+                self._conn.send(("batch", encoded))
+
+
+class _PipeSink(DynamicSink[Any]):
+    def __init__(self, conn: Connection, lock: threading.Lock) -> None:
+        self._conn = conn
+        self._lock = lock
+
+    @override
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _PipePartition:
+        return _PipePartition(self._conn, self._lock)
+
+
+def _child(settings: ServerSettings, conn: Connection) -> None:
+    """The child process: run the flow, take subscriptions from the pipe, send output."""
+    stop = threading.Event()
+    subscriptions = SubscriptionSource(stop)
+    send_lock = threading.Lock()
+
+    def listen() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            while True:
+                kind, value = conn.recv()
+                if kind == "track":
+                    subscriptions.push(value)
+                elif kind == "stop":
+                    break
+        stop.set()  # a stop request, or the server went away
+
+    threading.Thread(target=listen, name="senti-pipe", daemon=True).start()
+    error: str | None = None
+    try:
+        recovery = server_recovery(settings)
+        sinks = [_PipeSink(conn, send_lock)]
+        flow = build_server_flow(
+            settings, default_source(settings), subscriptions, sinks, stop=stop, recovery=recovery
+        )
+        runner = FlowThread(flow, workers=settings.workers, recovery=recovery)
+        runner.run()  # on this thread: the child has nothing else to do
+        if runner.error is not None:
+            error = f"{type(runner.error).__name__}: {runner.error}"
+    except Exception as exc:  # building the flow failed; reported to the server
+        error = f"{type(exc).__name__}: {exc}"
+    with send_lock, contextlib.suppress(OSError):
+        conn.send(("done", error))
+
+
+class ProcessBackend:
+    """The dataflow in a child process, as a :class:`~server.backend.Backend`."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self._conn: Connection | None = None
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._deliver: Deliver | None = None
+        self._done = asyncio.Event()
+        self.error: str | None = None
+
+    def push(self, item: Subscription) -> None:
+        """Send a tracked-query change to the child (a few hundred bytes: never blocks)."""
+        if self._conn is not None and not self._done.is_set():
+            with contextlib.suppress(OSError):
+                self._conn.send(("track", item))
+
+    async def start(self, deliver: Deliver) -> None:
+        """Spawn the child and read its output on the event loop."""
+        self._deliver = deliver
+        ours, theirs = multiprocessing.Pipe(duplex=True)
+        context = multiprocessing.get_context("spawn")
+        self._process = context.Process(
+            target=_child, args=(self.settings, theirs), name="senti-dataflow", daemon=True
+        )
+        self._process.start()
+        theirs.close()
+        self._conn = ours
+        asyncio.get_running_loop().add_reader(ours.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        assert self._conn is not None  # noqa: S101 - set before the reader is added
+        try:
+            while self._conn.poll():
+                kind, value = self._conn.recv()
+                if kind == "batch" and self._deliver is not None:
+                    self._deliver(value)
+                elif kind == "done":
+                    self.error = value
+                    self._finish()
+                    return
+        except (EOFError, OSError):
+            self.error = self.error or "the dataflow process ended unexpectedly"
+            self._finish()
+
+    def _finish(self) -> None:
+        if self._conn is not None and not self._done.is_set():
+            asyncio.get_running_loop().remove_reader(self._conn.fileno())
+        self._done.set()
+
+    @property
+    def running(self) -> bool:
+        """Whether the child still runs the dataflow."""
+        return self._process is not None and self._process.is_alive() and not self._done.is_set()
+
+    async def close(self) -> None:
+        """Ask the child to stop, keep reading until its flow has flushed, and reap it."""
+        if self._conn is not None and not self._done.is_set():
+            with contextlib.suppress(OSError):
+                self._conn.send(("stop", None))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._done.wait(), timeout=30)
+        if self._process is not None:
+            await asyncio.to_thread(self._process.join, 10)
+            if self._process.is_alive():
+                self._process.kill()
+        if self._conn is not None:
+            self._finish()
+            self._conn.close()
+        if self.error:
+            logger.error("dataflow failed", extra={"error": self.error})

@@ -1,0 +1,77 @@
+"""The dataflow in a child process (server/flowproc.py): same messages, its own core."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Any
+
+import pytest
+from factories import make_match, make_window
+from websockets.asyncio.client import connect
+
+from flows.model import ALL_POSTS
+from server.app import SentiServer
+from server.flowproc import EncodedPost, EncodedWindow, ProcessBackend, encode_items
+from server.protocol import SUBPROTOCOL_V2, Dialect, encode_post, encode_window
+from server.settings import ServerSettings
+
+TIMEOUT = 20.0
+
+
+def test_matches_and_windows_are_encoded_once_for_both_dialects() -> None:
+    """A match becomes its v1 and v2 texts; a query window its v2 text; the global one none."""
+    match = make_match("python")
+    window = make_window("python")
+    overall = make_window(ALL_POSTS)
+    posted, windowed, counted = encode_items([match, window, overall, object()])
+    assert posted == EncodedPost(
+        "python", encode_post(match, Dialect.V1), encode_post(match, Dialect.V2)
+    )
+    assert json.loads(posted.v1).keys() == {"polarityIndex", "hashtags"}
+    assert windowed == EncodedWindow(window, encode_window(window))
+    assert counted == EncodedWindow(overall, "")
+
+
+def test_a_synthetic_server_runs_its_dataflow_in_a_child_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """By default a synthetic source runs in a child; clients get posts; close reaps it."""
+    for name in list(os.environ):
+        if name.startswith("SENTI_"):
+            monkeypatch.delenv(name)
+    settings = ServerSettings(  # type: ignore[call-arg]
+        _env_file=None, host="127.0.0.1", port=0, rate=200.0, window=1.0, wait=0.0
+    )
+
+    async def scenario() -> dict[str, Any]:
+        server = SentiServer(settings)
+        assert isinstance(server.backend, ProcessBackend)
+        await server.start()
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                url = f"ws://127.0.0.1:{server.port}/track"
+                async with connect(url, subprotocols=[SUBPROTOCOL_V2]) as ws:  # type: ignore[list-item]
+                    await ws.send(json.dumps({"type": "track", "query": "python"}))
+                    assert json.loads(await ws.recv())["type"] == "tracking"
+                    while True:
+                        message: dict[str, Any] = json.loads(await ws.recv())
+                        if message["type"] == "post":
+                            break
+                assert server.flow_running
+        finally:
+            await server.close()
+        assert server.backend is not None
+        assert not server.backend.running
+        return message
+
+    message = asyncio.run(scenario())
+    assert message["query"] == "python"
+    assert message["polarityIndex"] in (0, 1, 2)
+
+
+def test_thread_mode_is_still_available() -> None:
+    """SENTI_DATAFLOW=thread keeps the dataflow on a thread of the server."""
+    settings = ServerSettings(_env_file=None, dataflow="thread")  # type: ignore[call-arg]
+    assert SentiServer(settings).backend is None
