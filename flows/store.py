@@ -100,6 +100,7 @@ import json
 import os
 import re
 import sqlite3
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -842,7 +843,7 @@ class SQLiteStore(_SQLStore):
             with self._errors("cannot open"):
                 # Several workers may open a new store at once: WAL mode is
                 # persistent and the schema is created under the write lock.
-                conn.execute("PRAGMA journal_mode = WAL")
+                _enable_wal(conn)
                 conn.execute("PRAGMA synchronous = NORMAL")
                 with _transaction(conn):
                     version = _schema_version(conn, self._label, allow_empty=True)
@@ -909,6 +910,24 @@ class SQLiteStore(_SQLStore):
         mode = "readonly" if self._readonly else "writer"
         state = "closed" if self._conn is None else "open"
         return f"<SQLiteStore {str(self._path)!r} {mode} {state}>"
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL, retrying while another connection holds the lock.
+
+    SQLite answers a journal-mode change that races another writer with
+    "database is locked" at once, without its busy handler.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT.total_seconds()
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+        else:
+            return
 
 
 def _configure(conn: sqlite3.Connection) -> None:
