@@ -65,6 +65,11 @@ def test_up_serves_websocket_and_dashboard_and_stops_both_on_sigterm(tmp_path: P
         assert "streamlit" in page.lower()
         _, metrics = _get(f"{server}/metrics")
         assert "senti_dataflow_up 1" in metrics
+        deadline = time.monotonic() + 30
+        while "senti_posts_total 0\n" in metrics:  # the dataflow has closed a window
+            assert time.monotonic() < deadline, metrics
+            time.sleep(0.2)
+            _, metrics = _get(f"{server}/metrics")
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
     finally:
