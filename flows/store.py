@@ -680,8 +680,31 @@ class _SQLStore(Store):
         """Run every statement with every one of its rows, in one transaction."""
 
     @abstractmethod
+    def _connection(self) -> Any:
+        """The open connection; raise StoreError if the store is closed."""
+
+    @abstractmethod
+    def _errors(self, what: str) -> AbstractContextManager[None]:
+        """Turn the driver's errors into StoreError ``what: ...``."""
+
+    _conn: Any = None
+
+    def _check_open(self) -> None:
+        """Raise StoreError if the store is closed."""
+        self._connection()
+
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
         """Run one query in this dialect; raise StoreError if closed or failing."""
+        conn = self._connection()
+        with self._errors("read failed"):
+            rows: list[Any] = conn.execute(sql, params).fetchall()
+            return rows
+
+    def close(self) -> None:
+        """See :meth:`Store.close`."""
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()
 
     # Writing
 
@@ -694,10 +717,6 @@ class _SQLStore(Store):
         statements = [(sql, params) for sql, params in rows.statements(self._sql) if params]
         if statements:
             self._write_rows(statements)
-
-    @abstractmethod
-    def _check_open(self) -> None:
-        """Raise StoreError if the store is closed."""
 
     # Reading
 
@@ -878,20 +897,6 @@ class SQLiteStore(_SQLStore):
             for sql, params in statements:
                 conn.executemany(sql, params)
 
-    def _check_open(self) -> None:
-        self._connection()
-
-    def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        conn = self._connection()
-        with self._errors("read failed"):
-            return conn.execute(sql, params).fetchall()
-
-    def close(self) -> None:
-        """See :meth:`Store.close`."""
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            conn.close()
-
     # Helpers
 
     def _connection(self) -> sqlite3.Connection:
@@ -1068,20 +1073,6 @@ class PostgresStore(_SQLStore):
         with self._errors("write failed"), conn.transaction(), conn.cursor() as cursor:
             for sql, params in statements:
                 cursor.executemany(sql, params)
-
-    def _check_open(self) -> None:
-        self._connection()
-
-    def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        conn = self._connection()
-        with self._errors("read failed"):
-            return conn.execute(sql, params).fetchall()
-
-    def close(self) -> None:
-        """See :meth:`Store.close`."""
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            conn.close()
 
     # Helpers
 
