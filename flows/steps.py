@@ -151,10 +151,8 @@ class Tally:
     retweets: int = 0
     hashtags: Counter[str] = field(default_factory=Counter)
 
-    def add(self, item: Match | ScoredPost | Post) -> Tally:
-        """Count one matched post, scored post or (for the global window) retweet."""
-        if isinstance(item, Match):
-            item = item.scored
+    def add(self, item: ScoredPost | Post) -> Tally:
+        """Count one scored post or (for the global window) one retweet."""
         if isinstance(item, Post):
             self.retweets += 1
             return self

@@ -180,7 +180,7 @@ def test_event_time_is_created_at_for_every_windowed_item() -> None:
 def test_tally_counts_polarity_and_hashtags() -> None:
     """Matches and scored posts add to their class and their hashtag counts."""
     tally = Tally()
-    tally.add(make_match(polarity=Polarity.POSITIVE, hashtags={"py": 2}))
+    tally.add(make_scored(polarity=Polarity.POSITIVE, hashtags={"py": 2}))
     tally.add(make_scored(polarity=Polarity.NEGATIVE, hashtags={"py": 1, "ai": 1}))
     tally.add(make_scored(polarity=Polarity.NEUTRAL))
     assert tally.counts == [1, 1, 1]
