@@ -15,15 +15,12 @@ connections are still open and received messages.
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-from common import figure, progress, raise_nofile, rss_kib, write_result
+from common import figure, progress, rss_kib, write_result
 from latency import live_queries
-from serving import ClientProcess, Server
+from serving import ClientProcess, served
 
 TARGET_CLIENTS = 10_000
 TARGET_KIB = 20.0
@@ -33,40 +30,33 @@ def measure(
     clients: int, processes: int, queries: int, rate: float, seconds: float
 ) -> dict[str, Any]:
     """Connect, measure RSS, track, let messages flow, count survivors."""
-    raise_nofile()
     tracked = live_queries(queries)
-    with tempfile.TemporaryDirectory(prefix="senti-bench-") as tmp:
-        queries_file = Path(tmp) / "queries.json"
-        queries_file.write_text(json.dumps(tracked))
-        server = Server(rate=rate)
-        try:
-            time.sleep(3)  # let the dataflow and the allocator settle
-            rss_before = rss_kib(server.pid)
-            started = time.perf_counter()
-            share = [clients // processes + (i < clients % processes) for i in range(processes)]
-            group = [ClientProcess(server.url, n, queries_file) for n in share]
-            connected = [client.expect("connected") for client in group]
-            connect_seconds = time.perf_counter() - started
-            ok = sum(record["ok"] for record in connected)
-            failed = sum(record["failed"] for record in connected)
-            progress(f"{ok:,} idle connections ({failed} failed) in {connect_seconds:.1f} s")
-            time.sleep(2)
-            rss_idle = rss_kib(server.pid)
-            per_conn = (rss_idle - rss_before) / ok if ok else float("nan")
-            progress(f"RSS {rss_before:,} -> {rss_idle:,} KiB: {per_conn:.1f} KiB/connection")
-            for client in group:
-                client.send("track")
-            for client in group:
-                client.expect("tracking")
-                client.send("measure")
-                client.expect("measuring")
-            progress(f"all tracking {len(tracked)} queries; messages flow for {seconds:.0f} s")
-            time.sleep(seconds)
-            metrics = server.metrics()
-            rss_flowing = rss_kib(server.pid)
-            reports = [client.finish() for client in group]
-        finally:
-            server.stop()
+    with served(rate=rate, queries=tracked) as (server, queries_file):
+        time.sleep(3)  # let the dataflow and the allocator settle
+        rss_before = rss_kib(server.pid)
+        started = time.perf_counter()
+        share = [clients // processes + (i < clients % processes) for i in range(processes)]
+        group = [ClientProcess(server.url, n, queries_file) for n in share]
+        connected = [client.expect("connected") for client in group]
+        connect_seconds = time.perf_counter() - started
+        ok = sum(record["ok"] for record in connected)
+        failed = sum(record["failed"] for record in connected)
+        progress(f"{ok:,} idle connections ({failed} failed) in {connect_seconds:.1f} s")
+        time.sleep(2)
+        rss_idle = rss_kib(server.pid)
+        per_conn = (rss_idle - rss_before) / ok if ok else float("nan")
+        progress(f"RSS {rss_before:,} -> {rss_idle:,} KiB: {per_conn:.1f} KiB/connection")
+        for client in group:
+            client.send("track")
+        for client in group:
+            client.expect("tracking")
+            client.send("measure")
+            client.expect("measuring")
+        progress(f"all tracking {len(tracked)} queries; messages flow for {seconds:.0f} s")
+        time.sleep(seconds)
+        metrics = server.metrics()
+        rss_flowing = rss_kib(server.pid)
+        reports = [client.finish() for client in group]
     still_open = sum(report["open"] for report in reports)
     messages = sum(report["messages"] for report in reports)
     return {

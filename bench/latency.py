@@ -15,14 +15,11 @@ machine's cores, so the client's own CPU time is reported too.
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-from common import cache_dir, figure, progress, raise_nofile, write_result
-from serving import ClientProcess, Server
+from common import cache_dir, figure, progress, write_result
+from serving import ClientProcess, served
 from workload import START, queries_for, sample_texts
 
 from flows.sources.synthetic import write_synthetic
@@ -50,31 +47,24 @@ def measure(
     rate: float, clients: int, queries: int, warmup: float, seconds: float
 ) -> dict[str, Any]:
     """Run the server and the clients; return the latency distribution."""
-    raise_nofile()
     tracked = live_queries(queries)
-    with tempfile.TemporaryDirectory(prefix="senti-bench-") as tmp:
-        queries_file = Path(tmp) / "queries.json"
-        queries_file.write_text(json.dumps(tracked))
-        server = Server(rate=rate)
-        try:
-            client = ClientProcess(server.url, clients, queries_file)
-            connected = client.expect("connected")
-            progress(f"{connected['ok']} clients connected in {connected['seconds']:.1f} s")
-            client.send("track")
-            client.expect("tracking")
-            progress(f"tracking {len(tracked)} queries; warming up {warmup:.0f} s")
-            time.sleep(warmup)
-            client.send("measure")
-            client.expect("measuring")
-            before = server.metrics()
-            cpu_before = server.cpu_seconds()
-            progress(f"measuring {seconds:.0f} s")
-            time.sleep(seconds)
-            after = server.metrics()
-            server_cpu = server.cpu_seconds() - cpu_before
-            report = client.finish()
-        finally:
-            server.stop()
+    with served(rate=rate, queries=tracked) as (server, queries_file):
+        client = ClientProcess(server.url, clients, queries_file)
+        connected = client.expect("connected")
+        progress(f"{connected['ok']} clients connected in {connected['seconds']:.1f} s")
+        client.send("track")
+        client.expect("tracking")
+        progress(f"tracking {len(tracked)} queries; warming up {warmup:.0f} s")
+        time.sleep(warmup)
+        client.send("measure")
+        client.expect("measuring")
+        before = server.metrics()
+        cpu_before = server.cpu_seconds()
+        progress(f"measuring {seconds:.0f} s")
+        time.sleep(seconds)
+        after = server.metrics()
+        server_cpu = server.cpu_seconds() - cpu_before
+        report = client.finish()
     latencies = sorted(1000 * value for value in report["latencies"])
     sent = after.get("senti_messages_sent_total", 0) - before.get("senti_messages_sent_total", 0)
     dropped = after.get("senti_messages_dropped_total", 0) - before.get(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -9,12 +10,14 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from common import BENCH, ROOT, progress
+from common import BENCH, ROOT, progress, raise_nofile
 
 SENTI = Path(sys.executable).with_name("senti")
 
@@ -94,6 +97,20 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+@contextlib.contextmanager
+def served(*, rate: float, queries: list[str]) -> Iterator[tuple[Server, Path]]:
+    """A running server and a file of ``queries`` for the client processes; stops both."""
+    raise_nofile()
+    with tempfile.TemporaryDirectory(prefix="senti-bench-") as tmp:
+        queries_file = Path(tmp) / "queries.json"
+        queries_file.write_text(json.dumps(queries))
+        server = Server(rate=rate)
+        try:
+            yield server, queries_file
+        finally:
+            server.stop()
 
 
 class ClientProcess:
