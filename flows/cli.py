@@ -450,7 +450,7 @@ def _run_flow(args: argparse.Namespace, source: Any, *, live: bool) -> int:
     summary = RunSummary()
     sinks: list[Any] = [SummarySink(summary)]
     if args.store is not None:
-        sinks.append(_store_sink(args.store, settings.queries))
+        sinks.append(_store_sink(args.store, settings.queries, background=recovery is None))
     if args.out is not None:
         if not resuming:  # a resumed run appends (at least once: see docs/operations.md)
             _truncate(args.out)
@@ -573,14 +573,15 @@ def _up(args: argparse.Namespace) -> int:
     return _run_async(settings, run_up(settings, dashboard_port=args.dashboard_port))
 
 
-def _store_sink(url: str, queries: Sequence[Query]) -> Any:
+def _store_sink(url: str, queries: Sequence[Query], *, background: bool) -> Any:
+    """The store sink, its queries written first; with recovery it writes on the worker's thread."""
 
     try:
         with open_store(url) as store:
             store.write([Subscription(query) for query in queries])
     except StoreError as exc:
         raise CliError(f"unusable store {url!r}: {exc}") from None
-    return StoreSink(url)
+    return StoreSink(url, background=background)
 
 
 def _truncate(path: Path) -> None:

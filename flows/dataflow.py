@@ -7,8 +7,8 @@ shape of its items in a comment. The functions live in :mod:`flows.steps`,
     lines -> parse -> drop retweets -> analyse -> to every query bucket --+
                  \-> rejected          \-> global windows                 |
     subscriptions -> to their query's bucket ------------------------------+-> match phrases
-    match phrases -> per-query matches; -> windows per bucket -> per-query summaries
-    matches + window summaries + late posts + rejected -> every sink
+    match phrases -> posts with their matched queries; -> windows per bucket -> per-query summaries
+    matched posts + window summaries + late posts + rejected -> every sink
 
 Routing is a keyed join: the tracked queries are hashed into a few buckets,
 each bucket's state is the term index of its queries, subscriptions go to
@@ -37,7 +37,6 @@ from flows.matching import Query, Subscription
 from flows.model import ALL_POSTS, Line, parse_line
 from flows.sentiment import Thresholds
 from flows.steps import (
-    BucketMatches,
     BucketTally,
     PhraseMatcher,
     QueryRouter,
@@ -115,7 +114,9 @@ def build_flow(
 
     ``subscription_source`` adds and removes tracked queries while the flow
     runs (``None`` for a fixed set given in ``settings.queries``). Every sink
-    receives :class:`~flows.model.Match`, :class:`~flows.model.WindowSummary`,
+    receives :class:`~flows.model.PostMatches` (a matched post with its
+    queries of one bucket; :func:`~flows.model.per_query` spells them out as
+    :class:`~flows.model.Match` records), :class:`~flows.model.WindowSummary`,
     :class:`~flows.model.LatePost`, :class:`~flows.model.Rejected` and
     :class:`~flows.matching.Subscription` items.
     """
@@ -139,8 +140,8 @@ def build_flow(
         changes = op.input("read_subscriptions", flow, subscription_source)  # Subscription
         routed = op.flat_map("route_subscriptions", changes, router.subscriptions)
         by_bucket = op.merge("join_by_bucket", by_bucket, routed)  # (bucket, (bucket, item))
-    matched = op.stateful_flat_map("match_phrases", by_bucket, matcher)  # (bucket, BucketMatches)
-    matches = op.flat_map("per_query", op.key_rm("unkey", matched), BucketMatches.matches)  # Match
+    matched = op.stateful_flat_map("match_phrases", by_bucket, matcher)  # (bucket, PostMatches)
+    matches = op.key_rm("unkey", matched)  # PostMatches
 
     per_bucket = fold_window(
         "query_windows", matched, clock, windower, BucketTally, BucketTally.add,
@@ -160,7 +161,7 @@ def build_flow(
         streams.append(changes)
     out = op.merge(
         "outputs", *streams
-    )  # Match | WindowSummary | LatePost | Rejected | Subscription
+    )  # PostMatches | WindowSummary | LatePost | Rejected | Subscription
     for number, sink in enumerate(sinks):
         op.output(f"write_{number}", out, sink)
     return flow

@@ -32,7 +32,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from flows.text import mark_class, stopwords
 
@@ -214,11 +214,15 @@ class TermIndex:
     """An inverted index from anchor term to the tracked queries filed under it."""
 
     _by_anchor: dict[str, dict[str, Query]] = field(default_factory=dict)
+    _plans: dict[str, _Plan] = field(default_factory=dict, compare=False, repr=False)
+    """Per anchor, built on first use: queries a post with the anchor surely
+    matches, and the rest, to check. Dropped when the anchor's queries change."""
 
     def add(self, query: Query, *, anchors: Iterable[str] | None = None) -> None:
         """Start tracking ``query`` (idempotent); ``anchors`` limits where it is filed."""
         for anchor in query.anchors() if anchors is None else anchors:
             self._by_anchor.setdefault(anchor, {})[query.key] = query
+            self._plans.pop(anchor, None)
 
     def remove(self, query: Query, *, anchors: Iterable[str] | None = None) -> None:
         """Stop tracking ``query`` (idempotent)."""
@@ -226,6 +230,7 @@ class TermIndex:
             filed = self._by_anchor.get(anchor)
             if filed is not None:
                 filed.pop(query.key, None)
+                self._plans.pop(anchor, None)
                 if not filed:
                     del self._by_anchor[anchor]
 
@@ -245,12 +250,25 @@ class TermIndex:
         return frozenset(self._by_anchor)
 
     def match(self, terms: frozenset[str]) -> list[str]:
-        """Keys of every tracked query a post with ``terms`` matches, each once."""
+        """Keys of every tracked query a post with ``terms`` matches, each once.
+
+        The same as :func:`matches_at` over every term, faster: a query whose
+        first phrase is the anchor alone (a word, a ``#tag``, an OR list led
+        by one) matches whenever the post has the anchor, without a check.
+        """
         found: list[str] = []
+        by_anchor, plans = self._by_anchor, self._plans
         for term in terms:
-            filed = self._by_anchor.get(term)
+            filed = by_anchor.get(term)
             if filed:
-                found.extend(matches_at(term, filed, terms))
+                plan = plans.get(term)
+                if plan is None:
+                    plan = plans[term] = _Plan.of(term, filed)
+                found += plan.sure
+                for query in plan.check:
+                    phrase = query.first_match(terms)
+                    if phrase is not None and phrase.anchor == term:
+                        found.append(query.key)
         return found
 
     def __len__(self) -> int:
@@ -261,3 +279,20 @@ class TermIndex:
         # snapshots state by deep copy at every epoch, so this keeps a bucket's
         # snapshot proportional to its entries, not to the size of every query.
         return TermIndex({anchor: dict(filed) for anchor, filed in self._by_anchor.items()})
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return TermIndex, (self._by_anchor,)  # plans are rebuilt on use
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How :meth:`TermIndex.match` handles the queries filed under one anchor."""
+
+    sure: tuple[str, ...]
+    check: tuple[Query, ...]
+
+    @classmethod
+    def of(cls, anchor: str, filed: Mapping[str, Query]) -> _Plan:
+        sure = [key for key, query in filed.items() if query.phrases[0].terms == (anchor,)]
+        check = [query for query in filed.values() if query.phrases[0].terms != (anchor,)]
+        return cls(tuple(sure), tuple(check))

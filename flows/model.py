@@ -20,6 +20,7 @@ counted and kept instead of crashing the flow.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
@@ -32,11 +33,13 @@ __all__ = [
     "Match",
     "Polarity",
     "Post",
+    "PostMatches",
     "Rejected",
     "ScoredPost",
     "WindowSummary",
     "parse_line",
     "parse_time",
+    "per_query",
 ]
 
 ALL_POSTS: Final = "*"
@@ -136,6 +139,37 @@ class Match:
             "created_at": format_time(post.created_at),
             "compound": self.scored.compound,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class PostMatches:
+    """A scored post and the tracked queries it is delivered to (one or more).
+
+    What the dataflow emits for a matched post: one record per post and query
+    bucket rather than one :class:`Match` per query, so the sinks store the post
+    once and encode what every query's message shares once. :meth:`matches`
+    spells it out per query.
+    """
+
+    scored: ScoredPost
+    queries: tuple[str, ...]
+    """Canonical keys of the tracked queries."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return PostMatches, (self.scored, self.queries)
+
+    def matches(self) -> list[Match]:
+        """One :class:`Match` per query."""
+        return [Match(query, self.scored) for query in self.queries]
+
+
+def per_query(items: Iterable[Any]) -> Iterator[Any]:
+    """``items`` with each :class:`PostMatches` spelled out as its :class:`Match` records."""
+    for item in items:
+        if isinstance(item, PostMatches):
+            yield from item.matches()
+        else:
+            yield item
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,16 +17,15 @@ from flows.matching import Query, Subscription, TermIndex
 from flows.model import (
     ALL_POSTS,
     LatePost,
-    Match,
     Polarity,
     Post,
+    PostMatches,
     Rejected,
     ScoredPost,
     WindowSummary,
 )
 
 __all__ = [
-    "BucketMatches",
     "BucketTally",
     "PhraseMatcher",
     "QueryRouter",
@@ -41,18 +40,6 @@ __all__ = [
 RouteItem = tuple[str, ScoredPost | Subscription]
 """What the query-bucket join receives: its bucket key again (state logic sees no
 keys) and a post or a subscription change."""
-
-
-@dataclass(frozen=True, slots=True)
-class BucketMatches:
-    """A post and the tracked queries of one bucket it matches (at least one)."""
-
-    scored: ScoredPost
-    queries: tuple[str, ...]
-
-    def matches(self) -> list[Match]:
-        """One per-query match each."""
-        return [Match(query, self.scored) for query in self.queries]
 
 
 def is_post(item: Post | Rejected) -> TypeGuard[Post]:
@@ -121,7 +108,7 @@ class PhraseMatcher:
 
     def __call__(
         self, state: TermIndex | None, item: RouteItem
-    ) -> tuple[TermIndex | None, list[BucketMatches]]:
+    ) -> tuple[TermIndex | None, list[PostMatches]]:
         """Apply a subscription change, or emit the queries of this bucket a post matches."""
         key, value = item
         if state is None:
@@ -133,7 +120,7 @@ class PhraseMatcher:
         if state is None:
             return None, []
         found = state.match(value.terms)
-        return state, [BucketMatches(value, tuple(found))] if found else []
+        return state, [PostMatches(value, tuple(found))] if found else []
 
     def _initial_index(self, key: str) -> TermIndex | None:
         index = TermIndex()
@@ -157,7 +144,9 @@ class Tally:
             self.retweets += 1
             return self
         self.counts[item.polarity] += 1
-        self.hashtags.update(item.hashtags)
+        tags = self.hashtags
+        for tag, count in item.hashtags.items():  # Counter.update's loop, without its checks
+            tags[tag] = tags.get(tag, 0) + count
         return self
 
     def merge(self, other: Tally) -> Tally:
@@ -174,13 +163,19 @@ class BucketTally:
 
     tallies: dict[str, Tally] = field(default_factory=dict)
 
-    def add(self, item: BucketMatches) -> BucketTally:
+    def add(self, item: PostMatches) -> BucketTally:
         """Count a post for each of its matched queries."""
+        # Tally.add, inlined: this runs once per match.
+        tallies, scored = self.tallies, item.scored
+        polarity, hashtags = scored.polarity, scored.hashtags.items()
         for query in item.queries:
-            tally = self.tallies.get(query)
+            tally = tallies.get(query)
             if tally is None:
-                tally = self.tallies[query] = Tally()
-            tally.add(item.scored)
+                tally = tallies[query] = Tally()
+            tally.counts[polarity] += 1
+            tags = tally.hashtags
+            for tag, count in hashtags:
+                tags[tag] = tags.get(tag, 0) + count
         return self
 
     def merge(self, other: BucketTally) -> BucketTally:
@@ -227,22 +222,20 @@ class WindowGrid:
             retweets=tally.retweets if query == ALL_POSTS else 0,
         )
 
-    def late(
-        self, item: tuple[str, tuple[int, BucketMatches | ScoredPost | Post]]
-    ) -> list[LatePost]:
+    def late(self, item: tuple[str, tuple[int, PostMatches | ScoredPost | Post]]) -> list[LatePost]:
         """Record a post that reached its window after the window closed (per query)."""
         scope, (window_id, late) = item
         start = self.start_of(window_id)
-        if isinstance(late, BucketMatches):
+        if isinstance(late, PostMatches):
             post = late.scored.post
             return [LatePost(query, start, post.id, post.is_retweet) for query in late.queries]
         post = late.post if isinstance(late, ScoredPost) else late
         return [LatePost(scope, start, post.id, post.is_retweet)]
 
 
-def event_time(item: BucketMatches | ScoredPost | Post) -> datetime:
+def event_time(item: PostMatches | ScoredPost | Post) -> datetime:
     """Event time of a windowed item: the post's ``created_at``."""
-    if isinstance(item, BucketMatches):
+    if isinstance(item, PostMatches):
         return item.scored.post.created_at
     if isinstance(item, ScoredPost):
         return item.post.created_at

@@ -35,7 +35,7 @@ from typing_extensions import override
 
 from flows.dataflow import FlowSettings, build_flow
 from flows.matching import Subscription
-from flows.model import ALL_POSTS, Line, Match, WindowSummary
+from flows.model import ALL_POSTS, Line, PostMatches, WindowSummary
 from flows.recovery import Recovery, prepare_recovery_dir, stoppable
 from flows.runner import FlowThread
 from flows.sentiment import load_thresholds
@@ -73,9 +73,10 @@ def encode_items(items: Sequence[Any]) -> list[EncodedPost | EncodedWindow]:
     """What the server needs of a batch of dataflow output, encoded once."""
     encoded: list[EncodedPost | EncodedWindow] = []
     for item in items:
-        if isinstance(item, Match):
-            v1, v2 = encode_post(item, Dialect.V1), encode_post(item, Dialect.V2)
-            encoded.append(EncodedPost(item.query, v1, v2))
+        if isinstance(item, PostMatches):
+            matches = item.matches()
+            v1 = encode_post(matches[0], Dialect.V1)  # the same for every query
+            encoded += [EncodedPost(m.query, v1, encode_post(m, Dialect.V2)) for m in matches]
         elif isinstance(item, WindowSummary):
             v2 = "" if item.query == ALL_POSTS else encode_window(item)
             encoded.append(EncodedWindow(item, v2))
@@ -109,7 +110,8 @@ def build_server_flow(
 ) -> Any:
     """The dataflow of ``senti serve``, with the store sink when a store is set."""
     if settings.store is not None:
-        sinks = [*sinks, StoreSink(settings.store)]
+        # With recovery a snapshot may follow a batch at once: write it before returning.
+        sinks = [*sinks, StoreSink(settings.store, background=recovery is None)]
     return build_flow(
         stoppable(post_source, stop, recovery=recovery),
         subscriptions,

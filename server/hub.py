@@ -22,7 +22,7 @@ from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.protocol import State
 
 from flows.matching import Query, Subscription
-from flows.model import ALL_POSTS, Match, WindowSummary
+from flows.model import ALL_POSTS, Match, PostMatches, WindowSummary
 from server.flowproc import EncodedPost, EncodedWindow
 from server.metrics import Metrics
 from server.protocol import Dialect, Outcome, encode_post, encode_window
@@ -135,16 +135,20 @@ class Hub:
     def publish(self, items: Sequence[Any]) -> None:
         """Deliver a batch of dataflow output (on the event loop thread).
 
-        Items are records (:class:`~flows.model.Match`, :class:`~flows.model.WindowSummary`)
-        or the same already encoded by a dataflow process (:mod:`server.flowproc`).
+        Items are records (:class:`~flows.model.PostMatches`, :class:`~flows.model.Match`,
+        :class:`~flows.model.WindowSummary`) or the same already encoded by a
+        dataflow process (:mod:`server.flowproc`).
         """
         for item in items:
             if isinstance(item, EncodedPost):
                 self._metrics.matches += 1
                 self._deliver_encoded(item)
+            elif isinstance(item, PostMatches):
+                self._metrics.matches += len(item.queries)
+                self._deliver_post(item)
             elif isinstance(item, Match):
                 self._metrics.matches += 1
-                self._deliver_post(item)
+                self._deliver_post(PostMatches(item.scored, (item.query,)))
             else:
                 summary, text = (
                     (item.summary, item.v2) if isinstance(item, EncodedWindow) else (item, None)
@@ -166,13 +170,18 @@ class Hub:
         for dialect, conns in self._split(members).items():
             self._send(conns, post.v1 if dialect is Dialect.V1 else post.v2)
 
-    def _deliver_post(self, match: Match) -> None:
-        members = self._by_query.get(match.query)
-        if not members:
-            return
-        by_dialect = self._split(members)
-        for dialect, conns in by_dialect.items():
-            self._send(conns, encode_post(match, dialect))
+    def _deliver_post(self, item: PostMatches) -> None:
+        v1: str | None = None  # the same for every query: encoded once
+        for match in item.matches():
+            members = self._by_query.get(match.query)
+            if not members:
+                continue
+            for dialect, conns in self._split(members).items():
+                if dialect is Dialect.V1:
+                    v1 = v1 or encode_post(match, Dialect.V1)
+                    self._send(conns, v1)
+                else:
+                    self._send(conns, encode_post(match, dialect))
 
     def _deliver_window(self, summary: WindowSummary, text: str | None = None) -> None:
         members = self._by_query.get(summary.query)

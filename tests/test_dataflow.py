@@ -15,7 +15,16 @@ from xlines import T0, x_line
 
 from flows.dataflow import FlowSettings, build_flow
 from flows.matching import Subscription, parse_query
-from flows.model import ALL_POSTS, LatePost, Line, Match, Polarity, Rejected, WindowSummary
+from flows.model import (
+    ALL_POSTS,
+    LatePost,
+    Line,
+    Match,
+    Polarity,
+    Rejected,
+    WindowSummary,
+    per_query,
+)
 
 
 def run(
@@ -43,7 +52,7 @@ def run(
 
 def matched(out: Iterable[Any]) -> set[tuple[str, str]]:
     """(query, post id) of every per-post message."""
-    return {(item.query, item.scored.post.id) for item in out if isinstance(item, Match)}
+    return {(item.query, item.scored.post.id) for item in per_query(out) if isinstance(item, Match)}
 
 
 def windows(out: Iterable[Any], query: str) -> list[WindowSummary]:
@@ -78,14 +87,14 @@ def test_routes_posts_by_track_semantics(entry_point: Any) -> None:
 def test_post_matching_several_phrases_is_delivered_once(entry_point: Any) -> None:
     """A post satisfying three phrases of one query yields one message for that query."""
     out = run(entry_point, [x_line(1, "coffee and tea with milk")], ["coffee, tea, milk"])
-    messages = [item for item in out if isinstance(item, Match)]
+    messages = [item for item in per_query(out) if isinstance(item, Match)]
     assert [(m.query, m.scored.post.id) for m in messages] == [("coffee,milk,tea", "1")]
 
 
 def test_messages_carry_documented_fields(entry_point: Any) -> None:
     """A per-post message has polarityIndex and this post's hashtag counts, plus id and query."""
     out = run(entry_point, [x_line(7, "I LOVE this #Coffee #coffee :)", at=3)], ["coffee"])
-    (message,) = [item.message() for item in out if isinstance(item, Match)]
+    (message,) = [item.message() for item in per_query(out) if isinstance(item, Match)]
     assert message["polarityIndex"] == Polarity.POSITIVE
     assert message["hashtags"] == {"coffee": 2}
     assert message["query"] == "coffee"
@@ -235,7 +244,9 @@ class ScriptSource(FixedPartitionedSource[Any, None]):
 
 
 def _probe_matched(out: list[Any], query: str, *, without: str | None = None) -> bool:
-    probes = [m for m in out if isinstance(m, Match) and m.scored.post.id.startswith("probe")]
+    probes = [
+        m for m in per_query(out) if isinstance(m, Match) and m.scored.post.id.startswith("probe")
+    ]
     ids_for = {m.scored.post.id for m in probes if m.query == query}
     ids_without = {m.scored.post.id for m in probes if m.query == without}
     return bool(ids_for - ids_without)

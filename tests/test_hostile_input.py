@@ -18,7 +18,7 @@ from xlines import x_envelope
 
 from flows.dataflow import FlowSettings, build_flow
 from flows.matching import parse_query
-from flows.model import ALL_POSTS, Match, Rejected, WindowSummary
+from flows.model import ALL_POSTS, Match, Rejected, WindowSummary, per_query
 from flows.sources.replay import ReplaySource
 
 pytestmark = pytest.mark.timeout(120)
@@ -78,7 +78,7 @@ def test_hostile_lines_are_counted_as_malformed_or_analysed(
 
     rejected = [item for item in out if isinstance(item, Rejected)]
     assert len(rejected) == malformed, [r.reason for r in rejected]
-    assert {item.scored.post.id for item in out if isinstance(item, Match)} == valid_ids
+    assert {item.scored.post.id for item in per_query(out) if isinstance(item, Match)} == valid_ids
     totals = [i for i in out if isinstance(i, WindowSummary) and i.query == ALL_POSTS]
     assert sum(summary.posts for summary in totals) == len(valid_ids)
     for item in rejected:

@@ -499,3 +499,20 @@ def test_deep_copies_of_an_index_share_queries_but_not_filing() -> None:
     assert snapshot.match(post_terms("python")) == ["python"]
     assert snapshot.filed_under("python")["python"] is python
     assert index.match(post_terms("python")) == []
+
+
+def test_pickled_index_matches_the_same_and_plans_follow_changes() -> None:
+    """A pickled index (a recovery snapshot) matches like the original; adding a query after
+    a match has planned its anchor still finds the new query."""
+    import pickle
+
+    index = TermIndex()
+    index.add(parse_query("python"))
+    index.add(parse_query("python rust"))
+    terms = post_terms("python and rust")
+    assert sorted(index.match(terms)) == ["python", "python rust"]
+    index.add(parse_query("python, tea"))
+    index.add(parse_query("rust"))
+    expected = ["python", "python rust", "python,tea", "rust"]
+    assert sorted(index.match(terms)) == expected
+    assert sorted(pickle.loads(pickle.dumps(index)).match(terms)) == expected  # noqa: S301 (our own bytes)

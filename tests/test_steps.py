@@ -9,9 +9,8 @@ from datetime import timedelta
 from factories import T0, make_match, make_post, make_scored, make_subscription
 
 from flows.matching import Subscription, TermIndex, parse_query, post_terms
-from flows.model import ALL_POSTS, LatePost, Polarity, Rejected, ScoredPost
+from flows.model import ALL_POSTS, LatePost, Polarity, PostMatches, Rejected, ScoredPost
 from flows.steps import (
-    BucketMatches,
     BucketTally,
     PhraseMatcher,
     QueryRouter,
@@ -38,7 +37,7 @@ def index_of(*queries: str) -> TermIndex:
     return index
 
 
-def keys(found: list[BucketMatches]) -> list[str]:
+def keys(found: list[PostMatches]) -> list[str]:
     """Query keys of a bucket's output."""
     return [query for item in found for query in item.queries]
 
@@ -168,7 +167,7 @@ def test_is_post_and_is_original_split_the_stream() -> None:
 def test_event_time_is_created_at_for_every_windowed_item() -> None:
     """Bucket matches, scored posts and raw posts are windowed by the post's ``created_at``."""
     match = make_match(created_at=12)
-    found = BucketMatches(match.scored, ("python",))
+    found = PostMatches(match.scored, ("python",))
     expected = T0 + timedelta(seconds=12)
     assert event_time(found) == event_time(match.scored) == event_time(match.scored.post)
     assert event_time(found) == expected
@@ -260,7 +259,7 @@ def test_late_records_the_window_and_post_for_each_item_kind() -> None:
     grid = WindowGrid(timedelta(seconds=60), T0)
     start = T0 + timedelta(minutes=1)
     retweet = replace(make_post(3), is_retweet=True)
-    found = BucketMatches(make_scored(1), ("python", "tea"))
+    found = PostMatches(make_scored(1), ("python", "tea"))
     assert grid.late(("queries-0", (1, found))) == [
         LatePost("python", start, "1"),
         LatePost("tea", start, "1"),
@@ -273,9 +272,9 @@ def test_bucket_tallies_count_each_query_of_a_bucket_separately() -> None:
     """A bucket's window keeps one tally per matched query and summarises each."""
     grid = WindowGrid(timedelta(seconds=60), T0)
     bucket = BucketTally()
-    bucket.add(BucketMatches(make_scored(1), ("python", "tea")))
-    bucket.add(BucketMatches(make_scored(2), ("tea",)))
-    other = BucketTally().add(BucketMatches(make_scored(3), ("python",)))
+    bucket.add(PostMatches(make_scored(1), ("python", "tea")))
+    bucket.add(PostMatches(make_scored(2), ("tea",)))
+    other = BucketTally().add(PostMatches(make_scored(3), ("python",)))
     bucket.merge(other)
     summaries = {s.query: s.posts for s in grid.bucket_summaries(("queries-0", (0, bucket)))}
     assert summaries == {"python": 2, "tea": 2}

@@ -11,6 +11,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from typing_extensions import override
 
 from flows.matching import Subscription
+from flows.model import per_query
 
 __all__ = ["JsonLinesSink"]
 
@@ -25,7 +26,7 @@ class _JsonLinesPartition(StatelessSinkPartition[Any]):
     def write_batch(self, items: list[Any]) -> None:
         lines = [
             json.dumps(item.message(), ensure_ascii=False, separators=(",", ":")) + "\n"
-            for item in items
+            for item in per_query(items)
             if not isinstance(item, Subscription)
         ]
         if lines:

@@ -1,7 +1,7 @@
 """A sink publishing each per-query message once, to that query's Redis stream.
 
 Every worker of a scaled-out dataflow writes its own share of the output (each
-:class:`~flows.model.Match` and :class:`~flows.model.WindowSummary` leaves the
+:class:`~flows.model.PostMatches` and :class:`~flows.model.WindowSummary` leaves the
 dataflow on exactly one worker), one pipeline per batch: ``XADD
 {prefix}:q:<query> MAXLEN ~ n * m <json>`` and an ``EXPIRE`` so the streams of
 queries no one tracks any more go away. The gateways read the streams of the
@@ -16,7 +16,7 @@ import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from typing_extensions import override
 
-from flows.model import Match, WindowSummary
+from flows.model import Match, WindowSummary, per_query
 from flows.redis_bus import STREAM_MAXLEN, STREAM_TTL_SECONDS, BusKeys, encode_message
 
 __all__ = ["RedisFanoutSink"]
@@ -33,7 +33,7 @@ class _FanoutPartition(StatelessSinkPartition[Any]):
     def write_batch(self, items: list[Any]) -> None:
         pipe = self._client.pipeline(transaction=False)
         streams: set[str] = set()
-        for item in items:
+        for item in per_query(items):
             if not isinstance(item, Match | WindowSummary):
                 continue  # late posts, rejected lines and subscription changes stay here
             stream = self._keys.query(item.query)

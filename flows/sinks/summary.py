@@ -11,7 +11,7 @@ from typing import Any
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from typing_extensions import override
 
-from flows.model import ALL_POSTS, LatePost, Match, Rejected, WindowSummary
+from flows.model import ALL_POSTS, LatePost, PostMatches, Rejected, WindowSummary
 
 __all__ = ["RunSummary", "SummarySink"]
 
@@ -42,8 +42,8 @@ class RunSummary:
         new_posts = 0
         with self._lock:
             for item in items:
-                if isinstance(item, Match):
-                    self.matches += 1
+                if isinstance(item, PostMatches):
+                    self.matches += len(item.queries)
                 elif isinstance(item, WindowSummary):
                     self.windows += 1
                     if item.query == ALL_POSTS:

@@ -11,7 +11,7 @@ import pytest
 from factories import make_match, make_window
 from websockets.asyncio.client import connect
 
-from flows.model import ALL_POSTS
+from flows.model import ALL_POSTS, Match, PostMatches
 from server.app import SentiServer
 from server.flowproc import EncodedPost, EncodedWindow, ProcessBackend, encode_items
 from server.protocol import SUBPROTOCOL_V2, Dialect, encode_post, encode_window
@@ -21,14 +21,19 @@ TIMEOUT = 20.0
 
 
 def test_matches_and_windows_are_encoded_once_for_both_dialects() -> None:
-    """A match becomes its v1 and v2 texts; a query window its v2 text; the global one none."""
+    """A matched post becomes, per query, its v1 text (encoded once, the same for every
+    query) and its v2 text; a query window its v2 text; the global one none."""
     match = make_match("python")
+    tea = Match("tea", match.scored)
     window = make_window("python")
     overall = make_window(ALL_POSTS)
-    posted, windowed, counted = encode_items([match, window, overall, object()])
+    items = [PostMatches(match.scored, ("python", "tea")), window, overall, object()]
+    posted, also, windowed, counted = encode_items(items)
     assert posted == EncodedPost(
         "python", encode_post(match, Dialect.V1), encode_post(match, Dialect.V2)
     )
+    assert also == EncodedPost("tea", encode_post(tea, Dialect.V1), encode_post(tea, Dialect.V2))
+    assert also.v1 is posted.v1
     assert json.loads(posted.v1).keys() == {"polarityIndex", "hashtags"}
     assert windowed == EncodedWindow(window, encode_window(window))
     assert counted == EncodedWindow(overall, "")

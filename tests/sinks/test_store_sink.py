@@ -1,7 +1,11 @@
-"""StoreSink: a bytewax sink writing into a real SQLite store, on one worker and on two."""
+"""StoreSink: a bytewax sink writing into a real SQLite store, on one worker and on two,
+through its writer process (the default) and on the worker's thread."""
 
 from __future__ import annotations
 
+import gc
+import os
+import signal
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +18,13 @@ from bytewax.errors import BytewaxRuntimeError
 from bytewax.testing import TestingSource, run_main
 from factories import make_late, make_match, make_rejected, make_subscription, make_window
 
-from flows.sinks.store import StoreSink, StoreSinkPartition, check_store_url
+from flows.model import PostMatches
+from flows.sinks.store import (
+    BackgroundStorePartition,
+    StoreSink,
+    StoreSinkPartition,
+    check_store_url,
+)
 from flows.store import StoreCounts, StoreError, StoreItem, StoreURL, open_store
 
 EntryPoint = Callable[[Dataflow], None]
@@ -35,13 +45,19 @@ def records(count: int = 40) -> list[StoreItem]:
     return items
 
 
-def store_flow(items: list[StoreItem], url: str) -> Dataflow:
+@pytest.fixture(params=[True, False], ids=["writer-process", "worker-thread"])
+def background(request: pytest.FixtureRequest) -> bool:
+    """Whether the sink writes through its writer process."""
+    return bool(request.param)
+
+
+def store_flow(items: list[StoreItem], url: str, *, background: bool = True) -> Dataflow:
     """A flow that spreads ``items`` over all workers and writes them to the store at ``url``."""
     flow = Dataflow("store_sink_test")
     source: TestingSource[StoreItem] = TestingSource(items, batch_size=7)
     stream = op.input("read_records", flow, source)  # StoreItem
     spread = op.redistribute("spread_over_workers", stream)  # StoreItem
-    op.output("write_store", spread, StoreSink(url))
+    op.output("write_store", spread, StoreSink(url, background=background))
     return flow
 
 
@@ -54,30 +70,33 @@ def integrity(path: Path) -> list[Any]:
         conn.close()
 
 
-def test_flow_writes_every_record(tmp_path: Path, entry_point: EntryPoint) -> None:
+def test_flow_writes_every_record(
+    tmp_path: Path, entry_point: EntryPoint, background: bool
+) -> None:
     """A dataflow writes every record to the store, and running it again duplicates nothing."""
     db = tmp_path / "senti.db"
     url = f"sqlite:///{db}"
     expected = StoreCounts(posts=40, matches=80, windows=4, late=1, rejected=1)
-    entry_point(store_flow(records(), url))
+    entry_point(store_flow(records(), url, background=background))
     with open_store(url, readonly=True) as store:
         assert store.counts() == expected
         assert [q.key for q in store.queries()] == ["#ai", "python"]
         assert len(store.recent_matches("#ai", limit=1000)) == 40
         assert store.windows("python")[0].posts == 99
-    entry_point(store_flow(records(), url))  # a replay after a resume
+    entry_point(store_flow(records(), url, background=background))  # a replay after a resume
     with open_store(url, readonly=True) as store:
         assert store.counts() == expected
     assert integrity(db) == [("ok",)]
 
 
-def test_partitions_are_separate_writers(tmp_path: Path) -> None:
+def test_partitions_are_separate_writers(tmp_path: Path, background: bool) -> None:
     """Each worker's partition has its own connection, and both write into one store."""
     db = tmp_path / "senti.db"
-    sink = StoreSink(str(db))
+    sink = StoreSink(str(db), background=background)
     first = sink.build("write_store", 0, 2)
     second = sink.build("write_store", 1, 2)
-    assert isinstance(first, StoreSinkPartition)
+    kind = BackgroundStorePartition if background else StoreSinkPartition
+    assert isinstance(first, kind)
     first.write_batch([make_match("python", 1), make_window("python", 0)])
     second.write_batch([make_match("python", 2), make_match("python", 1)])
     first.write_batch([make_late("python", 3, 0)])
@@ -127,14 +146,88 @@ def test_check_store_url_fails_fast(tmp_path: Path, url: str, message: str) -> N
         check_store_url(url.format(tmp=tmp_path))
 
 
-def test_unknown_item_fails_the_flow(tmp_path: Path) -> None:
+def test_unknown_item_fails_the_flow(tmp_path: Path, background: bool) -> None:
     """An item the store cannot hold stops the flow with a TypeError instead of being dropped."""
     db = tmp_path / "senti.db"
     flow = Dataflow("bad_item")
     source: TestingSource[Any] = TestingSource([make_match("python", 1), "oops"])
     stream = op.input("read_records", flow, source)  # Match | str
-    op.output("write_store", stream, StoreSink(str(db)))
+    op.output("write_store", stream, StoreSink(str(db), background=background))
     with pytest.raises(BytewaxRuntimeError) as caught:
         run_main(flow)
     assert isinstance(caught.value.__cause__, TypeError)
     assert "cannot store a str" in str(caught.value.__cause__)
+
+
+# The writer process
+
+
+def write_and_close(partition: BackgroundStorePartition, batches: list[list[StoreItem]]) -> None:
+    """Write every batch, then close."""
+    for batch in batches:
+        partition.write_batch(batch)
+    partition.close()
+
+
+def test_post_matches_are_stored_per_query(tmp_path: Path) -> None:
+    """A post with three matched queries is one post row and three match rows."""
+    db = tmp_path / "senti.db"
+    scored = make_match("a", 1).scored
+    partition = StoreSink(str(db)).build("write_store", 0, 1)
+    partition.write_batch([PostMatches(scored, ("a", "b", "c"))])
+    partition.close()
+    with open_store(str(db), readonly=True) as store:
+        assert store.counts() == StoreCounts(posts=1, matches=3, windows=0, late=0, rejected=0)
+        assert [row.id for row in store.recent_matches("c")] == ["1"]
+
+
+def test_writer_ignores_interrupts_and_writes_everything(tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole process group; the writer still writes every batch sent."""
+    db = tmp_path / "senti.db"
+    partition = BackgroundStorePartition(str(db), in_flight=1)
+    assert partition.pid is not None
+    partition.write_batch([make_match("python", n) for n in range(100)])
+    os.kill(partition.pid, signal.SIGINT)
+    os.kill(partition.pid, signal.SIGTERM)
+    partition.write_batch([make_match("python", n) for n in range(100, 200)])
+    partition.close()
+    with open_store(str(db), readonly=True) as store:
+        assert store.counts().matches == 200
+
+
+def test_database_error_in_the_writer_fails_the_partition(tmp_path: Path) -> None:
+    """A failed transaction in the writer comes back as StoreError, with SQLite's reason."""
+    db = tmp_path / "senti.db"
+    partition = BackgroundStorePartition(str(db), in_flight=1)
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TABLE matches")
+    conn.close()
+    partition.write_batch([make_match("python", 1)])  # sent; the writer fails on it
+    with pytest.raises(StoreError, match="write failed: no such table: matches"):
+        partition.close()  # the error comes back at the latest when everything is written
+
+
+def test_writer_that_dies_fails_the_partition(tmp_path: Path) -> None:
+    """A writer killed mid-run is an error naming its exit code, not a silent loss."""
+    db = tmp_path / "senti.db"
+    partition = BackgroundStorePartition(str(db))
+    assert partition.pid is not None
+    os.kill(partition.pid, signal.SIGKILL)
+    with pytest.raises(StoreError, match=r"writer process exited \(code -9\)"):
+        write_and_close(partition, [[make_match("python", n)] for n in range(10)])
+
+
+def test_writer_that_cannot_open_the_store_fails_the_build(tmp_path: Path) -> None:
+    """The writer's open error is the build's StoreError, as on the worker's thread."""
+    (tmp_path / "junk.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="not a senti store"):
+        StoreSink(str(tmp_path / "junk.db")).build("write_store", 0, 1)
+
+
+def test_writer_exits_when_its_partition_is_dropped(tmp_path: Path) -> None:
+    """A flow that fails never closes its sink: the writer still stops once the partition goes."""
+    partition = BackgroundStorePartition(str(tmp_path / "senti.db"))
+    process = partition._process
+    del partition
+    gc.collect()
+    assert process.wait(timeout=10) == 0

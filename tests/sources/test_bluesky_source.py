@@ -31,7 +31,7 @@ from fakes.jetstream import (
 
 from flows.dataflow import FlowSettings, build_flow
 from flows.matching import parse_query
-from flows.model import ALL_POSTS, Line, Match, Post, WindowSummary, parse_line
+from flows.model import ALL_POSTS, Line, Match, Post, WindowSummary, parse_line, per_query
 from flows.sources.bluesky import (
     DEFAULT_URL,
     JetstreamError,
@@ -415,7 +415,7 @@ def test_posts_flow_through_the_real_dataflow_and_the_rest_never_does(
         thread.join(TIMEOUT)
         assert not thread.is_alive()
         assert not errors
-    matches = [item for item in out if isinstance(item, Match)]
+    matches = [item for item in per_query(out) if isinstance(item, Match)]
     assert [match.scored.post.id for match in matches] == [_uri("a")]
     assert matches[0].scored.hashtags == {"python": 1}
     assert matches[0].message()["polarityIndex"] == 0

@@ -24,7 +24,7 @@ from xlines import x_envelope
 from flows.cli import main
 from flows.dataflow import FlowSettings, build_flow
 from flows.matching import parse_query
-from flows.model import ALL_POSTS, Line, Match, Post, WindowSummary, parse_line
+from flows.model import ALL_POSTS, Line, Match, Post, WindowSummary, parse_line, per_query
 from flows.sources.replay import ReplaySource
 from flows.sources.x import (
     DEFAULT_API_BASE,
@@ -474,7 +474,7 @@ def test_retweets_never_reach_downstream(
     thread.join(TIMEOUT)
     assert not thread.is_alive()
     assert not errors
-    matches = [item for item in out if isinstance(item, Match)]
+    matches = [item for item in per_query(out) if isinstance(item, Match)]
     assert [match.scored.post.id for match in matches] == ["1"]
     overall = [s for s in out if isinstance(s, WindowSummary) and s.query == ALL_POSTS]
     assert sum(s.retweets for s in overall) == 1
