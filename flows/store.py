@@ -97,6 +97,7 @@ late-post record can land before the match that carries its post.
 from __future__ import annotations
 
 import json
+import operator
 import os
 import re
 import sqlite3
@@ -580,6 +581,11 @@ class _SQL:
         "INSERT INTO matches (query, post_id, created_at_ms, polarity, compound)"
         " VALUES (?, ?, ?, ?, ?) ON CONFLICT (query, created_at_ms, post_id) DO NOTHING"
     )
+    MATCH_ORDER: ClassVar[Callable[[tuple[Any, ...]], Any]] = staticmethod(operator.itemgetter(0))
+    """The order match rows are written in. SQLite has one writer at a time, so
+    this is only for locality: by query (the key's first column), otherwise in
+    arrival order, which is nearly time order; sorting by the whole key cost
+    about 1 µs a row in the writer."""
     UPSERT_WINDOW: ClassVar[str] = (
         "INSERT INTO windows (query, start_ms, end_ms, posts, positive, negative, neutral,"
         " retweets, top_hashtags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -651,6 +657,10 @@ class _PostgresSQL(_SQL):
     )
     READ_ONLY: ClassVar[str] = "SET default_transaction_read_only = on"
 
+    MATCH_ORDER: ClassVar[Callable[[tuple[Any, ...]], Any]] = staticmethod(
+        operator.itemgetter(0, 2, 1)
+    )
+    """The whole primary key (query, created_at_ms, post_id): see :meth:`Rows.statements`."""
     SET_META: ClassVar[str] = _to_pyformat(_SQL.SET_META)
     INSERT_POST: ClassVar[str] = _to_pyformat(_SQL.INSERT_POST)
     INSERT_MATCH: ClassVar[str] = _to_pyformat(_SQL.INSERT_MATCH)
@@ -1302,15 +1312,20 @@ class Rows:
         self.queries += other.queries
 
     def statements(self, sql: type[_SQL]) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
-        """Each statement of ``sql``'s dialect with its rows, in primary-key order.
+        """Each statement of ``sql``'s dialect with its rows, in primary-key order
+        (match rows in the dialect's :attr:`~_SQL.MATCH_ORDER`).
 
-        Every writer takes its row locks in the same order (table by table, key
-        by key), so concurrent PostgreSQL writers never deadlock. The sort is
+        Every PostgreSQL writer takes its row locks in the same order (table by
+        table, key by key), so concurrent writers never deadlock. The sort is
         stable: of two items with one key, the later is still written last.
         """
         yield sql.INSERT_POST, sorted(self.posts, key=_first)
-        matches = [(query, *post) for queries, *post in self.matches for query in queries]
-        yield sql.INSERT_MATCH, sorted(matches, key=_match_key)
+        matches = [
+            (query, post_id, created_ms, polarity, compound)
+            for queries, post_id, created_ms, polarity, compound in self.matches
+            for query in queries
+        ]
+        yield sql.INSERT_MATCH, sorted(matches, key=sql.MATCH_ORDER)
         yield sql.UPSERT_WINDOW, sorted(self.windows, key=_first_two)
         yield sql.INSERT_LATE, sorted(self.late, key=_first_two)
         yield sql.UPSERT_REJECTED, sorted(self.rejected, key=_first)
@@ -1323,11 +1338,6 @@ def _first(row: tuple[Any, ...]) -> Any:
 
 def _first_two(row: tuple[Any, ...]) -> tuple[Any, ...]:
     return row[:2]
-
-
-def _match_key(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A match row's primary key: (query, created_at_ms, post_id)."""
-    return row[0], row[2], row[1]
 
 
 def _utc_now() -> datetime:
