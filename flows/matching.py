@@ -109,11 +109,11 @@ class Query:
     """A tracked query: phrases OR-ed together. Build it with :func:`parse_query`."""
 
     phrases: tuple[Phrase, ...]
+    key: str = field(init=False, compare=False, repr=False)
+    """The canonical form: equal for every spelling of the same query."""
 
-    @property
-    def key(self) -> str:
-        """The canonical form: equal for every spelling of the same query."""
-        return ",".join(str(phrase) for phrase in self.phrases)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", ",".join(str(phrase) for phrase in self.phrases))
 
     def first_match(self, terms: frozenset[str]) -> Phrase | None:
         """The first phrase (in canonical order) that a post with ``terms`` matches."""
@@ -265,10 +265,10 @@ class TermIndex:
                 if plan is None:
                     plan = plans[term] = _Plan.of(term, filed)
                 found += plan.sure
-                for query in plan.check:
+                for key, query in plan.check:
                     phrase = query.first_match(terms)
                     if phrase is not None and phrase.anchor == term:
-                        found.append(query.key)
+                        found.append(key)
         return found
 
     def __len__(self) -> int:
@@ -289,10 +289,13 @@ class _Plan:
     """How :meth:`TermIndex.match` handles the queries filed under one anchor."""
 
     sure: tuple[str, ...]
-    check: tuple[Query, ...]
+    """Keys of the queries whose first phrase is the anchor alone."""
+    check: tuple[tuple[str, Query], ...]
+    """The other queries, with their keys (``Query.key`` is computed)."""
 
     @classmethod
     def of(cls, anchor: str, filed: Mapping[str, Query]) -> _Plan:
-        sure = [key for key, query in filed.items() if query.phrases[0].terms == (anchor,)]
-        check = [query for query in filed.values() if query.phrases[0].terms != (anchor,)]
-        return cls(tuple(sure), tuple(check))
+        alone = (anchor,)
+        sure = tuple(key for key, query in filed.items() if query.phrases[0].terms == alone)
+        check = tuple(item for item in filed.items() if item[1].phrases[0].terms != alone)
+        return cls(sure, check)
