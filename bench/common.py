@@ -117,7 +117,7 @@ def build_replay_flow(
     queries: Sequence[str],
     *,
     store: Path | None = None,
-    buckets: int = 4,
+    buckets: int = 1,
 ) -> tuple[Any, Any]:
     """The dataflow as ``senti replay`` builds it, and the :class:`RunSummary` it fills.
 
@@ -159,12 +159,13 @@ def run_dataflow(
     queries: Sequence[str],
     *,
     store: Path | None = None,
-    buckets: int = 4,
+    buckets: int | None = None,
     workers: int = 1,
 ) -> dict[str, float]:
     """Run :func:`build_replay_flow` on a :class:`FlowThread` with ``workers`` threads; time it."""
     from flows.runner import FlowThread  # noqa: PLC0415 - slow imports
 
+    buckets = workers if buckets is None else buckets  # as senti replay --workers sets it
     flow, summary = build_replay_flow(paths, queries, store=store, buckets=buckets)
     started = time.perf_counter()
     summary.started = started

@@ -50,8 +50,10 @@ def _child(args: argparse.Namespace) -> None:
     from common import build_replay_flow  # noqa: PLC0415
 
     queries = json.loads(Path(args.queries_file).read_text())
-    flow, summary = build_replay_flow([Path(p) for p in args.files], queries)
     addresses = args.addresses.split(",") if args.addresses else None
+    workers = (len(addresses) if addresses else 1) * args.threads
+    # One query bucket per worker, as senti replay --workers and senti dataflow set it.
+    flow, summary = build_replay_flow([Path(p) for p in args.files], queries, buckets=workers)
     started = time.time()
     cli_main(
         flow,

@@ -62,8 +62,11 @@ class FlowSettings:
     # Routing
     queries: Sequence[Query] = ()
     """Queries tracked from the first post on (``senti replay --track``)."""
-    buckets: int = 4
-    """Routing keys the tracked queries are hashed into (see :class:`~flows.steps.QueryRouter`)."""
+    buckets: int = 1
+    """Routing keys the tracked queries are hashed into (see :class:`~flows.steps.QueryRouter`):
+    the number of workers, so that each can match its share. More buckets than
+    workers only add work: every post visits every bucket (one worker ran 18%
+    faster with 1 bucket than with 4)."""
 
     # Windows
     window: timedelta = timedelta(seconds=60)

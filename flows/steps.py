@@ -53,8 +53,17 @@ def is_original(post: Post) -> bool:
 
 
 def query_bucket(key: str, buckets: int) -> str:
-    """The routing key of a query: a stable hash (the same in every process) into buckets."""
-    return f"queries-{zlib.crc32(key.encode('utf-8', 'surrogatepass')) % buckets}"
+    """The routing key of a query: a stable hash (the same in every process) into buckets.
+
+    The key names the bucket count too (``queries-2-of-4``): a run resumed
+    with another count starts its buckets afresh instead of finding queries
+    filed under the old hashing, which would deliver some posts twice.
+    """
+    return _bucket_key(zlib.crc32(key.encode("utf-8", "surrogatepass")) % buckets, buckets)
+
+
+def _bucket_key(number: int, buckets: int) -> str:
+    return f"queries-{number}-of-{buckets}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +77,7 @@ class QueryRouter:
     per bucket: one item per post and bucket, not one per matched query.
     """
 
-    buckets: int = 4
+    buckets: int = 1
 
     def __post_init__(self) -> None:
         if self.buckets < 1:
@@ -77,7 +86,7 @@ class QueryRouter:
     @property
     def keys(self) -> tuple[str, ...]:
         """Every bucket's routing key."""
-        return tuple(f"queries-{n}" for n in range(self.buckets))
+        return tuple(_bucket_key(n, self.buckets) for n in range(self.buckets))
 
     def bucket(self, key: str) -> str:
         """The routing key of the query with canonical ``key``."""

@@ -53,7 +53,7 @@ def test_initial_queries_are_seen_by_the_first_post_in_a_bucket() -> None:
     """A bucket's first item starts from the initially tracked queries that live in it."""
     matcher = PhraseMatcher(ONE, [parse_query("python")])
     post = scored(1, "I love python")
-    state, out = matcher(None, ("queries-0", post))
+    state, out = matcher(None, ("queries-0-of-1", post))
     assert keys(out) == ["python"]
     assert out[0].scored is post
     assert state == index_of("python")
@@ -61,14 +61,14 @@ def test_initial_queries_are_seen_by_the_first_post_in_a_bucket() -> None:
 
 def test_posts_in_buckets_without_state_produce_nothing_and_discard_state() -> None:
     """A post in a bucket with no queries yields no match and leaves no state behind."""
-    assert PhraseMatcher(ONE)(None, ("queries-0", scored(1, "I love python"))) == (None, [])
+    assert PhraseMatcher(ONE)(None, ("queries-0-of-1", scored(1, "I love python"))) == (None, [])
 
 
 def test_a_bucket_emits_one_item_per_post_with_all_its_matching_queries() -> None:
     """A post matching several queries of a bucket, some by several phrases, is one item."""
     matcher = PhraseMatcher(ONE, [parse_query("coffee, tea, milk"), parse_query("tea")])
     post = scored(1, "coffee and tea with milk")
-    _, out = matcher(None, ("queries-0", post))
+    _, out = matcher(None, ("queries-0-of-1", post))
     assert len(out) == 1
     assert sorted(out[0].queries) == ["coffee,milk,tea", "tea"]
     assert [m.query for m in out[0].matches()] == list(out[0].queries)
@@ -88,32 +88,34 @@ def test_subscription_adds_a_query_to_the_bucket_state() -> None:
     """An active subscription makes later posts in that bucket match the query."""
     matcher = PhraseMatcher(ONE)
     tea = make_subscription("tea")
-    state, out = matcher(None, ("queries-0", tea))
+    state, out = matcher(None, ("queries-0-of-1", tea))
     assert (state, out) == (index_of("tea"), [])
-    state, out = matcher(state, ("queries-0", scored(1, "green tea")))
+    state, out = matcher(state, ("queries-0-of-1", scored(1, "green tea")))
     assert keys(out) == ["tea"]
 
 
 def test_removing_an_initial_query_keeps_an_empty_state() -> None:
     """After add then remove the index is empty but kept, so initial queries do not come back."""
     matcher = PhraseMatcher(ONE, [parse_query("tea")])
-    state, _ = matcher(None, ("queries-0", make_subscription("tea")))
-    state, _ = matcher(state, ("queries-0", make_subscription("tea", active=False)))
+    state, _ = matcher(None, ("queries-0-of-1", make_subscription("tea")))
+    state, _ = matcher(state, ("queries-0-of-1", make_subscription("tea", active=False)))
     assert state == TermIndex()
-    state, out = matcher(state, ("queries-0", scored(1, "green tea")))
+    state, out = matcher(state, ("queries-0-of-1", scored(1, "green tea")))
     assert (state, out) == (TermIndex(), [])
 
 
 def test_removing_an_unknown_query_is_harmless() -> None:
     """Removing a query never tracked leaves an empty index and raises nothing."""
-    state, out = PhraseMatcher(ONE)(None, ("queries-0", make_subscription("tea", active=False)))
+    state, out = PhraseMatcher(ONE)(
+        None, ("queries-0-of-1", make_subscription("tea", active=False))
+    )
     assert (state, out) == (TermIndex(), [])
 
 
 def test_matcher_checks_the_whole_phrase_not_just_the_anchor() -> None:
     """A post with the anchor but not every term of the phrase does not match."""
     matcher = PhraseMatcher(ONE, [parse_query("climate change")])
-    state, out = matcher(None, ("queries-0", scored(1, "climate policy")))
+    state, out = matcher(None, ("queries-0-of-1", scored(1, "climate policy")))
     assert out == []
     assert state is not None
 
@@ -121,8 +123,8 @@ def test_matcher_checks_the_whole_phrase_not_just_the_anchor() -> None:
 def test_matcher_states_are_independent() -> None:
     """Changing one bucket's index leaves the next bucket's initial index intact."""
     matcher = PhraseMatcher(ONE, [parse_query("tea")])
-    first, _ = matcher(None, ("queries-0", make_subscription("tea", active=False)))
-    _, out = matcher(None, ("queries-0", scored(1, "green tea")))
+    first, _ = matcher(None, ("queries-0-of-1", make_subscription("tea", active=False)))
+    _, out = matcher(None, ("queries-0-of-1", scored(1, "green tea")))
     assert first == TermIndex()
     assert keys(out) == ["tea"]
 
@@ -135,7 +137,7 @@ def test_router_sends_a_post_to_every_bucket_once() -> None:
     router = QueryRouter(4)
     post = scored(1, "python python #AI", hashtags=("ai",))
     routed = list(router.posts(post))
-    assert [key for key, _ in routed] == ["queries-0", "queries-1", "queries-2", "queries-3"]
+    assert [key for key, _ in routed] == [f"queries-{n}-of-4" for n in range(4)]
     assert all(value == (key, post) for key, value in routed)
 
 
@@ -151,8 +153,8 @@ def test_router_sends_a_change_to_its_query_bucket() -> None:
 def test_query_buckets_are_stable_and_bounded() -> None:
     """Bucket keys come from a stable hash (not Python's salted hash) within range."""
     assert query_bucket("python", 8) == query_bucket("python", 8)
-    assert {query_bucket(f"q{n}", 8) for n in range(200)} == {f"queries-{n}" for n in range(8)}
-    assert QueryRouter(1).bucket("anything") == "queries-0"
+    assert {query_bucket(f"q{n}", 8) for n in range(200)} == {f"queries-{n}-of-8" for n in range(8)}
+    assert QueryRouter(1).bucket("anything") == "queries-0-of-1"
 
 
 def test_is_post_and_is_original_split_the_stream() -> None:
@@ -260,7 +262,7 @@ def test_late_records_the_window_and_post_for_each_item_kind() -> None:
     start = T0 + timedelta(minutes=1)
     retweet = replace(make_post(3), is_retweet=True)
     found = PostMatches(make_scored(1), ("python", "tea"))
-    assert grid.late(("queries-0", (1, found))) == [
+    assert grid.late(("queries-0-of-1", (1, found))) == [
         LatePost("python", start, "1"),
         LatePost("tea", start, "1"),
     ]
@@ -276,5 +278,5 @@ def test_bucket_tallies_count_each_query_of_a_bucket_separately() -> None:
     bucket.add(PostMatches(make_scored(2), ("tea",)))
     other = BucketTally().add(PostMatches(make_scored(3), ("python",)))
     bucket.merge(other)
-    summaries = {s.query: s.posts for s in grid.bucket_summaries(("queries-0", (0, bucket)))}
+    summaries = {s.query: s.posts for s in grid.bucket_summaries(("queries-0-of-1", (0, bucket)))}
     assert summaries == {"python": 2, "tea": 2}
