@@ -16,11 +16,11 @@ import time
 from common import BENCH, progress
 
 PLAN: tuple[tuple[str, list[str]], ...] = (
-    ("throughput", ["--posts", "30000", "--repeat", "3"]),
+    ("throughput", ["--posts", "200000", "--repeat", "3"]),
     ("routing", ["--posts", "20000", "--repeat", "2"]),
-    ("latency", ["--warmup", "5", "--seconds", "15"]),
+    ("latency", ["--warmup", "5", "--seconds", "15", "--repeat", "3"]),
     ("fanout", ["--clients", "10000", "--processes", "4", "--seconds", "15"]),
-    ("workers", ["--posts", "20000", "--repeat", "2"]),
+    ("workers", ["--posts", "100000", "--repeat", "2"]),
 )
 
 
