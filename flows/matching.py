@@ -75,7 +75,9 @@ def _word_re() -> re.Pattern[str]:
 
 
 def _words(text: str) -> list[str]:
-    return [word.replace("\u2019", "'") for word in _word_re().findall(text)]
+    # A right single quote is an apostrophe; outside words it is no word character either way.
+    words: list[str] = _word_re().findall(text.replace("\u2019", "'"))
+    return words
 
 
 @dataclass(frozen=True, slots=True)
