@@ -252,7 +252,7 @@ def load_matches(
     if limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")
     sql = (
-        "SELECT m.created_at_ms, m.post_id, p.text, m.compound, m.polarity"
+        "SELECT m.created_at_ms, m.post_id, p.text, p.compound, p.polarity"
         " FROM matches AS m JOIN posts AS p ON p.id = m.post_id"
         " WHERE m.query = ? AND m.created_at_ms >= ? AND m.created_at_ms < ?"
         " AND lower(p.text) LIKE lower(?) ESCAPE '\\'"
@@ -288,7 +288,7 @@ def load_compounds(
         params: tuple[Any, ...] = (*_bounds(since_ms, until_ms), limit)
     else:
         sql = (
-            "SELECT m.created_at_ms, m.post_id, p.text, m.compound, m.polarity"
+            "SELECT m.created_at_ms, m.post_id, p.text, p.compound, p.polarity"
             " FROM matches AS m JOIN posts AS p ON p.id = m.post_id"
             " WHERE m.query = ? AND m.created_at_ms >= ? AND m.created_at_ms < ?"
             " ORDER BY m.created_at_ms DESC, m.post_id DESC LIMIT ?"

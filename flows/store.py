@@ -53,7 +53,7 @@ queries    key                      ``active`` updated; ``last_changed`` only
                                     when ``active`` actually changes
 ========== ======================== ===========================================
 
-Schema (version 2)
+Schema (version 3)
 ------------------
 The same tables on both backends. SQLite's ``INTEGER`` and ``REAL`` are
 PostgreSQL's ``BIGINT`` and ``DOUBLE PRECISION`` (``INTEGER`` for the 0/1/2
@@ -70,12 +70,15 @@ epoch (``*_ms``) to compare and index. JSON columns hold compact UTF-8 JSON.
     :class:`~flows.model.Polarity` (0 positive, 1 negative, 2 neutral);
     ``hashtags`` is a JSON object of case-folded tag to count.
     Index ``posts_by_time(created_at_ms)``.
-``matches(query, post_id, created_at_ms, polarity, compound)``
+``matches(query, post_id, created_at_ms)``
     Which query a post was delivered to; primary key
     ``(query, created_at_ms, post_id)``, which is also the per-query time order
-    the dashboard reads (SQLite stores it ``WITHOUT ROWID``: one B-tree per
-    match row instead of three). ``created_at_ms``, ``polarity`` and
-    ``compound`` are copied from the post so the per-query charts need no join.
+    the dashboard reads (SQLite stores it ``WITHOUT ROWID``: the row is its key,
+    one B-tree per match row instead of three). ``created_at_ms`` is copied from
+    the post for that order; scores are read from ``posts``. A match row is the
+    store's most frequent write (26 a post with 1,000 queries in the benchmark),
+    so it holds nothing else: schema 2 also copied ``polarity`` and ``compound``,
+    and writing them took a third of the writer's time.
 ``windows(query, start_ms, end_ms, posts, positive, negative, neutral, retweets, top_hashtags)``
     One tumbling window per query (``'*'`` for all posts); primary key
     ``(query, start_ms)``, which is also the dashboard's lookup order.
@@ -128,6 +131,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUSY_TIMEOUT",
+    "READABLE_VERSIONS",
     "SCHEMA_VERSION",
     "SUPPORTED_URLS",
     "MatchRow",
@@ -146,8 +150,12 @@ __all__ = [
     "parse_store_url",
 ]
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 """Version of the schema this module writes and reads."""
+
+READABLE_VERSIONS: Final = frozenset({2, 3})
+"""Schema versions this module reads; a writer upgrades a version 2 store to 3 when it
+opens it (it drops the ``polarity`` and ``compound`` copies from ``matches``)."""
 
 BUSY_TIMEOUT: Final = timedelta(seconds=10)
 """How long a connection waits for a lock (SQLite) or for the server (PostgreSQL)."""
@@ -516,8 +524,6 @@ _SCHEMA: Final = (
         query TEXT NOT NULL,
         post_id TEXT NOT NULL,
         created_at_ms {int} NOT NULL,
-        polarity INTEGER NOT NULL CHECK (polarity = 0 OR polarity = 1 OR polarity = 2),
-        compound {real} NOT NULL,
         PRIMARY KEY (query, created_at_ms, post_id)
     ){without_rowid}""",
     """CREATE TABLE IF NOT EXISTS windows (
@@ -583,8 +589,12 @@ class _SQL:
         " polarity, hashtags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
     )
     INSERT_MATCH: ClassVar[str] = (
-        "INSERT INTO matches (query, post_id, created_at_ms, polarity, compound)"
-        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (query, created_at_ms, post_id) DO NOTHING"
+        "INSERT INTO matches (query, post_id, created_at_ms)"
+        " VALUES (?, ?, ?) ON CONFLICT (query, created_at_ms, post_id) DO NOTHING"
+    )
+    MIGRATE_2_TO_3: ClassVar[tuple[str, ...]] = (
+        "ALTER TABLE matches DROP COLUMN compound",
+        "ALTER TABLE matches DROP COLUMN polarity",
     )
     MATCH_ORDER: ClassVar[Callable[[tuple[Any, ...]], Any]] = staticmethod(operator.itemgetter(0))
     """The order match rows are written in. SQLite has one writer at a time, so
@@ -627,7 +637,7 @@ class _SQL:
         " top_hashtags FROM windows WHERE query = ? AND start_ms >= ? ORDER BY start_ms"
     )
     RECENT_MATCHES: ClassVar[str] = (
-        "SELECT m.created_at_ms, m.post_id, p.text, m.compound, m.polarity"
+        "SELECT m.created_at_ms, m.post_id, p.text, p.compound, p.polarity"
         " FROM matches AS m JOIN posts AS p ON p.id = m.post_id"
         " WHERE m.query = ? AND m.created_at_ms >= ?"
         " ORDER BY m.created_at_ms DESC, m.post_id DESC LIMIT ?"
@@ -678,7 +688,7 @@ class _PostgresSQL(_SQL):
     )
     WINDOWS: ClassVar[str] = _to_pyformat(_SQL.WINDOWS)
     RECENT_MATCHES: ClassVar[str] = (
-        "SELECT m.created_at_ms, m.post_id, p.text, m.compound, m.polarity"
+        "SELECT m.created_at_ms, m.post_id, p.text, p.compound, p.polarity"
         " FROM matches AS m JOIN posts AS p ON p.id = m.post_id"
         " WHERE m.query = %s AND m.created_at_ms >= %s"
         ' ORDER BY m.created_at_ms DESC, m.post_id COLLATE "C" DESC LIMIT %s'
@@ -833,10 +843,10 @@ def _check_meta(label: str, meta: dict[str, str]) -> int:
             f"{label}: schema version {version} is newer than this senti supports "
             f"({SCHEMA_VERSION}); upgrade senti to use this store"
         )
-    if version < SCHEMA_VERSION:
-        raise StoreError(  # pragma: no cover - there is no older version yet
-            f"{label}: schema version {version} is older than {SCHEMA_VERSION} "
-            "and cannot be migrated"
+    if version not in READABLE_VERSIONS:
+        raise StoreError(
+            f"{label}: schema version {version} is older than {min(READABLE_VERSIONS)} "
+            "and cannot be migrated; replay into a new store"
         )
     return version
 
@@ -922,6 +932,10 @@ class SQLiteStore(_SQLStore):
                             _SQL.SET_META,
                             [("app", _APP), ("schema_version", str(SCHEMA_VERSION))],
                         )
+                    elif version == 2:
+                        for statement in _SQL.MIGRATE_2_TO_3:
+                            conn.execute(statement)
+                        conn.execute(_SQL.SET_META, ("schema_version", str(SCHEMA_VERSION)))
         except BaseException:
             conn.close()
             raise
@@ -1092,7 +1106,8 @@ class PostgresStore(_SQLStore):
         try:
             with self._errors("cannot open"), conn.transaction():
                 conn.execute(_PostgresSQL.LOCK_SCHEMA)
-                if _pg_schema_version(conn, self._label, allow_empty=True) is None:
+                version = _pg_schema_version(conn, self._label, allow_empty=True)
+                if version is None:
                     for statement in _PostgresSQL.SCHEMA:
                         conn.execute(statement)
                     with conn.cursor() as cursor:
@@ -1100,6 +1115,10 @@ class PostgresStore(_SQLStore):
                             _PostgresSQL.SET_META,
                             [("app", _APP), ("schema_version", str(SCHEMA_VERSION))],
                         )
+                elif version == 2:
+                    for statement in _PostgresSQL.MIGRATE_2_TO_3:
+                        conn.execute(statement)
+                    conn.execute(_PostgresSQL.SET_META, ("schema_version", str(SCHEMA_VERSION)))
         except BaseException:
             conn.close()
             raise
@@ -1238,6 +1257,8 @@ class Rows:
     """
 
     posts: list[tuple[Any, ...]]
+    """Per post, its fields as values (time as a datetime, hashtags as a dict):
+    :meth:`statements` formats them, so a writer process does that work."""
     matches: list[tuple[Any, ...]]
     """Per matched post: its queries, then the rest of each of their match rows."""
     windows: list[tuple[Any, ...]]
@@ -1259,25 +1280,25 @@ class Rows:
             if isinstance(item, PostMatches | Match):
                 scored, post = item.scored, item.scored.post
                 created_ms = _to_ms(post.created_at)
-                polarity = int(scored.polarity)
-                # A post matching many queries is stored once per batch.
+                # A post matching many queries is stored once per batch. Its
+                # row is formatted by statements(), in the writer process.
                 if post.id not in seen_posts:
                     seen_posts.add(post.id)
                     rows.posts.append(
                         (
                             post.id,
-                            format_time(post.created_at),
+                            post.created_at,
                             created_ms,
                             post.text,
                             post.lang,
                             post.author,
                             scored.compound,
-                            polarity,
-                            _json(dict(sorted(scored.hashtags.items()))),
+                            int(scored.polarity),
+                            scored.hashtags,
                         )
                     )
                 queries = item.queries if isinstance(item, PostMatches) else (item.query,)
-                rows.matches.append((queries, post.id, created_ms, polarity, scored.compound))
+                rows.matches.append((queries, post.id, created_ms))
             elif isinstance(item, WindowSummary):
                 rows.windows.append(
                     (
@@ -1303,9 +1324,10 @@ class Rows:
         return rows
 
     def __len__(self) -> int:
+        """The number of rows this batch writes."""
         return (
-            len(self.posts) + len(self.matches) + len(self.windows) + len(self.late)
-            + len(self.rejected) + len(self.queries)
+            len(self.posts) + sum(len(queries) for queries, *_ in self.matches)
+            + len(self.windows) + len(self.late) + len(self.rejected) + len(self.queries)
         )  # fmt: skip
 
     def extend(self, other: Rows) -> None:
@@ -1325,10 +1347,15 @@ class Rows:
         table, key by key), so concurrent writers never deadlock. The sort is
         stable: of two items with one key, the later is still written last.
         """
-        yield sql.INSERT_POST, sorted(self.posts, key=_first)
+        posts = [
+            (post_id, format_time(created), ms, text, lang, author, compound, polarity,
+             _json(dict(sorted(hashtags.items()))))
+            for post_id, created, ms, text, lang, author, compound, polarity, hashtags in self.posts
+        ]  # fmt: skip
+        yield sql.INSERT_POST, sorted(posts, key=_first)
         matches = [
-            (query, post_id, created_ms, polarity, compound)
-            for queries, post_id, created_ms, polarity, compound in self.matches
+            (query, post_id, created_ms)
+            for queries, post_id, created_ms in self.matches
             for query in queries
         ]
         yield sql.INSERT_MATCH, sorted(matches, key=sql.MATCH_ORDER)

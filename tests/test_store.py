@@ -648,3 +648,14 @@ def test_writers_create_the_store_at_once(tmp_path: Path) -> None:
     assert errors == []
     with open_store(str(db), readonly=True) as store:
         assert store.counts().matches == 4
+
+
+def test_older_schema_than_2_refused(db: Path) -> None:
+    """A schema 1 store cannot be migrated: the message says to replay into a new store."""
+    open_store(str(db)).close()
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match=r"schema version 1 is older than 2.*replay into a new"):
+        open_store(str(db))

@@ -497,3 +497,49 @@ def test_dashboard_reads_postgres(pg_url: str, tmp_path: Path) -> None:
 
     assert answers(pg_url) == answers(sqlite_url)
     assert answers(pg_url)[1:3] == [["1"], ["2"]]
+
+
+# Schema 2 -> 3
+
+
+def _downgrade_to_schema_2(url: str) -> None:
+    """Give a fresh store schema 2's matches columns and version, as senti 2 left it."""
+    statements = [
+        "ALTER TABLE matches ADD COLUMN polarity INTEGER NOT NULL DEFAULT 2"
+        " CHECK (polarity IN (0, 1, 2))",
+        "ALTER TABLE matches ADD COLUMN compound {real} NOT NULL DEFAULT 0",
+        "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
+    ]
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+        with conn:
+            for statement in statements:
+                conn.execute(statement.format(real="REAL"))
+        conn.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as pg_conn:
+            for statement in statements:
+                pg_conn.execute(statement.format(real="DOUBLE PRECISION"))  # type: ignore[arg-type]
+
+
+def test_a_writer_upgrades_a_schema_2_store(url: str) -> None:
+    """A schema 2 store stays readable; the first writer drops the copied scores from
+    ``matches`` (schema 3), keeping every row, and the scores still come from ``posts``."""
+    with open_store(url) as store:
+        store.write([make_match("python", n, compound=0.5 * (n - 1)) for n in range(3)])
+    _downgrade_to_schema_2(url)
+    with open_store(url, readonly=True) as reader:
+        before = reader.recent_matches("python")
+        assert reader.select("SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    assert [row.compound for row in before] == [0.5, 0.0, -0.5]
+    with open_store(url) as writer:
+        writer.write([make_match("python", 3)])
+    with open_store(url, readonly=True) as reader:
+        assert reader.select("SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+        assert reader.recent_matches("python")[1:] == before
+        columns = reader.select("SELECT * FROM matches WHERE post_id = ?", ("3",))
+        assert [len(row) for row in columns] == [3]

@@ -47,7 +47,7 @@ from flows.store import (
 
 __all__ = ["BackgroundStorePartition", "StoreSink", "StoreSinkPartition", "check_store_url"]
 
-IN_FLIGHT: Final = 8
+IN_FLIGHT: Final = 64
 """Batches a partition sends ahead of the writer before it waits for one to be written."""
 
 
@@ -99,7 +99,7 @@ class BackgroundStorePartition(StatelessSinkPartition[StoreItem]):
         # Dropped without close (the flow failed): the writer sees the pipe end,
         # writes what it has and exits.
         self._finalizer = weakref.finalize(self, self._conn.close)
-        self._conn.send(url)  # not on the command line, where a password would show
+        self._conn.send((url, in_flight))  # not on the command line, where a password shows
         self._expect("ready")
 
     @property
