@@ -59,9 +59,11 @@ METHOD = {
     ),
     "workers": (
         "The stream split into two files (alternate lines); the same flow (1,000 queries, store "
-        "off) in fresh subprocesses calling `bytewax.run.cli_main`: 1 process x 1 worker, a "
+        "off, one query bucket per worker as `senti replay --workers` and `senti dataflow` set "
+        "it) in fresh subprocesses calling `bytewax.run.cli_main`: 1 process x 1 worker, a "
         "2-process cluster (`process_id`, `addresses`), and 1 process x 2 worker threads. Time "
-        "from the earliest `cli_main` start to the latest end."
+        "from the earliest `cli_main` start to the latest end, so the cluster's start-up "
+        "(about 1 s) is included."
     ),
 }
 
@@ -161,6 +163,10 @@ def _figures(name: str, r: dict[str, Any]) -> list[str]:
             f"dataflow/baseline: store on {m['vs_baseline_store_on']:.2f}, store off "
             f"{m['vs_baseline_store_off']:.2f}; dataflow/VADER: store on "
             f"{m['vs_vader_store_on']:.1%}, store off {m['vs_vader_store_off']:.1%}",
+            "dataflow/baseline per run, store on: "
+            + ", ".join(f"{run['vs_baseline_store_on']:.2f}" for run in r["runs"])
+            + "; store off: "
+            + ", ".join(f"{run['vs_baseline_store_off']:.2f}" for run in r["runs"]),
             f"matches per original post: dataflow {m['matches_per_post']:.2f}, baseline "
             f"{m['baseline_matches_per_post']:.2f} (the original only matched single words)",
         ]
@@ -260,34 +266,54 @@ def render(results: dict[str, dict[str, Any]], images: list[str]) -> str:
 FINDINGS = """## What the profiles say, and what is next
 
 * **Throughput** costs per *match*, not per post: the 1,000-query mix drawn from the
-  stream's own vocabulary gives about 26 matches per post (the original server, which
-  only matched single words, finds 4.4). Done so far: queries live in hash buckets and
-  windows are folded per bucket (one item per post and bucket instead of one per match),
-  `matches` is a `WITHOUT ROWID` table keyed by (query, time, post) with no secondary
-  index, and records pickle as plain values; together the store-off rate went from about
-  2.7k to 7.5k posts/s and store-on from 1.6k to 3.6k. With the store on,
-  `SQLiteStore.write` is now about half of the dataflow thread (one row per match, about
-  4 µs each inside `executemany`); windows, matching and VADER take about 10% each.
-  Next: a lighter per-match record to the sinks, and measuring with a query mix whose
-  match rate is realistic for many independent users (most queries rare).
+  stream's own vocabulary gives 26 matches per post (the original server, which only
+  matched single words, finds 4.4). What brought the dataflow from 0.32 of the original
+  loop (store on, 30,000 posts) to the figures above, each found in a py-spy profile:
+  - sinks get one `PostMatches` record per post and query bucket instead of one `Match`
+    per query (no per-match objects; the store writes the post once; the server encodes
+    the v1 message, the same for every query, once);
+  - the store sink writes through a **writer process**: the worker collects rows and pipes
+    them on, the SQL runs on the other core. The writer drains the pipe on a thread and
+    groups batches into transactions of up to 100,000 rows or 0.5 s, because every
+    transaction rewrites each page it dirtied (about one per tracked query); the WAL is
+    checkpointed every 10,000 pages instead of 1,000 (checkpoints were a fifth of the
+    writer's time);
+  - schema 3: a match row is only its key `(query, created_at_ms, post_id)` (copying the
+    scores into it took a third of the writer's time), and SQLite's `polarity IN (0, 1,
+    2)` check, evaluated at 2 µs a row, is spelled with `=`;
+  - one query bucket per worker (on one worker 4 buckets cost 18%); `TermIndex` plans each
+    anchor once (queries led by the anchor alone match without a check); `Query.key`
+    computed once.
+  With the store on, the two processes now use about 15 s (dataflow) and 11 s (writer)
+  of CPU for 200,000 posts on the 2 cores. In the
+  dataflow thread VADER is about 30%, the rest of the analysis (cleaning, terms,
+  hashtags) 20%, Bytewax's windowing with the per-query tallies 16%, matching 11% and
+  parsing 10%. **Dataflow / VADER alone stays far below 60%**: VADER alone on the raw
+  texts is the whole of that ceiling, and the dataflow does VADER plus all of the above
+  for every post on one worker; reaching 60% would need everything but VADER to cost
+  two thirds of VADER's own time. Not tried: a VADER implementation that gives the same
+  scores faster, or analysis spread over processes within one worker.
 * **Routing** at 10,000 queries was 0.46 of 10 queries until `TermIndex` got a cheap
-  deep copy: Bytewax snapshots each bucket's state by deep copy every epoch, and copying
-  10,000 frozen queries was 15% of the run. It is now 1.04.
-* **Latency**: with the dataflow on a thread, the `senti serve` process sat at one core:
-  the dataflow and the event loop's fan-out (about 37,000 messages/s here) shared one GIL
-  and a backlog built (p50 1.5 s, p99 3.3 s; a 0.5 ms GIL switch interval helped only
-  sometimes: p99 91 ms to 2.5 s over three runs). Now the dataflow of a synthetic or replay
-  source runs in a child process that sends pre-encoded messages over a pipe; the server
-  process uses about 0.45 core. Three runs: p99 88, 46 and 67 ms (p50 21, 7 and 19 ms), at
-  the target in one run of three. The clients' process shares the same 2 cores.
-* **Workers**: a 2-process cluster pays about 1 s at start (worker 1 retries its connection
-  to worker 0 once) and then about 12 µs for every item that crosses processes, pickled
-  whole. Before query buckets every match crossed to its query's window (26 a post) and
-  2 processes ran at 0.19 of one; now only the posts cross, to the buckets on the other
-  process, and the ratio is about 0.6 (the same at 20,000 and 60,000 posts, so not the
-  start-up). Next: send the buckets a lean record (id, terms, polarity, hashtags) and keep
-  the full post where it was analysed, or replicate the small query index to every worker
-  so posts are matched where they are analysed.
+  deep copy (Bytewax snapshots each bucket's state by deep copy every epoch); it has
+  stayed above 0.9 since.
+* **Latency**: with the dataflow on a thread the server process sat at one core (p99
+  3.3 s). The dataflow of a synthetic or replay source now runs in a child process that
+  sends pre-encoded messages over a pipe, and the load clients are a minimal RFC 6455
+  reader (`bench/wsclient.py`): the `websockets` client cost about 40 µs of CPU per
+  message, so 1,000 of them took 1.3 of the 2 cores from the server they measured
+  (p99 46-88 ms then); the reader costs about 12 µs.
+* **Workers**: two Bytewax processes are still slower than one. A profile of a cluster
+  worker: about 30% unpickling the posts the other process sends (each post visits every
+  query bucket, and the buckets are spread over the workers; half the posts also cross to
+  the worker of the global window), 14% garbage collection of what that allocates, 6%
+  rebuilding the frozen dataclasses; and the cluster pays about 1 s at start-up (worker 1
+  retries its connection to worker 0 once). One bucket per worker instead of four raised
+  the 2-process rate by about 40% (60,000 posts: 7,900 -> 11,000 posts/s), not enough.
+  What would fix it is a different routing: replicate the (small) query index to every
+  worker so posts are matched where they are analysed, and send only a lean record
+  (queries, polarity, hashtags, time) to the per-query windows; subscriptions then have
+  to reach every worker (a broadcast Bytewax does not have: a dynamic source read by
+  each worker). Until then, run one dataflow worker per machine.
 """
 
 
