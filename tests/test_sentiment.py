@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from flows import sentiment
 from flows.metrics import macro_recall
@@ -13,6 +17,7 @@ from flows.model import Polarity
 from flows.sentiment import (
     MAX_SCORED_CHARS,
     Analyzer,
+    FastVader,
     Thresholds,
     ThresholdsError,
     bounded_text,
@@ -20,6 +25,7 @@ from flows.sentiment import (
     load_thresholds,
     scored_length,
 )
+from flows.synthetic import synthetic_envelope
 from flows.text import clean_for_polarity
 from flows.tweeteval import (
     TweetEvalError,
@@ -279,3 +285,71 @@ def test_cleaning_does_not_hurt_tweeteval_macro_recall() -> None:
     cleaned_recall = macro_recall(truth, cleaned, list(Polarity))
     assert raw_recall > 0.55  # raw VADER at ±0.05 scores about 0.598
     assert cleaned_recall >= raw_recall
+
+
+# FastVader: the library's scores without its per-character emoji loop
+
+_LIBRARY = SentimentIntensityAnalyzer()
+_EMOJI = sorted(emoji for emoji in _LIBRARY.emojis if len(emoji) == 1)
+
+
+def _same_scores(texts: list[str]) -> None:
+    fast = FastVader()
+    different = [t for t in texts if fast.polarity_scores(t) != _LIBRARY.polarity_scores(t)]
+    assert different == []
+
+
+def test_fast_vader_matches_the_library_on_tweeteval() -> None:
+    """Every TweetEval val text scores exactly as vaderSentiment scores it."""
+    directory = _tweeteval_dir()
+    if not (directory / "val_text.txt").is_file():
+        pytest.skip(f"TweetEval sentiment data not found in {directory} (set SENTI_TWEETEVAL_DIR)")
+    texts, _ = read_tweeteval(directory)
+    _same_scores(texts + [clean_for_polarity(text) for text in texts])
+
+
+def test_fast_vader_matches_the_library_on_the_synthetic_stream() -> None:
+    """The synthetic stream's texts (emoji, emoticons, hashtags, caps) score the same."""
+    start = datetime(2024, 5, 1, tzinfo=UTC)
+    envelopes = [synthetic_envelope(n, seed=5, created_at=start) for n in range(3000)]
+    _same_scores([envelope["data"]["text"] for envelope in envelopes])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "😀",
+        " 😀 ",
+        "a😀b",
+        "😀😀 😀",
+        "great 😂😂😂 stuff",
+        "not bad 👎",
+        "I ❤ this\u2764\ufe0f",
+        "kind of 😡 but ok",
+        "GREAT!!! 😍 but 😢",
+        "\t😀\n",
+        "naïve café ☕ résumé",
+    ],
+)
+def test_fast_vader_matches_the_library_on_emoji_edge_cases(text: str) -> None:
+    """Emoji at the edges, runs of emoji, emoji beside words and other non-ASCII text."""
+    _same_scores([text])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(_EMOJI),
+            st.sampled_from(["good", "bad", "not", "very", "but", "kind", "of", "LOVE", "!", "?"]),
+            st.sampled_from([" ", "  ", "\t", ":)", ":(", "é", "—"]),
+            st.text(max_size=3),
+        ),
+        max_size=25,
+    )
+)
+def test_fast_vader_matches_the_library_on_generated_texts(parts: list[str]) -> None:
+    """Random mixes of emoji, sentiment words, boosters, spaces and any characters."""
+    _same_scores(["".join(parts), " ".join(parts)])
