@@ -1,16 +1,16 @@
 """A bytewax sink that writes the flow's output into the senti store.
 
 Each worker's partition opens its own writer when bytewax builds it (never in
-the constructor, never at import) and writes every batch in one transaction.
-Writes are idempotent, so the at-least-once replay after a resume leaves no
-duplicates; see :mod:`flows.store`.
+the constructor, never at import). Writes are idempotent, so the at-least-once
+replay after a resume leaves no duplicates; see :mod:`flows.store`.
 
 By default the database work runs in a **writer process** of the partition's
 own: the worker turns each batch into rows (:meth:`flows.store.Rows.collect`,
 so a bad item still fails the flow at once) and pipes them to the writer, which
 runs the SQL on another core while the dataflow goes on. At most
-``in_flight`` batches are on their way; the writer joins batches that queue up
-into one transaction. A database error comes back as :class:`StoreError` from
+``in_flight`` batches are on their way; the writer groups them into
+transactions of up to 100,000 rows or half a second
+(:mod:`flows.sinks.store_writer`). A database error comes back as :class:`StoreError` from
 the next ``write_batch`` or from ``close``, which waits for every batch to be
 written. With recovery on, pass ``background=False``: bytewax may commit a
 snapshot as soon as ``write_batch`` returns, so the rows must be in the store
