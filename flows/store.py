@@ -830,6 +830,24 @@ class _SQLStore(Store):
         return [tuple(row) for row in self._fetch(self._sql.translate(sql), params)]
 
 
+def _prepare_schema(execute: Callable[..., Any], sql: type[_SQL], version: int | None) -> None:
+    """Create the schema of an empty store, or upgrade a schema 2 store to 3.
+
+    Runs inside the writer's transaction, under its write lock (SQLite) or
+    schema lock (PostgreSQL), so concurrent writers do it once.
+    """
+    if version is None:
+        statements, meta = sql.SCHEMA, [("app", _APP), ("schema_version", str(SCHEMA_VERSION))]
+    elif version == 2:
+        statements, meta = sql.MIGRATE_2_TO_3, [("schema_version", str(SCHEMA_VERSION))]
+    else:
+        return
+    for statement in statements:
+        execute(statement)
+    for row in meta:
+        execute(sql.SET_META, row)
+
+
 def _check_meta(label: str, meta: dict[str, str]) -> int:
     """The schema version in ``meta``; StoreError unless it is a senti store of this version."""
     if meta.get("app") != _APP:
@@ -925,17 +943,7 @@ class SQLiteStore(_SQLStore):
                 conn.execute(f"PRAGMA wal_autocheckpoint = {_WRITER_CHECKPOINT_PAGES}")
                 with _transaction(conn):
                     version = _schema_version(conn, self._label, allow_empty=True)
-                    if version is None:
-                        for statement in _SQL.SCHEMA:
-                            conn.execute(statement)
-                        conn.executemany(
-                            _SQL.SET_META,
-                            [("app", _APP), ("schema_version", str(SCHEMA_VERSION))],
-                        )
-                    elif version == 2:
-                        for statement in _SQL.MIGRATE_2_TO_3:
-                            conn.execute(statement)
-                        conn.execute(_SQL.SET_META, ("schema_version", str(SCHEMA_VERSION)))
+                    _prepare_schema(conn.execute, _SQL, version)
         except BaseException:
             conn.close()
             raise
@@ -1107,18 +1115,7 @@ class PostgresStore(_SQLStore):
             with self._errors("cannot open"), conn.transaction():
                 conn.execute(_PostgresSQL.LOCK_SCHEMA)
                 version = _pg_schema_version(conn, self._label, allow_empty=True)
-                if version is None:
-                    for statement in _PostgresSQL.SCHEMA:
-                        conn.execute(statement)
-                    with conn.cursor() as cursor:
-                        cursor.executemany(
-                            _PostgresSQL.SET_META,
-                            [("app", _APP), ("schema_version", str(SCHEMA_VERSION))],
-                        )
-                elif version == 2:
-                    for statement in _PostgresSQL.MIGRATE_2_TO_3:
-                        conn.execute(statement)
-                    conn.execute(_PostgresSQL.SET_META, ("schema_version", str(SCHEMA_VERSION)))
+                _prepare_schema(conn.execute, _PostgresSQL, version)
         except BaseException:
             conn.close()
             raise
