@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import signal
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -154,6 +155,12 @@ class _PipeSink(DynamicSink[Any]):
 
 def _child(settings: ServerSettings, conn: Connection) -> None:
     """The child process: run the flow, take subscriptions from the pipe, send output."""
+    # Ctrl-C in a terminal, and a service manager stopping a control group, signal
+    # every process of the group. The server stops this flow through the pipe (or
+    # the pipe's end, if the server died), so windows close and the store is
+    # flushed; a signal here would abort the flow mid-batch instead.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     stop = threading.Event()
     subscriptions = SubscriptionSource(stop)
     send_lock = threading.Lock()

@@ -55,8 +55,11 @@ async def test_close_sends_1001_and_flushes_windows_to_the_store(
     assert sum(window.posts for window in windows) == counts.matches
 
 
-async def start_senti_serve(tmp_path: Path, store: str) -> asyncio.subprocess.Process:
-    """``senti serve`` on 127.0.0.1, any free port, a synthetic source and a client token."""
+async def start_senti_serve(
+    tmp_path: Path, store: str, *, new_session: bool = False
+) -> asyncio.subprocess.Process:
+    """``senti serve`` on 127.0.0.1, any free port, a synthetic source and a client token
+    (in a process group of its own with ``new_session``)."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("SENTI_")}
     env["SENTI_CLIENT_TOKEN"] = TOKEN
     # The options of the command line; see ``senti serve --help``.
@@ -67,6 +70,7 @@ async def start_senti_serve(tmp_path: Path, store: str) -> asyncio.subprocess.Pr
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        start_new_session=new_session,
     )
 
 
@@ -132,4 +136,37 @@ async def test_sigterm_closes_clients_with_1001_flushes_the_store_and_exits_0(
     assert "stopped" in events
     assert TOKEN not in logs
     assert TOKEN not in first_line + stdout.decode("utf-8")
+    assert_flushed(store)
+
+
+@pytest.mark.async_timeout(40)
+async def test_ctrl_c_to_the_whole_process_group_stops_cleanly(tmp_path: Path) -> None:
+    """Ctrl-C signals every process of the group: the server, its dataflow process and the
+    store writer. The dataflow leaves the stop to the server, so nothing fails and the
+    store is flushed."""
+    store = f"sqlite:///{tmp_path / 's.db'}"
+    process = await start_senti_serve(tmp_path, store, new_session=True)
+    try:
+        assert process.stdout is not None
+        match = FIRST_LINE.match((await process.stdout.readline()).decode("utf-8"))
+        assert match
+        async with connect(f"{match.group(1)}?token={TOKEN}", open_timeout=5) as ws:
+            await ws.send(json.dumps({"track": "python"}))
+            await ws.recv()
+            os.killpg(process.pid, signal.SIGINT)
+            async for _ in ws:
+                pass
+            assert ws.close_code == 1001
+        async with asyncio.timeout(10):
+            _, stderr = await process.communicate()
+        assert process.returncode == 0, stderr.decode("utf-8", "replace")
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    logs = stderr.decode("utf-8")
+    events = [json.loads(line)["event"] for line in logs.splitlines() if line.startswith("{")]
+    assert "dataflow failed" not in events, logs
+    assert "panicked" not in logs
+    assert "stopped" in events
     assert_flushed(store)
