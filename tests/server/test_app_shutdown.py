@@ -8,11 +8,13 @@ token from the environment) and sends it SIGTERM.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,30 @@ async def start_senti_serve(
     )
 
 
+@contextlib.asynccontextmanager
+async def killed_on_failure(process: asyncio.subprocess.Process) -> AsyncIterator[None]:
+    """Kill the process if the test leaves this block while it still runs."""
+    try:
+        yield
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def exit_output(process: asyncio.subprocess.Process) -> tuple[str, str]:
+    """Stdout and stderr once the process exited, which must be with 0 within 10 s."""
+    async with asyncio.timeout(10):
+        stdout, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode("utf-8", "replace")
+    return stdout.decode("utf-8"), stderr.decode("utf-8")
+
+
+def log_events(logs: str) -> list[str]:
+    """The ``event`` of every JSON log line."""
+    return [json.loads(line)["event"] for line in logs.splitlines() if line.startswith("{")]
+
+
 def assert_flushed(store: str) -> None:
     """The store holds matches and closed windows for ``python``, the query a client tracked."""
     with open_store(store, readonly=True) as reader:
@@ -95,7 +121,7 @@ async def test_sigterm_closes_clients_with_1001_flushes_the_store_and_exits_0(
     """On SIGTERM ``senti serve`` closes clients with 1001, flushes its store and exits 0."""
     store = f"sqlite:///{tmp_path / 's.db'}"
     process = await start_senti_serve(tmp_path, store)
-    try:
+    async with killed_on_failure(process):
         assert process.stdout is not None
         first_line = (await process.stdout.readline()).decode("utf-8")
         match = FIRST_LINE.match(first_line)
@@ -122,20 +148,13 @@ async def test_sigterm_closes_clients_with_1001_flushes_the_store_and_exits_0(
                 pass
             assert ws.close_code == 1001
 
-        async with asyncio.timeout(10):
-            stdout, stderr = await process.communicate()
-        assert process.returncode == 0, stderr.decode("utf-8", "replace")
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        stdout, logs = await exit_output(process)
 
-    logs = stderr.decode("utf-8")
-    events = [json.loads(line)["event"] for line in logs.splitlines() if line.startswith("{")]
+    events = log_events(logs)
     assert "listening" in events
     assert "stopped" in events
     assert TOKEN not in logs
-    assert TOKEN not in first_line + stdout.decode("utf-8")
+    assert TOKEN not in first_line + stdout
     assert_flushed(store)
 
 
@@ -146,7 +165,7 @@ async def test_ctrl_c_to_the_whole_process_group_stops_cleanly(tmp_path: Path) -
     store is flushed."""
     store = f"sqlite:///{tmp_path / 's.db'}"
     process = await start_senti_serve(tmp_path, store, new_session=True)
-    try:
+    async with killed_on_failure(process):
         assert process.stdout is not None
         match = FIRST_LINE.match((await process.stdout.readline()).decode("utf-8"))
         assert match
@@ -157,15 +176,8 @@ async def test_ctrl_c_to_the_whole_process_group_stops_cleanly(tmp_path: Path) -
             async for _ in ws:
                 pass
             assert ws.close_code == 1001
-        async with asyncio.timeout(10):
-            _, stderr = await process.communicate()
-        assert process.returncode == 0, stderr.decode("utf-8", "replace")
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    logs = stderr.decode("utf-8")
-    events = [json.loads(line)["event"] for line in logs.splitlines() if line.startswith("{")]
+        _, logs = await exit_output(process)
+    events = log_events(logs)
     assert "dataflow failed" not in events, logs
     assert "panicked" not in logs
     assert "stopped" in events
