@@ -445,7 +445,7 @@ def _run_flow(args: argparse.Namespace, source: Any, *, live: bool) -> int:
         wait=timedelta(seconds=args.wait if args.wait is not None else (5 if live else 30)),
         top_n=args.top,
         live=live,
-        buckets=args.workers,
+        lanes=args.workers,
     )
     recovery, resuming = _recovery(args)
     summary = RunSummary()

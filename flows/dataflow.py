@@ -4,23 +4,27 @@ Read it top to bottom; each step is one line named after its function, with the
 shape of its items in a comment. The functions live in :mod:`flows.steps`,
 :mod:`flows.analysis` and :mod:`flows.model`; this module only composes them::
 
-    lines -> parse -> drop retweets -> analyse -> to every query bucket --+
-                 \-> rejected          \-> global windows                 |
-    subscriptions -> to their query's bucket ------------------------------+-> match phrases
-    match phrases -> posts with their matched queries; -> windows per bucket -> per-query summaries
+    lines -> to a lane -> parse -> drop retweets -> analyse ----------------+-> match phrases
+                          \-> rejected   \-> retweets    \-> global windows   |
+    subscriptions -> to every lane -----------------------------------------+
+    match phrases -> posts with their matched queries -> windows of each query's lane
     matched posts + window summaries + late posts + rejected -> every sink
 
-Routing is a keyed join: the tracked queries are hashed into a few buckets,
-each bucket's state is the term index of its queries, subscriptions go to
-their query's bucket and every post visits every bucket. The work per post
-depends on its own terms and the number of buckets, never on how many queries
-are tracked, and spreads over workers by bucket. As a query's matches all come
-from its bucket, windows are counted per bucket and split into per-query
-summaries when they close.
+Work is split into lanes, one per worker (:mod:`flows.lanes` names keys that
+Bytewax places one on each worker). A line goes to its lane's worker as it is
+read, the only time a post's data crosses between workers before its windows;
+there the steps keyed by its lane parse, analyse and match it. Routing is a
+keyed join of posts and subscription changes: every change goes to every
+lane, so each lane's state is the term index of all tracked queries, and
+matching costs a lookup per term of the post whatever the number of queries.
+The per-query windows are spread over the same lanes by a hash of the query;
+a matched post sends each lane whose queries it matched a lean
+:data:`~flows.steps.Counted` record, and the global window one more.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,23 +32,26 @@ from typing import Any
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
-from bytewax.inputs import Source
+from bytewax.inputs import FixedPartitionedSource, Source
+from bytewax.operators import KeyedStream
 from bytewax.operators.windowing import EventClock, TumblingWindower, fold_window
 from bytewax.outputs import Sink
 
 from flows.analysis import PostAnalyzer
 from flows.matching import Query, Subscription
-from flows.model import ALL_POSTS, Line, parse_line
+from flows.model import Line, ScoredPost, parse_line
 from flows.sentiment import Thresholds
+from flows.sources.workers import WorkerProbe
 from flows.steps import (
-    BucketTally,
+    Lanes,
+    LaneTally,
     PhraseMatcher,
-    QueryRouter,
-    Tally,
     WindowGrid,
     event_time,
+    is_matched,
     is_original,
     is_post,
+    keep,
 )
 
 __all__ = ["FlowSettings", "build_flow"]
@@ -62,11 +69,9 @@ class FlowSettings:
     # Routing
     queries: Sequence[Query] = ()
     """Queries tracked from the first post on (``senti replay --track``)."""
-    buckets: int = 1
-    """Routing keys the tracked queries are hashed into (see :class:`~flows.steps.QueryRouter`):
-    the number of workers, so that each can match its share. More buckets than
-    workers only add work: every post visits every bucket (one worker ran 18%
-    faster with 1 bucket than with 4)."""
+    lanes: int = 1
+    """Lanes the posts are spread over (see :class:`~flows.steps.Lanes`): the
+    number of workers, each of which then analyses and matches its share."""
 
     # Windows
     window: timedelta = timedelta(seconds=60)
@@ -125,41 +130,39 @@ def build_flow(
     """
     settings = settings or FlowSettings()
     analyzer = PostAnalyzer(settings.thresholds)
-    router = QueryRouter(settings.buckets)
-    matcher = PhraseMatcher(router, settings.queries)
+    lanes = Lanes(settings.lanes, local=_partitions(post_source) >= settings.lanes)
+    matcher = PhraseMatcher(settings.queries)
     grid = WindowGrid(settings.window, settings.align_to, settings.top_n)
     clock, windower = settings.clock(), settings.windower()
     flow = Dataflow(flow_id)
 
-    lines = op.input("read_lines", flow, post_source)  # Line
-    parsed = op.branch("split_rejected", op.map("parse_line", lines, parse_line), is_post)
-    posts, rejected = parsed.trues, parsed.falses  # Post, Rejected
+    op.input("find_workers", flow, WorkerProbe())  # nothing; tells each worker its lane
+    lines = op.key_on("lane_lines", op.input("read_lines", flow, post_source), lanes.of_line)
+    if lanes.count > 1 and not lanes.local:
+        lines = op.stateful_flat_map("spread_lines", lines, keep)  # (lane, Line) on its worker
+    parsed = op.branch("split_rejected", op.map_value("parse_line", lines, parse_line), is_post)
+    posts, rejected = parsed.trues, op.key_rm("unkey_rejected", parsed.falses)  # (lane, Post)
     split = op.branch("drop_retweets", posts, is_original)
-    originals, retweets = split.trues, split.falses  # Post, Post
-    scored = op.map("analyse", originals, analyzer.analyse)  # ScoredPost
+    originals, retweets = split.trues, op.key_rm("unkey_retweets", split.falses)
+    scored = op.map_value("analyse", originals, analyzer.analyse)  # (lane, ScoredPost)
 
-    by_bucket = op.flat_map("route_posts", scored, router.posts)  # (bucket, (bucket, ScoredPost))
+    joined: KeyedStream[ScoredPost | Subscription] = scored
     if subscription_source is not None:
         changes = op.input("read_subscriptions", flow, subscription_source)  # Subscription
-        routed = op.flat_map("route_subscriptions", changes, router.subscriptions)
-        by_bucket = op.merge("join_by_bucket", by_bucket, routed)  # (bucket, (bucket, item))
-    matched = op.stateful_flat_map("match_phrases", by_bucket, matcher)  # (bucket, PostMatches)
-    matches = op.key_rm("unkey", matched)  # PostMatches
+        routed = op.flat_map("to_every_lane", changes, lanes.broadcast)  # (lane, Subscription)
+        joined = op.merge("join_by_lane", scored, routed)  # (lane, ScoredPost | Subscription)
+    analysed = op.key_rm("unkey", op.stateful_flat_map("match_phrases", joined, matcher))
+    matches = op.filter("keep_matched", analysed, is_matched)  # PostMatches
 
-    per_bucket = fold_window(
-        "query_windows", matched, clock, windower, BucketTally, BucketTally.add,
-        BucketTally.merge, ordered=False,
-    )  # (bucket, (window_id, BucketTally))  # fmt: skip
-    everything = op.key_on("key_all", op.merge("all_posts", scored, retweets), _all)
-    overall = fold_window(
-        "global_windows", everything, clock, windower, Tally, Tally.add, Tally.merge, ordered=False
-    )  # ("*", (window_id, Tally))
+    counted = op.flat_map("count_by_lane", op.merge("all_posts", analysed, retweets), lanes.counts)
+    windows = fold_window(
+        "windows", counted, clock, windower, LaneTally, LaneTally.add, LaneTally.merge,
+        ordered=False,
+    )  # (lane, (window_id, LaneTally))  # fmt: skip
+    summaries = op.flat_map("summarise", windows.down, grid.lane_summaries)  # WindowSummary
+    lates = op.flat_map("late_posts", windows.late, grid.late)  # LatePost
 
-    query_summaries = op.flat_map("summarise_queries", per_bucket.down, grid.bucket_summaries)
-    all_summary = op.map("summarise_all", overall.down, grid.summary)  # WindowSummary
-    lates = op.flat_map("late_posts", op.merge("late", per_bucket.late, overall.late), grid.late)
-
-    streams: list[Any] = [matches, query_summaries, all_summary, lates, rejected]
+    streams: list[Any] = [matches, summaries, lates, rejected]
     if subscription_source is not None:
         streams.append(changes)
     out = op.merge(
@@ -170,5 +173,8 @@ def build_flow(
     return flow
 
 
-def _all(_item: object) -> str:
-    return ALL_POSTS
+def _partitions(source: Source[Any]) -> int:
+    """How many partitions ``source`` is read in (a dynamic source: one per worker)."""
+    if isinstance(source, FixedPartitionedSource):
+        return len(source.list_parts())
+    return sys.maxsize

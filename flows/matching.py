@@ -20,9 +20,9 @@ Every query has a canonical key (phrases and terms de-duplicated and sorted,
 Each phrase is filed under one *anchor* term, the term least likely to occur
 (a hashtag or mention, else the longest non-stopword). A post is checked only
 against the phrases anchored on one of its own terms, so matching costs
-``O(terms in the post)`` whatever the number of tracked queries. The dataflow
-hashes the queries into buckets (see :class:`flows.steps.QueryRouter`); each
-bucket's state is a :class:`TermIndex`.
+``O(terms in the post)`` whatever the number of tracked queries. In the
+dataflow each lane's state is a :class:`TermIndex` of every tracked query (see
+:class:`flows.steps.Lanes`).
 """
 
 from __future__ import annotations

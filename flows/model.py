@@ -37,6 +37,8 @@ __all__ = [
     "Rejected",
     "ScoredPost",
     "WindowSummary",
+    "from_micros",
+    "micros",
     "parse_line",
     "parse_time",
     "per_query",
@@ -64,6 +66,10 @@ class Line:
     text: str
     origin: str = ""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Lines cross between workers pickled; a dataclass's default reduce is slower.
+        return Line, (self.text, self.origin)
+
 
 @dataclass(frozen=True, slots=True)
 class Post:
@@ -86,7 +92,7 @@ class Post:
         return _rebuild_post, (
             self.id,
             self.text,
-            _micros(self.created_at),
+            micros(self.created_at),
             self.lang,
             self.author,
             self.is_retweet,
@@ -145,9 +151,9 @@ class Match:
 class PostMatches:
     """A scored post and the tracked queries it is delivered to (one or more).
 
-    What the dataflow emits for a matched post: one record per post and query
-    bucket rather than one :class:`Match` per query, so the sinks store the post
-    once and encode what every query's message shares once. :meth:`matches`
+    What the dataflow emits for a matched post: one record per post rather than
+    one :class:`Match` per query, so the sinks store the post once and encode
+    what every query's message shares once. :meth:`matches`
     spells it out per query.
     """
 
@@ -243,24 +249,32 @@ class Rejected:
 
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
 
 
-def _micros(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(microseconds=1)
+def micros(moment: datetime) -> int:
+    """Microseconds since the Unix epoch of an aware datetime (exact, unlike ``timestamp()``)."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def from_micros(value: int) -> datetime:
+    """The aware UTC datetime ``value`` microseconds after the Unix epoch."""
+    return _EPOCH + timedelta(microseconds=value)
 
 
 def _rebuild_post(  # noqa: PLR0917 - one argument per field, as pickle passes them
     post_id: str,
     text: str,
-    micros: int,
+    created_us: int,
     lang: str | None,
     author: str | None,
     is_retweet: bool,
     hashtags: tuple[str, ...] | None,
     rule_tags: tuple[str, ...],
 ) -> Post:
-    created_at = _EPOCH + timedelta(microseconds=micros)
-    return Post(post_id, text, created_at, lang, author, is_retweet, hashtags, rule_tags)
+    return Post(
+        post_id, text, from_micros(created_us), lang, author, is_retweet, hashtags, rule_tags
+    )
 
 
 def _rebuild_scored(

@@ -11,131 +11,191 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypeGuard
+from typing import Final, TypeGuard, TypeVar
 
+from flows.lanes import lane_keys, local_lane
 from flows.matching import Query, Subscription, TermIndex
 from flows.model import (
     ALL_POSTS,
     LatePost,
+    Line,
     Polarity,
     Post,
     PostMatches,
     Rejected,
     ScoredPost,
     WindowSummary,
+    from_micros,
+    micros,
 )
 
 __all__ = [
-    "BucketTally",
+    "RETWEET",
+    "Counted",
+    "Keyed",
+    "LaneTally",
+    "Lanes",
     "PhraseMatcher",
-    "QueryRouter",
-    "RouteItem",
     "Tally",
     "WindowGrid",
+    "counted",
+    "event_time",
+    "is_matched",
     "is_original",
     "is_post",
-    "query_bucket",
+    "keep",
+    "query_lane",
 ]
 
-RouteItem = tuple[str, ScoredPost | Subscription]
-"""What the query-bucket join receives: its bucket key again (state logic sees no
-keys) and a post or a subscription change."""
+X = TypeVar("X")
+
+Keyed = tuple[str, X]
+"""An item of a keyed stream: ``(key, value)``."""
 
 
-def is_post(item: Post | Rejected) -> TypeGuard[Post]:
+Counted = tuple[str, int, int, dict[str, int], tuple[str, ...]]
+"""What a window counts of a post: ``(post_id, created_us, polarity, hashtags, queries)``.
+
+``created_us`` is ``created_at`` in microseconds since the epoch, ``polarity``
+is :data:`RETWEET` for a retweet (only the global window counts those) and
+``queries`` is empty for the global window. A plain tuple rather than a class
+because it is the record that crosses between workers: in a cluster Bytewax
+pickles each crossing item twice and unpickles it once, and a reference to a
+class costs about 1.5 µs each time, more than the rest of the record.
+"""
+
+RETWEET: Final = -1
+
+
+def counted(item: ScoredPost | Post, queries: tuple[str, ...] = ()) -> Counted:
+    """The window record of a scored post, or of a retweet."""
+    if isinstance(item, Post):
+        return item.id, micros(item.created_at), RETWEET, {}, queries
+    post = item.post
+    return post.id, micros(post.created_at), int(item.polarity), item.hashtags, queries
+
+
+def is_post(item: Keyed[Post | Rejected]) -> TypeGuard[Keyed[Post]]:
     """Whether a parsed line is a post (else it is a rejected line)."""
-    return isinstance(item, Post)
+    return isinstance(item[1], Post)
 
 
-def is_original(post: Post) -> bool:
+def is_original(item: Keyed[Post]) -> bool:
     """Whether a post is original content rather than a retweet."""
-    return not post.is_retweet
+    return not item[1].is_retweet
 
 
-def query_bucket(key: str, buckets: int) -> str:
-    """The routing key of a query: a stable hash (the same in every process) into buckets.
-
-    The key names the bucket count too (``queries-2-of-4``): a run resumed
-    with another count starts its buckets afresh instead of finding queries
-    filed under the old hashing, which would deliver some posts twice.
-    """
-    return _bucket_key(zlib.crc32(key.encode("utf-8", "surrogatepass")) % buckets, buckets)
+def is_matched(item: PostMatches) -> bool:
+    """Whether a post matched some tracked query."""
+    return bool(item.queries)
 
 
-def _bucket_key(number: int, buckets: int) -> str:
-    return f"queries-{number}-of-{buckets}"
+def keep(_state: None, item: X) -> tuple[None, tuple[X]]:
+    """State logic that only moves items to the worker of their key."""
+    return None, (item,)
+
+
+def query_lane(key: str, lanes: int) -> int:
+    """The lane number of a query: a stable hash (the same in every process)."""
+    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % lanes
 
 
 @dataclass(frozen=True, slots=True)
-class QueryRouter:
-    """Hash-partitions the tracked queries into ``buckets`` routing keys.
+class Lanes:
+    """Splits the work over ``count`` lanes, one per worker (see :mod:`flows.lanes`).
 
-    Each query lives in one bucket, with the whole index of its phrases; every
-    post visits every bucket (``buckets`` items, whatever the number of
-    queries), where an index lookup per term of the post finds its matches.
-    As each query's matches all come from its one bucket, windows are counted
-    per bucket: one item per post and bucket, not one per matched query.
+    Lines are spread over the lanes by a hash of their text, and the later
+    steps are keyed by the same lanes: each lane parses and analyses its posts
+    and matches them against the index of every tracked query, as each
+    subscription change goes to every lane. The per-query windows are split
+    over the lanes by a hash of the query, and the global window
+    (:data:`~flows.model.ALL_POSTS`) is in the first lane: a post sends one lean
+    :data:`Counted` record to each lane whose queries it matched, and to the
+    first lane in any case.
     """
 
-    buckets: int = 1
+    count: int = 1
+    local: bool = False
+    """Keep each line in the lane of the worker that read it (a source with a
+    partition per worker), instead of spreading lines by hash (one partition)."""
+    keys: tuple[str, ...] = field(init=False)
+    """Every lane's routing key; key ``i`` is on worker ``i`` of ``count``."""
+    _of_query: dict[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.buckets < 1:
-            raise ValueError(f"buckets must be at least 1, not {self.buckets}")
+        if self.count < 1:
+            raise ValueError(f"lanes must be at least 1, not {self.count}")
+        object.__setattr__(self, "keys", lane_keys(self.count))
+        object.__setattr__(self, "_of_query", {})
 
-    @property
-    def keys(self) -> tuple[str, ...]:
-        """Every bucket's routing key."""
-        return tuple(_bucket_key(n, self.buckets) for n in range(self.buckets))
+    def of_line(self, line: Line) -> str:
+        """The lane of a raw line: its worker's own with :attr:`local`, else by hash."""
+        if self.count == 1:
+            return self.keys[0]
+        if self.local:
+            here = local_lane(self.count)
+            if here is not None:
+                return here
+        return self.keys[zlib.crc32(line.text.encode("utf-8", "surrogatepass")) % self.count]
 
-    def bucket(self, key: str) -> str:
-        """The routing key of the query with canonical ``key``."""
-        return query_bucket(key, self.buckets)
+    def of_query(self, key: str) -> str:
+        """The lane whose windows count the query with canonical ``key``."""
+        lane = self._of_query.get(key)
+        if lane is None:  # remembered: this runs for every match
+            lane = self._of_query[key] = self.keys[query_lane(key, self.count)]
+        return lane
 
-    def posts(self, scored: ScoredPost) -> Iterator[tuple[str, RouteItem]]:
-        """Send a post to every bucket."""
+    def broadcast(self, change: Subscription) -> Iterator[Keyed[Subscription]]:
+        """Send a subscription change to every lane."""
         for key in self.keys:
-            yield key, (key, scored)
+            yield key, change
 
-    def subscriptions(self, change: Subscription) -> Iterator[tuple[str, RouteItem]]:
-        """Send a subscription change to its query's bucket."""
-        key = self.bucket(change.key)
-        yield key, (key, change)
+    def counts(self, item: PostMatches | Post) -> list[Keyed[Counted]]:
+        """The window records of an analysed post (matched or not) or of a retweet."""
+        everything = self.keys[0]
+        if isinstance(item, Post):
+            return [(everything, counted(item, (ALL_POSTS,)))]
+        if self.count == 1:
+            return [(everything, counted(item.scored, (*item.queries, ALL_POSTS)))]
+        by_lane: dict[str, list[str]] = {everything: [ALL_POSTS]}
+        for query in item.queries:
+            lane = self._of_query.get(query) or self.of_query(query)
+            queries = by_lane.get(lane)
+            if queries is None:
+                by_lane[lane] = [query]
+            else:
+                queries.append(query)
+        return [(lane, counted(item.scored, tuple(queries))) for lane, queries in by_lane.items()]
 
 
 @dataclass(frozen=True, slots=True)
 class PhraseMatcher:
-    """State logic of the bucket-keyed join of posts and subscriptions.
+    """State logic of a lane's join of posts and subscription changes.
 
-    A bucket's state is the :class:`~flows.matching.TermIndex` of its queries.
-    Queries tracked from the start (``initial``) are in their bucket's index
-    from its first item, so a replay sees them before its first post.
+    A lane's state is the :class:`~flows.matching.TermIndex` of every tracked
+    query. Queries tracked from the start (``initial``) are in it from the
+    lane's first item, so a replay sees them before its first post.
     """
 
-    router: QueryRouter
     initial: Sequence[Query] = ()
 
     def __call__(
-        self, state: TermIndex | None, item: RouteItem
+        self, state: TermIndex | None, item: ScoredPost | Subscription
     ) -> tuple[TermIndex | None, list[PostMatches]]:
-        """Apply a subscription change, or emit the queries of this bucket a post matches."""
-        key, value = item
+        """Apply a subscription change, or emit a post with the queries it matches (maybe none)."""
         if state is None:
-            state = self._initial_index(key)
-        if isinstance(value, Subscription):
+            state = self._initial_index()
+        if isinstance(item, Subscription):
             state = state if state is not None else TermIndex()
-            state.apply(value)
+            state.apply(item)
             return state, []
-        if state is None:
-            return None, []
-        found = state.match(value.terms)
-        return state, [PostMatches(value, tuple(found))] if found else []
+        found = state.match(item.terms) if state is not None else ()
+        return state, [PostMatches(item, tuple(found))]
 
-    def _initial_index(self, key: str) -> TermIndex | None:
+    def _initial_index(self) -> TermIndex | None:
         index = TermIndex()
         for query in self.initial:
-            if self.router.bucket(query.key) == key:
-                index.add(query)
+            index.add(query)
         return index if len(index) else None
 
 
@@ -147,14 +207,15 @@ class Tally:
     retweets: int = 0
     hashtags: Counter[str] = field(default_factory=Counter)
 
-    def add(self, item: ScoredPost | Post) -> Tally:
-        """Count one scored post or (for the global window) one retweet."""
-        if isinstance(item, Post):
+    def add(self, item: Counted) -> Tally:
+        """Count one post, or (for the global window) one retweet."""
+        _post_id, _created, polarity, hashtags, _queries = item
+        if polarity == RETWEET:
             self.retweets += 1
             return self
-        self.counts[item.polarity] += 1
+        self.counts[polarity] += 1
         tags = self.hashtags
-        for tag, count in item.hashtags.items():  # Counter.update's loop, without its checks
+        for tag, count in hashtags.items():  # Counter.update's loop, without its checks
             tags[tag] = tags.get(tag, 0) + count
         return self
 
@@ -167,28 +228,31 @@ class Tally:
 
 
 @dataclass(slots=True)
-class BucketTally:
-    """The tallies of one window for every query of a bucket that matched in it."""
+class LaneTally:
+    """The tallies of one window for every query of a lane that matched in it."""
 
     tallies: dict[str, Tally] = field(default_factory=dict)
 
-    def add(self, item: PostMatches) -> BucketTally:
-        """Count a post for each of its matched queries."""
+    def add(self, item: Counted) -> LaneTally:
+        """Count a post for each of its queries (a retweet only for all posts)."""
         # Tally.add, inlined: this runs once per match.
-        tallies, scored = self.tallies, item.scored
-        polarity, hashtags = scored.polarity, scored.hashtags.items()
-        for query in item.queries:
+        _post_id, _created, polarity, hashtags, queries = item
+        tallies, tagged = self.tallies, hashtags.items()
+        for query in queries:
             tally = tallies.get(query)
             if tally is None:
                 tally = tallies[query] = Tally()
+            if polarity == RETWEET:
+                tally.retweets += 1
+                continue
             tally.counts[polarity] += 1
             tags = tally.hashtags
-            for tag, count in hashtags:
+            for tag, count in tagged:
                 tags[tag] = tags.get(tag, 0) + count
         return self
 
-    def merge(self, other: BucketTally) -> BucketTally:
-        """Combine two bucket tallies (window merges; not used by tumbling windows)."""
+    def merge(self, other: LaneTally) -> LaneTally:
+        """Combine two lane tallies (window merges; not used by tumbling windows)."""
         for query, tally in other.tallies.items():
             mine = self.tallies.get(query)
             self.tallies[query] = tally if mine is None else mine.merge(tally)
@@ -207,14 +271,12 @@ class WindowGrid:
         """Start time of the window with bytewax's ``window_id``."""
         return self.align_to + window_id * self.length
 
-    def bucket_summaries(self, item: tuple[str, tuple[int, BucketTally]]) -> list[WindowSummary]:
-        """The summaries of a closed window of a bucket: one per query that matched."""
-        _bucket, (window_id, bucket) = item
-        return [
-            self.summary((query, (window_id, tally))) for query, tally in bucket.tallies.items()
-        ]
+    def lane_summaries(self, item: Keyed[tuple[int, LaneTally]]) -> list[WindowSummary]:
+        """The summaries of a closed window of a lane: one per query that matched."""
+        _lane, (window_id, lane) = item
+        return [self.summary((query, (window_id, tally))) for query, tally in lane.tallies.items()]
 
-    def summary(self, item: tuple[str, tuple[int, Tally]]) -> WindowSummary:
+    def summary(self, item: Keyed[tuple[int, Tally]]) -> WindowSummary:
         """The summary of a closed window of one query (or of all posts)."""
         query, (window_id, tally) = item
         start = self.start_of(window_id)
@@ -231,21 +293,14 @@ class WindowGrid:
             retweets=tally.retweets if query == ALL_POSTS else 0,
         )
 
-    def late(self, item: tuple[str, tuple[int, PostMatches | ScoredPost | Post]]) -> list[LatePost]:
+    def late(self, item: Keyed[tuple[int, Counted]]) -> list[LatePost]:
         """Record a post that reached its window after the window closed (per query)."""
-        scope, (window_id, late) = item
+        scope, (window_id, (post_id, _created, polarity, _hashtags, queries)) = item
         start = self.start_of(window_id)
-        if isinstance(late, PostMatches):
-            post = late.scored.post
-            return [LatePost(query, start, post.id, post.is_retweet) for query in late.queries]
-        post = late.post if isinstance(late, ScoredPost) else late
-        return [LatePost(scope, start, post.id, post.is_retweet)]
+        retweet = polarity == RETWEET
+        return [LatePost(query, start, post_id, retweet) for query in queries or (scope,)]
 
 
-def event_time(item: PostMatches | ScoredPost | Post) -> datetime:
-    """Event time of a windowed item: the post's ``created_at``."""
-    if isinstance(item, PostMatches):
-        return item.scored.post.created_at
-    if isinstance(item, ScoredPost):
-        return item.post.created_at
-    return item.created_at
+def event_time(item: Counted) -> datetime:
+    """Event time of a windowed record: its post's ``created_at``."""
+    return from_micros(item[1])

@@ -108,8 +108,6 @@ def _add_dataflow_options(parser: argparse.ArgumentParser) -> None:
                         help="synthetic partitions (default: processes x workers)")  # fmt: skip
     parser.add_argument("--window", type=float, default=60.0, help="window seconds")
     parser.add_argument("--wait", type=float, default=None, help="window wait (30 replay, 5 live)")
-    parser.add_argument("--buckets", type=int, default=None,
-                        help="query buckets (default: total workers, at least 2)")  # fmt: skip
     parser.add_argument("--thresholds", type=Path, default=None, help="thresholds TOML")
     parser.add_argument("--gateway-ttl", type=float, default=6.0,
                         help="reap gateways silent this long (3 x their heartbeat)")  # fmt: skip
@@ -213,7 +211,7 @@ def _dataflow(args: argparse.Namespace) -> int:  # noqa: PLR0912, PLR0915 - one 
     settings = FlowSettings(
         thresholds=thresholds,
         queries=snapshot.tracked().active(),
-        buckets=args.buckets or max(2, total_workers),
+        lanes=total_workers,
         window=timedelta(seconds=args.window),
         wait=timedelta(seconds=args.wait if args.wait is not None else (5 if live else 30)),
         live=live,
@@ -311,7 +309,7 @@ def _child_argv(
     options = {
         "--speed": args.speed, "--rate": args.rate, "--count": args.count, "--seed": args.seed,
         "--partitions": args.partitions or len(addresses) * args.workers,
-        "--window": args.window, "--wait": args.wait, "--buckets": args.buckets,
+        "--window": args.window, "--wait": args.wait,
         "--thresholds": args.thresholds, "--gateway-ttl": args.gateway_ttl,
         "--redis-url": _redis_url(args.redis_url), "--redis-prefix": args.redis_prefix,
         "--workers": args.workers, "--run-id": run_id,

@@ -122,7 +122,7 @@ def build_server_flow(
             window=timedelta(seconds=settings.window),
             wait=timedelta(seconds=settings.wait),
             live=True,
-            buckets=settings.workers,
+            lanes=settings.workers,
         ),
     )
 

@@ -292,16 +292,16 @@ def test_invalid_settings_window_must_be_positive() -> None:
         build_flow(TestingSource([]), None, [], settings=FlowSettings(window=timedelta(0)))
 
 
-@pytest.mark.parametrize("buckets", [1, 3, 16])
-def test_routing_is_the_same_for_any_number_of_buckets(entry_point: Any, buckets: int) -> None:
-    """How the term space is bucketed changes where matching runs, never what matches."""
+@pytest.mark.parametrize("lanes", [1, 2, 3, 16])
+def test_routing_is_the_same_for_any_number_of_lanes(entry_point: Any, lanes: int) -> None:
+    """How the work is split into lanes changes where matching runs, never what matches."""
     lines = [
         x_line(1, "coffee and tea with milk #morning", hashtags=["morning"]),
         x_line(2, "climate change talks"),
         x_line(3, "python and coffee"),
     ]
     queries = ["coffee, tea, milk", "climate change", "#morning", "python coffee"]
-    out = run(entry_point, lines, queries, buckets=buckets)
+    out = run(entry_point, lines, queries, lanes=lanes)
     assert matched(out) == {
         ("coffee,milk,tea", "1"),
         ("coffee,milk,tea", "3"),
@@ -309,3 +309,35 @@ def test_routing_is_the_same_for_any_number_of_buckets(entry_point: Any, buckets
         ("#morning", "1"),
         ("coffee python", "3"),
     }
+
+
+@pytest.mark.parametrize("lanes", [2, 3])
+def test_windows_are_the_same_for_any_number_of_lanes(entry_point: Any, lanes: int) -> None:
+    """Per-query windows split over lanes, and the global one, add up as on one lane."""
+    lines = [
+        x_line(n, text, at=7 * n, hashtags=tags, retweet=text.startswith("RT"))
+        for n, (text, tags) in enumerate(
+            [
+                ("good coffee #morning", ["morning"]),
+                ("bad tea", []),
+                ("python and coffee", []),
+                ("RT @a: coffee", []),
+                ("climate change #morning #climate", ["morning", "climate"]),
+                ("tea, coffee and python", []),
+                ("nothing tracked here", []),
+            ]
+            * 6,
+        )
+    ]
+    queries = ["coffee", "tea", "python", "climate change", "#morning"]
+
+    def summaries(out: list[Any]) -> set[WindowSummary]:
+        return {item for item in out if isinstance(item, WindowSummary)}
+
+    one = summaries(run(entry_point, lines, queries, lanes=1, wait=timedelta(hours=1)))
+    assert {summary.query for summary in one} == {ALL_POSTS, *map(_key, queries)}
+    assert summaries(run(entry_point, lines, queries, lanes=lanes, wait=timedelta(hours=1))) == one
+
+
+def _key(query: str) -> str:
+    return parse_query(query).key
