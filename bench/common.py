@@ -117,7 +117,8 @@ def build_replay_flow(
     queries: Sequence[str],
     *,
     store: Path | None = None,
-    buckets: int = 1,
+    lanes: int = 1,
+    wait: timedelta = timedelta(seconds=30),
 ) -> tuple[Any, Any]:
     """The dataflow as ``senti replay`` builds it, and the :class:`RunSummary` it fills.
 
@@ -137,9 +138,9 @@ def build_replay_flow(
     parsed = list({query.key: query for query in map(parse_query, queries)}.values())
     settings = FlowSettings(
         queries=parsed,
-        buckets=buckets,
+        lanes=lanes,
         window=timedelta(seconds=60),
-        wait=timedelta(seconds=30),
+        wait=wait,
         live=False,
     )
     summary = RunSummary()
@@ -159,14 +160,13 @@ def run_dataflow(
     queries: Sequence[str],
     *,
     store: Path | None = None,
-    buckets: int | None = None,
     workers: int = 1,
 ) -> dict[str, float]:
     """Run :func:`build_replay_flow` on a :class:`FlowThread` with ``workers`` threads; time it."""
     from flows.runner import FlowThread  # noqa: PLC0415 - slow imports
 
-    buckets = workers if buckets is None else buckets  # as senti replay --workers sets it
-    flow, summary = build_replay_flow(paths, queries, store=store, buckets=buckets)
+    # One lane per worker, as senti replay --workers sets it.
+    flow, summary = build_replay_flow(paths, queries, store=store, lanes=workers)
     started = time.perf_counter()
     summary.started = started
     runner = FlowThread(flow, workers=workers)

@@ -36,7 +36,7 @@ METHOD = {
         "rare ones made of invented words that never occur in the synthetic stream (`zorblax17`, "
         "`#quibnet18`, `flimwort19 snarvel19`, `grondle20, #vexmar20, plinkett20`), so the number "
         "of matches, and the per-query window work they cause, is the same at every N and only "
-        "the index grows. Bucket counts are measured at 1,000 queries."
+        "the index grows."
     ),
     "latency": (
         "`senti serve --source synthetic --rate R --host 127.0.0.1` as a subprocess (live mode: "
@@ -59,11 +59,15 @@ METHOD = {
     ),
     "workers": (
         "The stream split into two files (alternate lines); the same flow (1,000 queries, store "
-        "off, one query bucket per worker as `senti replay --workers` and `senti dataflow` set "
-        "it) in fresh subprocesses calling `bytewax.run.cli_main`: 1 process x 1 worker, a "
-        "2-process cluster (`process_id`, `addresses`), and 1 process x 2 worker threads. Time "
-        "from the earliest `cli_main` start to the latest end, so the cluster's start-up "
-        "(about 1 s) is included."
+        "off, one lane per worker as `senti replay --workers` and `senti dataflow` set it) in "
+        "fresh subprocesses calling `bytewax.run.cli_main`: 1 process x 1 worker, a 2-process "
+        "cluster (`process_id`, `addresses`), and 1 process x 2 worker threads. Time from the "
+        "earliest `cli_main` start to the latest end, so the cluster's start-up is included; "
+        "process 1 calls `cli_main` once process 0 listens (started together, timely's refused "
+        "first connection costs a second of retry). Windows wait for the whole stream: each "
+        "process reads its file at its own pace, and with the replay's 30 s wait the one ahead "
+        "would make the other's posts late, so the layouts would not do the same work; the "
+        "matches, late posts and CPU seconds of every layout are listed to show they do."
     ),
 }
 
@@ -108,8 +112,7 @@ def _plots(results: dict[str, dict[str, Any]]) -> list[str]:
     if (r := results.get("routing")) is not None:
         m = r["median"]
         labels = [f"{n:,} queries" for n in r["sizes"]]
-        labels += [f"buckets={b} ({r['bucket_queries']:,} q.)" for b in r["buckets"]]
-        values = [m[f"queries_{n}"] for n in r["sizes"]] + [m[f"buckets_{b}"] for b in r["buckets"]]
+        values = [m[f"queries_{n}"] for n in r["sizes"]]
         _bar(
             IMG / "bench-routing.png",
             f"Routing: dataflow throughput, {r['posts']:,} posts, store off",
@@ -177,8 +180,7 @@ def _figures(name: str, r: dict[str, Any]) -> list[str]:
             "matches/post)"
             for n in r["sizes"]
         )
-        buckets = ", ".join(f"{b}: {m[f'buckets_{b}']:,.0f}" for b in r["buckets"])
-        return [sizes, f"buckets ({r['bucket_queries']:,} queries): {buckets} posts/s"]
+        return [sizes]
     if name == "latency":
         runs = r.get("runs", [])
         each = "; ".join(
@@ -209,8 +211,23 @@ def _figures(name: str, r: dict[str, Any]) -> list[str]:
             f"{k} {m[k]:,.0f} posts/s" for k in ("1 process", "2 processes", "1 process, 2 threads")
         ),
         f"speedup: 2 processes {m['speedup 2 processes']:.2f}x, 2 threads "
-        f"{m['speedup 2 threads']:.2f}x",
+        f"{m['speedup 2 threads']:.2f}x; per run, 2 processes: "
+        + ", ".join(f"{run['speedup 2 processes']:.2f}x" for run in r["runs"]),
+        *_same_work(r.get("work", {})),
     ]
+
+
+def _same_work(work: dict[str, dict[str, Any]]) -> list[str]:
+    """One line showing that every layout did the same work, and the CPU it took."""
+    if not work:
+        return []
+    parts = []
+    for layout, done in work.items():
+        cpu = " / ".join("+".join(f"{s:.1f}" for s in run) for run in done["cpu_seconds"])
+        matches = ", ".join(f"{n:,}" for n in done["matches"])
+        late = ", ".join(str(n) for n in done["late"])
+        parts.append(f"{layout}: {matches} matches, {late} late, CPU s {cpu}")
+    return ["; ".join(parts)]
 
 
 def render(results: dict[str, dict[str, Any]], images: list[str]) -> str:

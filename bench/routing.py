@@ -7,8 +7,7 @@ plus ``N - 10`` *rare* ones made of invented words that never occur in the
 synthetic stream, in the same shapes as real queries (a word, a ``#hashtag``,
 a two-word AND phrase, a three-term OR list). Only the index grows.
 
-Also measured: the effect of :attr:`FlowSettings.buckets` (1, 4, 16) at 1,000
-queries. Store off, one worker.
+Store off, one worker.
 
     .venv/bin/python bench/routing.py [--posts 20000] [--repeat 2] [--quick]
 """
@@ -23,7 +22,6 @@ from workload import queries_for, sample_texts, stream_file
 
 TARGET = 0.8
 SIZES = (10, 1_000, 10_000)
-BUCKETS = (1, 4, 16)
 
 
 def rare_queries(count: int) -> list[str]:
@@ -43,7 +41,7 @@ def add_rare(common: list[str], total: int) -> list[str]:
 
 
 def measure(posts: int, repeat: int, sizes: tuple[int, ...]) -> dict[str, Any]:
-    """Posts/s at each number of queries, and at each bucket count."""
+    """Posts/s at each number of queries."""
     path = stream_file(cache_dir(), posts)
     common = queries_for(sample_texts(path, min(posts, 20_000)), 10)
     progress(f"{posts:,} posts; common queries: {common}")
@@ -58,20 +56,12 @@ def measure(posts: int, repeat: int, sizes: tuple[int, ...]) -> dict[str, Any]:
                 f"run {number}/{repeat}: {size:,} queries: {result['posts_per_s']:,.0f} posts/s, "
                 f"{result['matches_per_post']:.2f} matches/post"
             )
-        for buckets in BUCKETS:
-            result = run_dataflow([path], add_rare(common, sizes[1]), buckets=buckets)
-            run[f"buckets_{buckets}"] = result["posts_per_s"]
-            progress(
-                f"run {number}/{repeat}: buckets={buckets}: {result['posts_per_s']:,.0f} posts/s"
-            )
         run["ratio"] = run[f"queries_{sizes[-1]}"] / run[f"queries_{sizes[0]}"]
         runs.append(run)
     medians = {key: median([run[key] for run in runs]) for key in runs[0]}
     return {
         "posts": posts,
         "sizes": list(sizes),
-        "buckets": list(BUCKETS),
-        "bucket_queries": sizes[1],
         "common_queries": common,
         "repeat": repeat,
         "runs": runs,
@@ -101,8 +91,6 @@ def main() -> None:
     for size in sizes:
         figure(f"{size:,} queries", med[f"queries_{size}"], "posts/s")
         figure(f"{size:,} queries, matches per post", med[f"matches_per_post_{size}"])
-    for buckets in BUCKETS:
-        figure(f"buckets={buckets} ({sizes[1]:,} queries)", med[f"buckets_{buckets}"], "posts/s")
     figure(f"{sizes[-1]:,} / {sizes[0]} queries", med["ratio"])
     write_result("routing", result, quick=args.quick)
 

@@ -11,7 +11,13 @@ each as fresh subprocesses calling ``bytewax.run.cli_main``:
 * ``1 process, 2 threads``: ``workers_per_process=2`` (one GIL).
 
 Elapsed time is from the earliest process start of ``cli_main`` to the latest
-end, so cluster start-up is included.
+end, so cluster start-up is included; process 1 starts it once process 0
+listens, as a deployment that starts worker 0 first would (started together,
+timely's first refused connection costs a second of retry). Windows wait for
+the whole stream: the processes read their files at their own pace, and with
+the replay's 30 s wait the one ahead would make the other's posts late, so
+the layouts would not do the same work. Each layout's matches, late posts and
+CPU seconds are recorded to show they do.
 
     .venv/bin/python bench/workers.py [--posts 20000] [--repeat 2] [--quick]
 """
@@ -20,10 +26,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +52,29 @@ def split(path: Path, directory: Path) -> list[Path]:
     return halves
 
 
+def _listening(port: int) -> bool:
+    """Whether some socket listens on TCP ``port`` (read from ``/proc/net/tcp``, no connection)."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+            return True
+    return False
+
+
+def _wait_for_first_process(addresses: list[str], timeout: float = 60.0) -> None:
+    """Block until process 0 of the cluster listens, so this one connects at the first try.
+
+    Timely retries a refused connection after a second; processes started together
+    would otherwise spend that second of every run waiting.
+    """
+    port = int(addresses[0].rsplit(":", 1)[1])
+    deadline = time.monotonic() + timeout
+    while not _listening(port):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"process 0 never listened on {addresses[0]}")
+        time.sleep(0.002)
+
+
 def _child(args: argparse.Namespace) -> None:
     """One process of a layout: run the flow, print its timing as JSON."""
     from bytewax.run import cli_main  # noqa: PLC0415
@@ -52,8 +83,14 @@ def _child(args: argparse.Namespace) -> None:
     queries = json.loads(Path(args.queries_file).read_text())
     addresses = args.addresses.split(",") if args.addresses else None
     workers = (len(addresses) if addresses else 1) * args.threads
-    # One query bucket per worker, as senti replay --workers and senti dataflow set it.
-    flow, summary = build_replay_flow([Path(p) for p in args.files], queries, buckets=workers)
+    # One lane per worker, as senti replay --workers and senti dataflow set it.
+    flow, summary = build_replay_flow(
+        [Path(p) for p in args.files], queries, lanes=workers, wait=timedelta(days=1)
+    )
+    if addresses and args.process_id:
+        _wait_for_first_process(addresses)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_before = usage.ru_utime + usage.ru_stime
     started = time.time()
     cli_main(
         flow,
@@ -62,10 +99,23 @@ def _child(args: argparse.Namespace) -> None:
         addresses=addresses,
     )
     ended = time.time()
-    print(json.dumps({"start": started, "end": ended, "posts": summary.posts}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime - cpu_before
+    print(
+        json.dumps(
+            {
+                "start": started,
+                "end": ended,
+                "posts": summary.posts,
+                "cpu": cpu,
+                "late": summary.late,
+                "matches": summary.matches,
+            }
+        )
+    )
 
 
-def _run_layout(layout: str, files: list[Path], queries_file: Path) -> dict[str, float]:
+def _run_layout(layout: str, files: list[Path], queries_file: Path) -> dict[str, Any]:
     base = [sys.executable, __file__, "--child", "--queries-file", str(queries_file)]
     if layout == "2 processes":
         addresses = ",".join(f"127.0.0.1:{free_port()}" for _ in range(2))
@@ -85,7 +135,14 @@ def _run_layout(layout: str, files: list[Path], queries_file: Path) -> dict[str,
         records.append(json.loads(out.strip().splitlines()[-1]))
     seconds = max(r["end"] for r in records) - min(r["start"] for r in records)
     posts = sum(r["posts"] for r in records)
-    return {"seconds": seconds, "posts": posts, "posts_per_s": posts / seconds}
+    return {
+        "seconds": seconds,
+        "posts": posts,
+        "posts_per_s": posts / seconds,
+        "matches": sum(r["matches"] for r in records),
+        "late": sum(r["late"] for r in records),
+        "cpu_seconds": [round(r["cpu"], 2) for r in records],
+    }
 
 
 def measure(posts: int, queries: int, repeat: int) -> dict[str, Any]:
@@ -93,6 +150,7 @@ def measure(posts: int, queries: int, repeat: int) -> dict[str, Any]:
     source = stream_file(cache_dir(), posts)
     tracked = queries_for(sample_texts(source, min(posts, 20_000)), queries)
     runs: list[dict[str, float]] = []
+    work: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="senti-bench-") as tmp:
         files = split(source, Path(tmp))
         queries_file = Path(tmp) / "queries.json"
@@ -102,9 +160,15 @@ def measure(posts: int, queries: int, repeat: int) -> dict[str, Any]:
             for layout in LAYOUTS:
                 result = _run_layout(layout, files, queries_file)
                 run[layout] = result["posts_per_s"]
+                work.setdefault(layout, {"matches": set(), "late": set(), "cpu_seconds": []})
+                work[layout]["matches"].add(result["matches"])
+                work[layout]["late"].add(result["late"])
+                work[layout]["cpu_seconds"].append(result["cpu_seconds"])
                 progress(
                     f"run {number}/{repeat}: {layout}: {result['posts_per_s']:,.0f} posts/s "
-                    f"({result['posts']:,} posts in {result['seconds']:.1f} s)"
+                    f"({result['posts']:,} posts in {result['seconds']:.1f} s, "
+                    f"CPU s by process {result['cpu_seconds']}, {result['matches']:,} matches, "
+                    f"{result['late']} late)"
                 )
             run["speedup 2 processes"] = run["2 processes"] / run["1 process"]
             run["speedup 2 threads"] = run["1 process, 2 threads"] / run["1 process"]
@@ -117,6 +181,14 @@ def measure(posts: int, queries: int, repeat: int) -> dict[str, Any]:
         "repeat": repeat,
         "runs": runs,
         "median": medians,
+        "work": {
+            layout: {
+                "matches": sorted(done["matches"]),
+                "late": sorted(done["late"]),
+                "cpu_seconds": done["cpu_seconds"],
+            }
+            for layout, done in work.items()
+        },
         "targets": {
             "2 processes / 1 process": {
                 "value": value,
