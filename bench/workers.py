@@ -80,6 +80,8 @@ def _child(args: argparse.Namespace) -> None:
     from bytewax.run import cli_main  # noqa: PLC0415
     from common import build_replay_flow  # noqa: PLC0415
 
+    from flows.runner import settled_heap  # noqa: PLC0415
+
     queries = json.loads(Path(args.queries_file).read_text())
     addresses = args.addresses.split(",") if args.addresses else None
     workers = (len(addresses) if addresses else 1) * args.threads
@@ -92,12 +94,13 @@ def _child(args: argparse.Namespace) -> None:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu_before = usage.ru_utime + usage.ru_stime
     started = time.time()
-    cli_main(
-        flow,
-        workers_per_process=args.threads,
-        process_id=args.process_id,
-        addresses=addresses,
-    )
+    with settled_heap():  # as senti replay and senti dataflow run their flows
+        cli_main(
+            flow,
+            workers_per_process=args.threads,
+            process_id=args.process_id,
+            addresses=addresses,
+        )
     ended = time.time()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu = usage.ru_utime + usage.ru_stime - cpu_before

@@ -9,6 +9,7 @@ command line.
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
 from collections.abc import Iterator
@@ -20,7 +21,32 @@ from bytewax.run import cli_main
 
 from flows.recovery import Recovery, is_interruption
 
-__all__ = ["FlowThread", "run_until_stopped", "stop_on_signals"]
+__all__ = ["FlowThread", "run_until_stopped", "settled_heap", "stop_on_signals"]
+
+GC_YOUNG_THRESHOLD = 10_000
+"""Allocations between collections of the youngest generation (Python's default: 700)."""
+
+
+@contextmanager
+def settled_heap() -> Iterator[None]:
+    """While the block runs, keep the garbage collector off what exists at its start.
+
+    Everything alive when a flow starts (modules, VADER's lexicon, the query index)
+    lives as long as the flow, yet every full collection would walk it again;
+    frozen, it is not scanned. The flow then allocates a few objects per post,
+    almost all freed by reference counting, so the youngest generation is
+    collected every 10,000 allocations instead of 700. Together about 4% of a
+    replay's time. Both are undone when the block ends.
+    """
+    thresholds = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 class FlowThread(threading.Thread):
@@ -40,13 +66,14 @@ class FlowThread(threading.Thread):
         """Execute the flow until its inputs end."""
         recovery = self.recovery
         try:
-            # bytewax's runtime entry point has no type annotations.
-            cli_main(  # type: ignore[no-untyped-call]
-                self.flow,
-                workers_per_process=self.workers,
-                epoch_interval=recovery.snapshot_interval if recovery else None,
-                recovery_config=recovery.config() if recovery else None,
-            )
+            with settled_heap():
+                # bytewax's runtime entry point has no type annotations.
+                cli_main(  # type: ignore[no-untyped-call]
+                    self.flow,
+                    workers_per_process=self.workers,
+                    epoch_interval=recovery.snapshot_interval if recovery else None,
+                    recovery_config=recovery.config() if recovery else None,
+                )
         except BaseException as exc:  # reported to the owner thread
             if recovery is None or not is_interruption(exc):  # a stop is not a failure
                 self.error = exc

@@ -158,14 +158,18 @@ class Lanes:
         if self.count == 1:
             return [(everything, counted(item.scored, (*item.queries, ALL_POSTS)))]
         by_lane: dict[str, list[str]] = {everything: [ALL_POSTS]}
+        of_query = self._of_query
         for query in item.queries:
-            lane = self._of_query.get(query) or self.of_query(query)
-            queries = by_lane.get(lane)
-            if queries is None:
-                by_lane[lane] = [query]
+            lane = of_query.get(query) or self.of_query(query)
+            if lane in by_lane:
+                by_lane[lane].append(query)
             else:
-                queries.append(query)
-        return [(lane, counted(item.scored, tuple(queries))) for lane, queries in by_lane.items()]
+                by_lane[lane] = [query]
+        post_id, created, polarity, hashtags, _ = counted(item.scored)
+        return [
+            (lane, (post_id, created, polarity, hashtags, tuple(queries)))
+            for lane, queries in by_lane.items()
+        ]
 
 
 @dataclass(frozen=True, slots=True)

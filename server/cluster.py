@@ -33,7 +33,7 @@ from pydantic import ValidationError
 
 from flows.dataflow import FlowSettings, build_flow
 from flows.redis_bus import BusKeys, BusSnapshot
-from flows.runner import stop_on_signals
+from flows.runner import settled_heap, stop_on_signals
 from flows.sinks.redis_fanout import RedisFanoutSink
 from flows.sources.control import Stoppable
 from flows.sources.partitioned import PartitionedSyntheticSource
@@ -265,13 +265,14 @@ def _run_process(  # noqa: PLR0917 - private helper of _dataflow
 
     def run() -> None:
         try:
-            cli_main(  # type: ignore[no-untyped-call]
-                flow,
-                workers_per_process=workers,
-                process_id=process_id,
-                addresses=addresses,
-                epoch_interval=timedelta(seconds=10),
-            )
+            with settled_heap():
+                cli_main(  # type: ignore[no-untyped-call]
+                    flow,
+                    workers_per_process=workers,
+                    process_id=process_id,
+                    addresses=addresses,
+                    epoch_interval=timedelta(seconds=10),
+                )
         except BaseException as exc:  # reported below
             error.append(exc)
 

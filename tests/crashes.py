@@ -38,11 +38,18 @@ def replay_command(
     recovery: Path | None = None,
     snapshot_interval: float = 0.5,
     window: float = 10.0,
+    speed: float | None = None,
 ) -> list[str]:
-    """The replay every run of a recovery test makes (same files, same queries)."""
+    """The replay every run of a recovery test makes (same files, same queries).
+
+    ``speed`` paces it (``senti replay --speed``): a run to be killed at a given
+    point must not be able to finish the file between two looks at the store.
+    """
     args: list[str | Path] = [
         "replay", posts, "--store", f"sqlite:///{store}", "--window", str(window),
     ]  # fmt: skip
+    if speed is not None:
+        args += ["--speed", str(speed)]
     for query in TRACKED:
         args += ["--track", query]
     if recovery is not None:

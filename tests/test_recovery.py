@@ -31,6 +31,8 @@ from flows.recovery import RecoveryError, prepare_recovery_dir
 POSTS = 15_000
 SEED = 20240501
 TIMEOUT = 120.0
+SPEED = 100.0
+"""Replay pace of the runs that get killed: the 5 minutes of the stream in 3 s."""
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +61,7 @@ def test_three_kills_and_resumes_leave_the_store_of_an_uninterrupted_run(
 ) -> None:
     """SIGKILL at three random points, each run resumed, ends with exactly the reference store."""
     store, recovery = tmp_path / "senti.db", tmp_path / "recovery"
-    command = replay_command(stream, store, recovery=recovery)
+    command = replay_command(stream, store, recovery=recovery, speed=SPEED)
     total = len(reference.posts)
     points = sorted(random.Random(SEED).sample(range(total // 10, total * 9 // 10), 3))
     for point in points:
@@ -84,7 +86,7 @@ def test_sigterm_with_recovery_keeps_windows_open_for_the_resumed_run(
 ) -> None:
     """A SIGTERM'd run with recovery exits 130 leaving windows open; its resume completes them."""
     store, recovery = tmp_path / "senti.db", tmp_path / "recovery"
-    command = replay_command(stream, store, recovery=recovery)
+    command = replay_command(stream, store, recovery=recovery, speed=SPEED)
     half = len(reference.posts) // 2
     stopped = run_until(command, store, half, sig=signal.SIGTERM, timeout=TIMEOUT)
     assert stopped.returncode == 130, stopped.stderr[-2000:]
