@@ -286,9 +286,9 @@ FINDINGS = """## What the profiles say, and what is next
   stream's own vocabulary gives 26 matches per post (the original server, which only
   matched single words, finds 4.4). What brought the dataflow from 0.32 of the original
   loop (store on, 30,000 posts) to the figures above, each found in a py-spy profile:
-  - sinks get one `PostMatches` record per post and query bucket instead of one `Match`
-    per query (no per-match objects; the store writes the post once; the server encodes
-    the v1 message, the same for every query, once);
+  - sinks get one `PostMatches` record per matched post instead of one `Match` per query
+    (no per-match objects; the store writes the post once; the server encodes the v1
+    message, the same for every query, once);
   - the store sink writes through a **writer process**: the worker collects rows and pipes
     them on, the SQL runs on the other core. The writer drains the pipe on a thread and
     groups batches into transactions of up to 100,000 rows or 0.5 s, because every
@@ -298,22 +298,22 @@ FINDINGS = """## What the profiles say, and what is next
   - schema 3: a match row is only its key `(query, created_at_ms, post_id)` (copying the
     scores into it took a third of the writer's time), and SQLite's `polarity IN (0, 1,
     2)` check, evaluated at 2 µs a row, is spelled with `=`;
-  - one query bucket per worker (on one worker 4 buckets cost 18%); `TermIndex` plans each
-    anchor once (queries led by the anchor alone match without a check); `Query.key`
-    computed once.
-  With the store on, the two processes now use about 15 s (dataflow) and 11 s (writer)
-  of CPU for 200,000 posts on the 2 cores. In the
-  dataflow thread VADER is about 30%, the rest of the analysis (cleaning, terms,
-  hashtags) 20%, Bytewax's windowing with the per-query tallies 16%, matching 11% and
-  parsing 10%. **Dataflow / VADER alone stays far below 60%**: VADER alone on the raw
-  texts is the whole of that ceiling, and the dataflow does VADER plus all of the above
-  for every post on one worker; reaching 60% would need everything but VADER to cost
-  two thirds of VADER's own time. `FastVader` gives the library's scores 17% faster
-  (23 -> 19 µs a synthetic post: the emoji replacement by `str.translate` instead of a
-  character loop); the rest of VADER is its per-word Python. Not tried: analysis spread
-  over processes within one worker.
+  - one window record per post: the per-query windows and the global one are counted
+    together in a lane (a plain-tuple record, not a frozen dataclass), where there had
+    been two windowed items per post; `TermIndex` plans each anchor once; `Query.key` is
+    computed once; flows run with the start-up heap frozen out of the garbage
+    collector's scans and young collections every 10,000 allocations (about 4%).
+  In the dataflow thread VADER is about 30%, the rest of the analysis (cleaning, terms,
+  hashtags) 20%, Bytewax's windowing with the per-query tallies about 15%, matching 11%
+  and parsing 10%. **Dataflow / VADER alone stays far below 60%**: VADER alone on the
+  raw texts is the whole of that ceiling, and the dataflow does VADER plus all of the
+  above for every post on one worker; reaching 60% would need everything but VADER to
+  cost two thirds of VADER's own time. `FastVader` gives the library's scores 17%
+  faster (23 -> 19 µs a synthetic post: the emoji replacement by `str.translate`
+  instead of a character loop); the rest of VADER is its per-word Python. The way to
+  more posts per second is more workers (below), not a larger share of one core.
 * **Routing** at 10,000 queries was 0.46 of 10 queries until `TermIndex` got a cheap
-  deep copy (Bytewax snapshots each bucket's state by deep copy every epoch); it has
+  deep copy (Bytewax snapshots each lane's state by deep copy every epoch); it has
   stayed above 0.9 since.
 * **Latency**: with the dataflow on a thread the server process sat at one core (p99
   3.3 s). The dataflow of a synthetic or replay source now runs in a child process that
@@ -321,18 +321,33 @@ FINDINGS = """## What the profiles say, and what is next
   reader (`bench/wsclient.py`): the `websockets` client cost about 40 µs of CPU per
   message, so 1,000 of them took 1.3 of the 2 cores from the server they measured
   (p99 46-88 ms then); the reader costs about 12 µs.
-* **Workers**: two Bytewax processes are still slower than one. A profile of a cluster
-  worker: about 30% unpickling the posts the other process sends (each post visits every
-  query bucket, and the buckets are spread over the workers; half the posts also cross to
-  the worker of the global window), 14% garbage collection of what that allocates, 6%
-  rebuilding the frozen dataclasses; and the cluster pays about 1 s at start-up (worker 1
-  retries its connection to worker 0 once). One bucket per worker instead of four raised
-  the 2-process rate by about 40% (60,000 posts: 7,900 -> 11,000 posts/s), not enough.
-  What would fix it is a different routing: replicate the (small) query index to every
-  worker so posts are matched where they are analysed, and send only a lean record
-  (queries, polarity, hashtags, time) to the per-query windows; subscriptions then have
-  to reach every worker (a broadcast Bytewax does not have: a dynamic source read by
-  each worker). Until then, run one dataflow worker per machine.
+* **Workers**: two processes went from 0.73 of one to the figure above. Profiles of a
+  cluster worker (py-spy, native frames) found, in order:
+  - *Every post crossed to the other process, pickled whole.* Query buckets were spread
+    over the workers and every post visited every bucket (30% of a worker unpickling
+    posts, 14% collecting what that allocated). Now the work is split into **lanes**,
+    one per worker: every lane holds the index of all tracked queries (each subscription
+    change goes to every lane), so a post is parsed, analysed and matched where it was
+    read. `flows/lanes.py` names keys that Bytewax places one per worker (it mirrors
+    Bytewax's key hash, SipHash-1-3 of the key; `tests/test_lanes.py` checks it against
+    a real run). Only a lean window record per post and lane of its queries crosses.
+  - *Bytewax pickles a crossing item twice and unpickles it once* (its serializer sizes
+    each item, then writes it), and a reference to a class costs about 1.5 µs each
+    time: a frozen-dataclass record cost about 10 µs a crossing, the plain tuple 2 µs.
+  - *Lines spread by hash* (half of them crossing, as strings) still cost about 1.5 s of
+    a 6 s run per process; with a partition per worker a line now stays in the lane of
+    the worker that read it (a source with one partition, such as X, is still spread).
+  - In the benchmark, process 1 now starts once process 0 listens: started together,
+    timely's refused first connection had cost a second of retry in every run.
+  What remains: a cluster worker spends about 20% more CPU than its half of the
+  one-process run: waiting for the GIL (Bytewax's `cluster_main` takes it every
+  millisecond to check for signals, waking on every release), splitting each post's
+  matched queries by lane (about 3 µs), and twice the window records (a post counts in
+  both lanes). Sending the queries of a record as one joined string instead of a tuple,
+  pinning each process to a core, and a longer GIL switch interval were tried and
+  measured no better. Windows in a multi-worker replay close on event time while each
+  worker reads at its own pace (docs/deploy.md); the benchmark lets them wait for the
+  whole stream so that every layout does the same work (matches and late posts above).
 """
 
 
