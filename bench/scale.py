@@ -6,7 +6,7 @@ spread over 1 or 2 ``senti gateway`` processes and times how long the messages o
 one replay take to reach all of them. Wall-clock times include process start-up
 (about 2 s), which dominates with ``--quick``. Prints figures and ratios.
 
-    .venv/bin/python bench/scale.py [--quick]
+    .venv/bin/python bench/scale.py [--posts 20000] [--quick]
 """
 
 from __future__ import annotations
@@ -58,7 +58,9 @@ def _redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
 def _dataflow(files: list[Path], url: str, processes: int) -> float:
     argv = [*SENTI, "dataflow", "--source", "replay", "-p", str(processes), "--redis-url", url]
     argv += [arg for path in files for arg in ("--replay", str(path))]
-    argv += ["--gateway-ttl", "3600"]
+    # Windows wait for the whole stream: each process reads its file at its own pace,
+    # and with the replay's 30 s wait the one ahead would make the other's posts late.
+    argv += ["--gateway-ttl", "3600", "--wait", "86400"]
     started = time.perf_counter()
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
@@ -110,8 +112,9 @@ async def _fanout(files: list[Path], url: str, gateways: int, clients: int, want
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small run (smoke test)")
+    parser.add_argument("--posts", type=int, default=20_000, help="posts per file (2 files)")
     args = parser.parse_args()
-    posts = 1_000 if args.quick else 20_000
+    posts = 1_000 if args.quick else args.posts
     clients = 20 if args.quick else 200
     with tempfile.TemporaryDirectory(prefix="senti-scale-") as tmp:
         folder = Path(tmp)

@@ -52,35 +52,13 @@ def split(path: Path, directory: Path) -> list[Path]:
     return halves
 
 
-def _listening(port: int) -> bool:
-    """Whether some socket listens on TCP ``port`` (read from ``/proc/net/tcp``, no connection)."""
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
-            return True
-    return False
-
-
-def _wait_for_first_process(addresses: list[str], timeout: float = 60.0) -> None:
-    """Block until process 0 of the cluster listens, so this one connects at the first try.
-
-    Timely retries a refused connection after a second; processes started together
-    would otherwise spend that second of every run waiting.
-    """
-    port = int(addresses[0].rsplit(":", 1)[1])
-    deadline = time.monotonic() + timeout
-    while not _listening(port):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"process 0 never listened on {addresses[0]}")
-        time.sleep(0.002)
-
-
 def _child(args: argparse.Namespace) -> None:
     """One process of a layout: run the flow, print its timing as JSON."""
     from bytewax.run import cli_main  # noqa: PLC0415
     from common import build_replay_flow  # noqa: PLC0415
 
     from flows.runner import settled_heap  # noqa: PLC0415
+    from server.cluster import wait_for_listener  # noqa: PLC0415
 
     queries = json.loads(Path(args.queries_file).read_text())
     addresses = args.addresses.split(",") if args.addresses else None
@@ -89,8 +67,10 @@ def _child(args: argparse.Namespace) -> None:
     flow, summary = build_replay_flow(
         [Path(p) for p in args.files], queries, lanes=workers, wait=timedelta(days=1)
     )
-    if addresses and args.process_id:
-        _wait_for_first_process(addresses)
+    # As senti dataflow -p does: started together, timely's first refused
+    # connection would cost a second of retry in every run.
+    if addresses and args.process_id and not wait_for_listener(addresses[0], timeout=60):
+        raise RuntimeError(f"process 0 never listened on {addresses[0]}")
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu_before = usage.ru_utime + usage.ru_stime
     started = time.time()

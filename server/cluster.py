@@ -42,7 +42,7 @@ from flows.sources.replay import ReplaySource
 from server.gateway import GatewaySettings, run_gateway
 from server.logs import configure_logging
 
-__all__ = ["add_cluster_commands", "local_addresses"]
+__all__ = ["add_cluster_commands", "local_addresses", "wait_for_listener"]
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
@@ -150,6 +150,47 @@ def local_addresses(processes: int) -> list[str]:
     for sock in sockets:
         sock.close()
     return [f"127.0.0.1:{port}" for port in ports]
+
+
+_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
+_LISTEN = "0A"
+"""TCP state ``LISTEN`` in ``/proc/net/tcp``."""
+
+
+def _listening_ports() -> set[int] | None:
+    """Local TCP ports with a listening socket (IPv4 and IPv6); ``None`` without ``/proc``."""
+    ports: set[int] = set()
+    found = False
+    for table in (Path("/proc/net/tcp"), Path("/proc/net/tcp6")):
+        try:
+            lines = table.read_text().splitlines()[1:]
+        except OSError:
+            continue
+        found = True
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == _LISTEN:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports if found else None
+
+
+def wait_for_listener(address: str, *, timeout: float = 30.0) -> bool:
+    """Wait until something on this machine listens on the port of ``host:port``.
+
+    Looks in ``/proc/net`` rather than connecting: a probe connection would be
+    taken by timely for a peer. Process ``i > 0`` of a local cluster waits so for
+    process 0, whose first refused connection timely would retry only a second
+    later. Returns whether it listens; ``False`` at once where ``/proc`` is absent.
+    """
+    port = int(address.rsplit(":", 1)[1])
+    deadline = time.monotonic() + timeout
+    while (ports := _listening_ports()) is not None:
+        if port in ports:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.002)
+    return False
 
 
 def _dataflow(args: argparse.Namespace) -> int:  # noqa: PLR0912, PLR0915 - one linear recipe
@@ -276,6 +317,8 @@ def _run_process(  # noqa: PLR0917 - private helper of _dataflow
         except BaseException as exc:  # reported below
             error.append(exc)
 
+    if process_id and addresses and addresses[0].rsplit(":", 1)[0] in _LOCAL_HOSTS:
+        wait_for_listener(addresses[0])  # process 0 of a local cluster; else timely retries
     thread = threading.Thread(target=run, name="senti-dataflow", daemon=True)
     forwarded = False
     with stop_on_signals(stop):
