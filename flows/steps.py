@@ -120,7 +120,7 @@ class Lanes:
     partition per worker), instead of spreading lines by hash (one partition)."""
     keys: tuple[str, ...] = field(init=False)
     """Every lane's routing key; key ``i`` is on worker ``i`` of ``count``."""
-    _of_query: dict[str, str] = field(init=False, repr=False, compare=False)
+    _of_query: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.count < 1:
@@ -140,10 +140,13 @@ class Lanes:
 
     def of_query(self, key: str) -> str:
         """The lane whose windows count the query with canonical ``key``."""
-        lane = self._of_query.get(key)
-        if lane is None:  # remembered: this runs for every match
-            lane = self._of_query[key] = self.keys[query_lane(key, self.count)]
-        return lane
+        return self.keys[self._lane_number(key)]
+
+    def _lane_number(self, key: str) -> int:
+        number = self._of_query.get(key)
+        if number is None:  # remembered: this runs for every match
+            number = self._of_query[key] = query_lane(key, self.count)
+        return number
 
     def broadcast(self, change: Subscription) -> Iterator[Keyed[Subscription]]:
         """Send a subscription change to every lane."""
@@ -152,23 +155,20 @@ class Lanes:
 
     def counts(self, item: PostMatches | Post) -> list[Keyed[Counted]]:
         """The window records of an analysed post (matched or not) or of a retweet."""
-        everything = self.keys[0]
         if isinstance(item, Post):
-            return [(everything, counted(item, (ALL_POSTS,)))]
+            return [(self.keys[0], counted(item, (ALL_POSTS,)))]
         if self.count == 1:
-            return [(everything, counted(item.scored, (*item.queries, ALL_POSTS)))]
-        by_lane: dict[str, list[str]] = {everything: [ALL_POSTS]}
-        of_query = self._of_query
+            return [(self.keys[0], counted(item.scored, (*item.queries, ALL_POSTS)))]
+        by_lane: list[list[str]] = [[ALL_POSTS], *([] for _ in range(self.count - 1))]
+        known = self._of_query
         for query in item.queries:
-            lane = of_query.get(query) or self.of_query(query)
-            if lane in by_lane:
-                by_lane[lane].append(query)
-            else:
-                by_lane[lane] = [query]
+            number = known.get(query)
+            by_lane[self._lane_number(query) if number is None else number].append(query)
         post_id, created, polarity, hashtags, _ = counted(item.scored)
         return [
-            (lane, (post_id, created, polarity, hashtags, tuple(queries)))
-            for lane, queries in by_lane.items()
+            (self.keys[number], (post_id, created, polarity, hashtags, tuple(queries)))
+            for number, queries in enumerate(by_lane)
+            if queries
         ]
 
 
