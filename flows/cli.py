@@ -290,7 +290,12 @@ def _add_flow_options(parser: argparse.ArgumentParser) -> None:
         "(default: 30 for replay, whose batches interleave; 5 live)",
     )
     parser.add_argument("--top", type=_positive_int, default=10, help="top hashtags per window")
-    parser.add_argument("--workers", type=_positive_int, default=1, help="worker threads")
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="worker threads (they share a GIL; scale with senti dataflow -p)",
+    )
     _add_thresholds(parser)
 
 

@@ -122,8 +122,8 @@ def build_flow(
 
     ``subscription_source`` adds and removes tracked queries while the flow
     runs (``None`` for a fixed set given in ``settings.queries``). Every sink
-    receives :class:`~flows.model.PostMatches` (a matched post with its
-    queries of one bucket; :func:`~flows.model.per_query` spells them out as
+    receives :class:`~flows.model.PostMatches` (a matched post with all its
+    queries; :func:`~flows.model.per_query` spells them out as
     :class:`~flows.model.Match` records), :class:`~flows.model.WindowSummary`,
     :class:`~flows.model.LatePost`, :class:`~flows.model.Rejected` and
     :class:`~flows.matching.Subscription` items.

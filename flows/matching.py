@@ -278,7 +278,7 @@ class TermIndex:
 
     def __deepcopy__(self, memo: dict[int, object]) -> TermIndex:
         # Queries are immutable: a copy of the index shares them. Bytewax
-        # snapshots state by deep copy at every epoch, so this keeps a bucket's
+        # snapshots state by deep copy at every epoch, so this keeps a lane's
         # snapshot proportional to its entries, not to the size of every query.
         return TermIndex({anchor: dict(filed) for anchor, filed in self._by_anchor.items()})
 
