@@ -339,13 +339,15 @@ FINDINGS = """## What the profiles say, and what is next
     the worker that read it (a source with one partition, such as X, is still spread).
   - In the benchmark, process 1 now starts once process 0 listens: started together,
     timely's refused first connection had cost a second of retry in every run.
-  What remains: a cluster worker spends about 20% more CPU than its half of the
-  one-process run: waiting for the GIL (Bytewax's `cluster_main` takes it every
-  millisecond to check for signals, waking on every release), splitting each post's
-  matched queries by lane (about 3 µs), and twice the window records (a post counts in
-  both lanes). Sending the queries of a record as one joined string instead of a tuple,
-  pinning each process to a core, and a longer GIL switch interval were tried and
-  measured no better. Windows in a multi-worker replay close on event time while each
+  What remains: the two processes together use about a fifth to a quarter more CPU
+  than the one-process run (the CPU seconds above): waiting for the GIL (Bytewax's
+  `cluster_main` takes it every millisecond to check for signals; its single-worker
+  form ran 3-5% slower than `run_main` for that alone), splitting each post's matched
+  queries by lane (about 2 µs), a pickle round trip for each record that crosses, and
+  the fixed cost of a second window record per post (most of a record's cost is per
+  query, and that is split). Sending a record's queries as one joined string instead
+  of a tuple, pinning each process to a core, and a longer GIL switch interval were
+  tried and measured no better. Windows in a multi-worker replay close on event time while each
   worker reads at its own pace (docs/deploy.md); the benchmark lets them wait for the
   whole stream so that every layout does the same work (matches and late posts above).
 """
