@@ -4,22 +4,24 @@ Read it top to bottom; each step is one line named after its function, with the
 shape of its items in a comment. The functions live in :mod:`flows.steps`,
 :mod:`flows.analysis` and :mod:`flows.model`; this module only composes them::
 
-    lines -> to a lane -> parse -> drop retweets -> analyse ----------------+-> match phrases
-                          \-> rejected   \-> retweets    \-> global windows   |
-    subscriptions -> to every lane -----------------------------------------+
-    match phrases -> posts with their matched queries -> windows of each query's lane
-    matched posts + window summaries + late posts + rejected -> every sink
+    lines -> to a lane -> parse -> drop retweets -> analyse --+-> match phrases -> matched posts
+                          \-> rejected   \-> retweets     |          |
+    subscriptions -> to every lane ------------------------+          v
+    analysed posts + retweets -> count by lane -> windows -> summaries, late posts
+    matched posts + summaries + late posts + rejected + subscriptions -> every sink
 
 Work is split into lanes, one per worker (:mod:`flows.lanes` names keys that
-Bytewax places one on each worker). A line goes to its lane's worker as it is
-read, the only time a post's data crosses between workers before its windows;
-there the steps keyed by its lane parse, analyse and match it. Routing is a
-keyed join of posts and subscription changes: every change goes to every
-lane, so each lane's state is the term index of all tracked queries, and
-matching costs a lookup per term of the post whatever the number of queries.
-The per-query windows are spread over the same lanes by a hash of the query;
-a matched post sends each lane whose queries it matched a lean
-:data:`~flows.steps.Counted` record, and the global window one more.
+Bytewax places one on each worker). A post stays in the lane of the worker that
+read it when the source has a partition per worker; a single-partition source's
+lines are spread over the lanes by a hash of their text. There the steps keyed
+by its lane parse, analyse and match it. Routing is a keyed join of posts and
+subscription changes: every change goes to every lane, so each lane's state is
+the term index of all tracked queries, and matching costs a lookup per term of
+the post whatever the number of queries. The windows are spread over the same
+lanes (a query's in the lane its key hashes to, the global window in the first):
+every post sends a lean :data:`~flows.steps.Counted` record to each lane that
+counts it. That record, and the raw line of a single-partition source, are all
+of a post that crosses between workers.
 """
 
 from __future__ import annotations
