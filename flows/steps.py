@@ -95,6 +95,10 @@ def keep(_state: None, item: X) -> tuple[None, tuple[X]]:
     return None, (item,)
 
 
+MAX_REMEMBERED_QUERIES: Final = 100_000
+"""Query lanes :class:`Lanes` keeps at most before it starts over."""
+
+
 def query_lane(key: str, lanes: int) -> int:
     """The lane number of a query: a stable hash (the same in every process)."""
     return zlib.crc32(key.encode("utf-8", "surrogatepass")) % lanes
@@ -104,8 +108,9 @@ def query_lane(key: str, lanes: int) -> int:
 class Lanes:
     """Splits the work over ``count`` lanes, one per worker (see :mod:`flows.lanes`).
 
-    Lines are spread over the lanes by a hash of their text, and the later
-    steps are keyed by the same lanes: each lane parses and analyses its posts
+    A line stays in the lane of the worker that read it (:attr:`local`) or is
+    spread over the lanes by a hash of its text, and the later steps are keyed
+    by the same lanes: each lane parses and analyses its posts
     and matches them against the index of every tracked query, as each
     subscription change goes to every lane. The per-query windows are split
     over the lanes by a hash of the query, and the global window
@@ -143,9 +148,12 @@ class Lanes:
         return self.keys[self._lane_number(key)]
 
     def _lane_number(self, key: str) -> int:
-        number = self._of_query.get(key)
-        if number is None:  # remembered: this runs for every match
-            number = self._of_query[key] = query_lane(key, self.count)
+        known = self._of_query
+        number = known.get(key)
+        if number is None:  # remembered, as this runs for every match
+            if len(known) >= MAX_REMEMBERED_QUERIES:
+                known.clear()  # queries come and go on a server that runs for months
+            number = known[key] = query_lane(key, self.count)
         return number
 
     def broadcast(self, change: Subscription) -> Iterator[Keyed[Subscription]]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 from factories import T0, make_post, make_scored, make_subscription
 
+from flows import steps
 from flows.lanes import lane_keys
 from flows.matching import TermIndex, parse_query, post_terms
 from flows.model import ALL_POSTS, LatePost, Line, Polarity, PostMatches, Rejected, ScoredPost
@@ -334,3 +336,13 @@ def test_late_records_the_window_and_post_for_each_query_of_the_record() -> None
     ]
     late_retweet = grid.late(("lane-0-of-1", (1, counted(retweet, (ALL_POSTS,)))))
     assert late_retweet == [LatePost(ALL_POSTS, start, "3", retweet=True)]
+
+
+def test_lanes_forget_remembered_queries_beyond_a_bound(monkeypatch: Any) -> None:
+    """The query-to-lane memo is bounded: past the bound it starts over, answers unchanged."""
+    monkeypatch.setattr(steps, "MAX_REMEMBERED_QUERIES", 3)
+    lanes = Lanes(4)
+    first = [lanes.of_query(f"q{n}") for n in range(10)]
+    assert len(lanes._of_query) <= 3
+    assert [lanes.of_query(f"q{n}") for n in range(10)] == first
+    assert first == [lane_keys(4)[query_lane(f"q{n}", 4)] for n in range(10)]
