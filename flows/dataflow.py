@@ -30,10 +30,10 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, operator
 from bytewax.inputs import FixedPartitionedSource, Source
 from bytewax.operators import KeyedStream
 from bytewax.operators.windowing import EventClock, TumblingWindower, fold_window
@@ -49,6 +49,7 @@ from flows.steps import (
     LaneTally,
     PhraseMatcher,
     WindowGrid,
+    bundle,
     event_time,
     is_matched,
     is_original,
@@ -56,7 +57,9 @@ from flows.steps import (
     keep,
 )
 
-__all__ = ["FlowSettings", "build_flow"]
+__all__ = ["FlowSettings", "build_flow", "move_to_lanes"]
+
+X = TypeVar("X")
 
 _FIXED_NOW = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -141,7 +144,7 @@ def build_flow(
     op.input("find_workers", flow, WorkerProbe())  # nothing; tells each worker its lane
     lines = op.key_on("lane_lines", op.input("read_lines", flow, post_source), lanes.of_line)
     if lanes.count > 1 and not lanes.local:
-        lines = op.stateful_flat_map("spread_lines", lines, keep)  # (lane, Line) on its worker
+        lines = move_to_lanes("spread_lines", lines)  # (lane, Line) on the lane's worker
     parsed = op.branch("split_rejected", op.map_value("parse_line", lines, parse_line), is_post)
     posts, rejected = parsed.trues, op.key_rm("unkey_rejected", parsed.falses)  # (lane, Post)
     split = op.branch("drop_retweets", posts, is_original)
@@ -157,6 +160,8 @@ def build_flow(
     matches = op.filter("keep_matched", analysed, is_matched)  # PostMatches
 
     counted = op.flat_map("count_by_lane", op.merge("all_posts", analysed, retweets), lanes.counts)
+    if lanes.count > 1:
+        counted = move_to_lanes("to_window_lanes", counted)  # (lane, Counted) on its worker
     windows = fold_window(
         "windows", counted, clock, windower, LaneTally, LaneTally.add, LaneTally.merge,
         ordered=False,
@@ -173,6 +178,23 @@ def build_flow(
     for number, sink in enumerate(sinks):
         op.output(f"write_{number}", out, sink)
     return flow
+
+
+@operator
+def move_to_lanes(step_id: str, up: KeyedStream[X]) -> KeyedStream[X]:
+    """Move each item to the worker of its lane, as one item per batch and lane.
+
+    In a cluster Bytewax pickles every item that crosses between processes, and
+    each one costs more in calls and references than the data it carries, so a
+    batch's items for a lane cross as one list.
+    """
+    bundles = op.flat_map_batch("bundle", up, bundle)  # (lane, [X])
+    moved = op.stateful_flat_map("move", bundles, keep)  # (lane, [X]) on the lane's worker
+    return op.flat_map_value("unbundle", moved, _each)  # (lane, X)
+
+
+def _each(items: list[X]) -> list[X]:
+    return items
 
 
 def _partitions(source: Source[Any]) -> int:

@@ -38,6 +38,7 @@ __all__ = [
     "PhraseMatcher",
     "Tally",
     "WindowGrid",
+    "bundle",
     "counted",
     "event_time",
     "is_matched",
@@ -88,6 +89,18 @@ def is_original(item: Keyed[Post]) -> bool:
 def is_matched(item: PostMatches) -> bool:
     """Whether a post matched some tracked query."""
     return bool(item.queries)
+
+
+def bundle(items: list[Keyed[X]]) -> list[Keyed[list[X]]]:
+    """A batch of keyed items as one list per key, in their order."""
+    bundles: dict[str, list[X]] = {}
+    for key, value in items:
+        found = bundles.get(key)
+        if found is None:
+            bundles[key] = [value]
+        else:
+            found.append(value)
+    return list(bundles.items())
 
 
 def keep(_state: None, item: X) -> tuple[None, tuple[X]]:

@@ -11,7 +11,7 @@ import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
-from bytewax.testing import cluster_main
+from bytewax.testing import TestingSource, cluster_main
 from xlines import x_line
 
 from flows.dataflow import FlowSettings, build_flow
@@ -174,3 +174,14 @@ def test_posts_stay_on_the_worker_that_read_them(tmp_path: Path) -> None:
     assert len(sink.where) == 100
     for post_id, worker in sink.where.items():
         assert worker == read_by[f"part-{post_id.split('-')[0]}"]
+
+
+def test_a_single_partition_source_is_spread_over_every_worker() -> None:
+    """Lines read by one worker are moved to both lanes, so both workers match posts."""
+    lines = [x_line(n, f"coffee number {n}") for n in range(200)]
+    sink = _EmittedSink()
+    settings = FlowSettings(queries=[parse_query("coffee")], lanes=2, live=False)
+    flow = build_flow(TestingSource(lines), None, [sink], settings=settings)
+    cluster_main(flow, [], 0, worker_count_per_proc=2)
+    assert len(sink.where) == 200
+    assert set(sink.where.values()) == {0, 1}

@@ -20,6 +20,7 @@ from flows.steps import (
     PhraseMatcher,
     Tally,
     WindowGrid,
+    bundle,
     counted,
     event_time,
     is_matched,
@@ -346,3 +347,10 @@ def test_lanes_forget_remembered_queries_beyond_a_bound(monkeypatch: Any) -> Non
     assert len(lanes._of_query) <= 3
     assert [lanes.of_query(f"q{n}") for n in range(10)] == first
     assert first == [lane_keys(4)[query_lane(f"q{n}", 4)] for n in range(10)]
+
+
+def test_bundle_groups_a_batch_by_key_keeping_order() -> None:
+    """One list per key, items in batch order, keys in order of first appearance."""
+    batch = [("b", 1), ("a", 2), ("b", 3), ("c", 4), ("a", 5)]
+    assert bundle(batch) == [("b", [1, 3]), ("a", [2, 5]), ("c", [4])]
+    assert bundle([]) == []
