@@ -151,7 +151,7 @@ def build_replay_flow(
         with open_store(url) as opened:
             opened.write([Subscription(query) for query in parsed])
         sinks.append(StoreSink(url))
-    source = Stoppable(ReplaySource(list(paths)), threading.Event())
+    source = Stoppable(ReplaySource(list(paths), max_span=wait / 2), threading.Event())
     return build_flow(source, None, sinks, settings=settings), summary
 
 

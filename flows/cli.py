@@ -37,7 +37,7 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from flows.analysis import PostAnalyzer
-from flows.dataflow import FlowSettings, build_flow
+from flows.dataflow import FlowSettings, build_flow, window_wait
 from flows.evaluation import compound_scores, describe_files, evaluate, read_labelled
 from flows.matching import InvalidQuery, Query, Subscription, parse_query
 from flows.model import parse_time
@@ -430,7 +430,9 @@ def _replay(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise CliError(f"no such file: {path}")
     # A replay's windows follow event time only, so reruns give equal summaries.
-    return _run_flow(args, ReplaySource(list(args.files), speed=args.speed), live=False)
+    wait = window_wait(args.wait, live=False)
+    source = ReplaySource(list(args.files), speed=args.speed, max_span=wait / 2)
+    return _run_flow(args, source, live=False)
 
 
 def _run_live(args: argparse.Namespace) -> int:
@@ -447,7 +449,7 @@ def _run_flow(args: argparse.Namespace, source: Any, *, live: bool) -> int:
         thresholds=_thresholds(args.thresholds),
         queries=_queries(args.track),
         window=timedelta(seconds=args.window),
-        wait=timedelta(seconds=args.wait if args.wait is not None else (5 if live else 30)),
+        wait=window_wait(args.wait, live=live),
         top_n=args.top,
         live=live,
         lanes=args.workers,

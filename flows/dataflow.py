@@ -57,7 +57,7 @@ from flows.steps import (
     keep,
 )
 
-__all__ = ["FlowSettings", "build_flow", "move_to_lanes"]
+__all__ = ["FlowSettings", "build_flow", "move_to_lanes", "window_wait"]
 
 X = TypeVar("X")
 
@@ -113,6 +113,12 @@ class FlowSettings:
     def windower(self) -> TumblingWindower:
         """Tumbling windows of :attr:`window` aligned to :attr:`align_to`."""
         return TumblingWindower(length=self.window, align_to=self.align_to)
+
+
+def window_wait(seconds: float | None, *, live: bool) -> timedelta:
+    """How long windows wait for stragglers: ``seconds`` if given, else 5 s for a live
+    source and 30 s for a replay (whose files may interleave their posts more)."""
+    return timedelta(seconds=seconds if seconds is not None else (5 if live else 30))
 
 
 def build_flow(

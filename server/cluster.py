@@ -31,7 +31,7 @@ from typing import Any, NoReturn
 import redis
 from pydantic import ValidationError
 
-from flows.dataflow import FlowSettings, build_flow
+from flows.dataflow import FlowSettings, build_flow, window_wait
 from flows.redis_bus import BusKeys, BusSnapshot
 from flows.runner import settled_heap, stop_on_signals
 from flows.sinks.redis_fanout import RedisFanoutSink
@@ -236,8 +236,10 @@ def _dataflow(args: argparse.Namespace) -> int:  # noqa: PLR0912, PLR0915 - one 
 
     stop = threading.Event()
     total_workers = processes * args.workers
+    live = args.source != "replay"
+    wait = window_wait(args.wait, live=live)
     if args.source == "replay":
-        posts: Any = ReplaySource(list(args.replay), speed=args.speed)
+        posts: Any = ReplaySource(list(args.replay), speed=args.speed, max_span=wait / 2)
     else:
         posts = PartitionedSyntheticSource(
             partitions=args.partitions or total_workers,
@@ -248,13 +250,12 @@ def _dataflow(args: argparse.Namespace) -> int:  # noqa: PLR0912, PLR0915 - one 
     parts = len(posts.list_parts())
     if run_id is not None:
         posts = CountedEnd(posts, url, run_id, prefix=args.redis_prefix)
-    live = args.source != "replay"
     settings = FlowSettings(
         thresholds=thresholds,
         queries=snapshot.tracked().active(),
         lanes=total_workers,
         window=timedelta(seconds=args.window),
-        wait=timedelta(seconds=args.wait if args.wait is not None else (5 if live else 30)),
+        wait=wait,
         live=live,
     )
     subscriptions = RedisSubscriptionSource(

@@ -87,7 +87,8 @@ def encode_items(items: Sequence[Any]) -> list[EncodedPost | EncodedWindow]:
 def default_source(settings: ServerSettings) -> FixedPartitionedSource[Line, Any]:
     """The post source ``settings`` name, for the self-contained sources."""
     if settings.source == "replay":
-        return ReplaySource(settings.replay, speed=settings.speed)
+        wait = timedelta(seconds=settings.wait)
+        return ReplaySource(settings.replay, speed=settings.speed, max_span=wait / 2)
     return SyntheticSource(rate=settings.rate, seed=settings.seed)
 
 

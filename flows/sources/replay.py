@@ -28,9 +28,11 @@ MAX_LINE_BYTES: Final = 1 << 20
 rejected by the parser as invalid JSON), and the rest of it is skipped."""
 
 MAX_BATCH_SPAN: Final = timedelta(seconds=5)
-"""Most event time one batch covers. Keyed steps downstream regroup a batch by
-key, which can reorder its posts; bounding the span keeps that reordering well
-inside the windows' ``wait``, so a fast replay does not make posts late."""
+"""Most event time one batch covers, unless the source is given ``max_span``.
+Keyed steps downstream regroup a batch by key, which can reorder its posts;
+keeping the span at most half the windows' ``wait`` keeps that reordering
+inside it, so a fast replay does not make posts late. Callers that know the
+wait pass ``max_span=wait / 2``."""
 
 MAX_LAG: Final = timedelta(seconds=1)
 """How far a paced replay may fall behind its schedule before it stops catching up.
@@ -89,6 +91,7 @@ class _ReplayPartition(StatefulSourcePartition[Line, int]):
         *,
         speed: float | None,
         batch: int,
+        max_span: timedelta,
         clock: Clock,
     ) -> None:
         self._key = key
@@ -97,6 +100,7 @@ class _ReplayPartition(StatefulSourcePartition[Line, int]):
         """Byte offset of the next line to emit (the held one, if any)."""
         self._speed = speed
         self._batch = batch
+        self._max_span = max_span
         self._clock = clock
         self._held: _Held | None = None
         # Pacing: event time and scheduled wall time of the last emitted timed line.
@@ -160,7 +164,7 @@ class _ReplayPartition(StatefulSourcePartition[Line, int]):
                 break
             if held.created_at is not None:
                 first = first or held.created_at
-                if batch and abs(held.created_at - first) > MAX_BATCH_SPAN:
+                if batch and abs(held.created_at - first) > self._max_span:
                     self._held = held  # starts the next batch
                     break
             self._held = None
@@ -191,8 +195,14 @@ class ReplaySource(FixedPartitionedSource[Line, int]):
     paced with :meth:`next_awake`; a line without a readable ``created_at``, or
     older than the one before it, does not wait.
 
+    A batch holds at most ``batch_size`` lines spanning at most ``max_span`` of
+    event time (default :data:`MAX_BATCH_SPAN`; pass half the windows' wait).
+    Large batches matter on a cluster, where items cross between processes in
+    one message per batch.
+
     Raises :class:`ValueError` for no or duplicate paths, a ``speed`` that is
-    not positive and finite, or a ``batch_size`` below 1, and
+    not positive and finite, a ``batch_size`` below 1 or a ``max_span`` that is
+    not positive, and
     :class:`FileNotFoundError` naming the path when a file is missing as the
     flow lists or builds the partitions.
     """
@@ -202,7 +212,8 @@ class ReplaySource(FixedPartitionedSource[Line, int]):
         paths: Sequence[Path],
         *,
         speed: float | None = None,
-        batch_size: int = 500,
+        batch_size: int = 2000,
+        max_span: timedelta = MAX_BATCH_SPAN,
         clock: Clock | None = None,
     ) -> None:
         """Configure the source; no file is opened until the flow builds it.
@@ -219,9 +230,12 @@ class ReplaySource(FixedPartitionedSource[Line, int]):
             raise ValueError(f"speed must be a positive, finite factor or None, got {speed}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if max_span <= timedelta(0):
+            raise ValueError(f"max_span must be positive, got {max_span}")
         self.paths = tuple(paths)
         self.speed = speed
         self.batch_size = batch_size
+        self.max_span = max_span
         self._clock = clock or _utc_now
 
     def list_parts(self) -> list[str]:
@@ -251,5 +265,6 @@ class ReplaySource(FixedPartitionedSource[Line, int]):
             offset,
             speed=self.speed,
             batch=self.batch_size,
+            max_span=self.max_span,
             clock=self._clock,
         )

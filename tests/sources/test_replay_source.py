@@ -178,7 +178,7 @@ def test_missing_file_is_named_when_listed_or_built(tmp_path: Path) -> None:
 
 
 def test_bad_options_are_rejected(tmp_path: Path) -> None:
-    """No files, a file given twice, a non-positive speed or batch size raise ValueError."""
+    """No files, a file given twice, a non-positive speed, batch size or span raise ValueError."""
     path = tmp_path / "a.jsonl"
     with pytest.raises(ValueError, match="at least one"):
         ReplaySource([])
@@ -188,6 +188,8 @@ def test_bad_options_are_rejected(tmp_path: Path) -> None:
         ReplaySource([path], speed=0.0)
     with pytest.raises(ValueError, match="batch_size"):
         ReplaySource([path], batch_size=0)
+    with pytest.raises(ValueError, match="max_span"):
+        ReplaySource([path], max_span=timedelta(0))
 
 
 def test_speed_paces_lines_by_their_created_at(tmp_path: Path) -> None:
@@ -261,3 +263,17 @@ def test_a_batch_covers_a_bounded_span_of_event_time(tmp_path: Path) -> None:
     span = int(replay.MAX_BATCH_SPAN.total_seconds())
     assert sum(sizes) == 20
     assert max(sizes) == span + 1
+
+
+def test_the_batch_span_can_be_set(tmp_path: Path) -> None:
+    """``max_span`` (half the windows' wait, as the commands pass it) bounds each batch."""
+    path = _write(tmp_path / "slow.jsonl", *(_post(n, at=float(n)) for n in range(40)))
+    part = ReplaySource([path], max_span=timedelta(seconds=15)).build_part("s", str(path), None)
+    sizes = []
+    while True:
+        try:
+            sizes.append(len(list(part.next_batch())))
+        except StopIteration:
+            break
+    assert sum(sizes) == 40
+    assert max(sizes) == 16
