@@ -321,8 +321,10 @@ FINDINGS = """## What the profiles say, and what is next
   reader (`bench/wsclient.py`): the `websockets` client cost about 40 µs of CPU per
   message, so 1,000 of them took 1.3 of the 2 cores from the server they measured
   (p99 46-88 ms then); the reader costs about 12 µs.
-* **Workers**: two processes went from 0.73 of one to the figure above. Profiles of a
-  cluster worker (py-spy, native frames) found, in order:
+* **Workers**: two processes went from 0.73 of one to the figure above. Across this
+  session's runs of the final code the ratio ranged 1.58-1.82 (a full `make bench`
+  gave 1.71, runs 1.69 and 1.73): it sits at the target, not safely above it.
+  Profiles of a cluster worker (py-spy, native frames) found, in order:
   - *Every post crossed to the other process, pickled whole.* Query buckets were spread
     over the workers and every post visited every bucket (30% of a worker unpickling
     posts, 14% collecting what that allocated). Now the work is split into **lanes**,
@@ -337,10 +339,15 @@ FINDINGS = """## What the profiles say, and what is next
   - *Lines spread by hash* (half of them crossing, as strings) still cost about 1.5 s of
     a 6 s run per process; with a partition per worker a line now stays in the lane of
     the worker that read it (a source with one partition, such as X, is still spread).
+  - *Per-batch costs*: a cluster pays per message and per activation of each step, so
+    window records cross in one item per batch and lane (`move_to_lanes`), and a replay
+    batch is now up to 2,000 lines spanning at most half the windows' wait (was 500
+    lines or 5 s): 4.4 -> 4.2 -> about 4.0 s for 100,000 posts on 2 processes, while
+    one process did not change.
   - In the benchmark, process 1 now starts once process 0 listens: started together,
     timely's refused first connection had cost a second of retry in every run.
-  What remains: the two processes together use about a fifth to a quarter more CPU
-  than the one-process run (the CPU seconds above): waiting for the GIL (Bytewax's
+  What remains: the two processes together use about 15% more CPU than the
+  one-process run (the CPU seconds above): waiting for the GIL (Bytewax's
   `cluster_main` takes it every millisecond to check for signals; its single-worker
   form ran 3-5% slower than `run_main` for that alone), splitting each post's matched
   queries by lane (about 2 µs), a pickle round trip for each record that crosses, and
