@@ -253,13 +253,7 @@ def test_replays_a_synthetic_file(tmp_path: Path) -> None:
 def test_a_batch_covers_a_bounded_span_of_event_time(tmp_path: Path) -> None:
     """Unpaced batches stop at MAX_BATCH_SPAN of event time, bounding downstream reordering."""
     path = _write(tmp_path / "slow.jsonl", *(_post(n, at=float(n)) for n in range(20)))
-    part = ReplaySource([path], batch_size=500).build_part("s", str(path), None)
-    sizes = []
-    while True:
-        try:
-            sizes.append(len(list(part.next_batch())))
-        except StopIteration:
-            break
+    sizes = _batch_sizes(ReplaySource([path], batch_size=500), path)
     span = int(replay.MAX_BATCH_SPAN.total_seconds())
     assert sum(sizes) == 20
     assert max(sizes) == span + 1
@@ -268,12 +262,17 @@ def test_a_batch_covers_a_bounded_span_of_event_time(tmp_path: Path) -> None:
 def test_the_batch_span_can_be_set(tmp_path: Path) -> None:
     """``max_span`` (half the windows' wait, as the commands pass it) bounds each batch."""
     path = _write(tmp_path / "slow.jsonl", *(_post(n, at=float(n)) for n in range(40)))
-    part = ReplaySource([path], max_span=timedelta(seconds=15)).build_part("s", str(path), None)
+    sizes = _batch_sizes(ReplaySource([path], max_span=timedelta(seconds=15)), path)
+    assert sum(sizes) == 40
+    assert max(sizes) == 16
+
+
+def _batch_sizes(source: ReplaySource, path: Path) -> list[int]:
+    """The size of every batch the partition of ``path`` gives, to its end."""
+    part = source.build_part("s", str(path), None)
     sizes = []
     while True:
         try:
             sizes.append(len(list(part.next_batch())))
         except StopIteration:
-            break
-    assert sum(sizes) == 40
-    assert max(sizes) == 16
+            return sizes
