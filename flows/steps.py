@@ -59,7 +59,8 @@ Counted = tuple[str, int, int, dict[str, int], tuple[str, ...]]
 
 ``created_us`` is ``created_at`` in microseconds since the epoch, ``polarity``
 is :data:`RETWEET` for a retweet (only the global window counts those) and
-``queries`` is empty for the global window. A plain tuple rather than a class
+``queries`` are the windows it counts in: tracked query keys, and
+:data:`~flows.model.ALL_POSTS` for the global window. A plain tuple rather than a class
 because it is the record that crosses between workers: in a cluster Bytewax
 pickles each crossing item twice and unpickles it once, and a reference to a
 class costs about 1.5 µs each time, more than the rest of the record.
@@ -114,7 +115,12 @@ MAX_REMEMBERED_QUERIES: Final = 100_000
 
 def query_lane(key: str, lanes: int) -> int:
     """The lane number of a query: a stable hash (the same in every process)."""
-    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % lanes
+    return _stable_hash(key) % lanes
+
+
+def _stable_hash(text: str) -> int:
+    """CRC-32 of ``text``: unlike ``hash``, the same in every process and run."""
+    return zlib.crc32(text.encode("utf-8", "surrogatepass"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +160,7 @@ class Lanes:
             here = local_lane(self.count)
             if here is not None:
                 return here
-        return self.keys[zlib.crc32(line.text.encode("utf-8", "surrogatepass")) % self.count]
+        return self.keys[_stable_hash(line.text) % self.count]
 
     def of_query(self, key: str) -> str:
         """The lane whose windows count the query with canonical ``key``."""
@@ -226,23 +232,14 @@ class PhraseMatcher:
 
 @dataclass(slots=True)
 class Tally:
-    """Running counts of one window: posts by class, retweets, hashtag frequencies."""
+    """Running counts of one window of one query: posts by class, retweets, hashtags.
+
+    :class:`LaneTally` counts into it (one record, every query of the record).
+    """
 
     counts: list[int] = field(default_factory=lambda: [0, 0, 0])
     retweets: int = 0
     hashtags: Counter[str] = field(default_factory=Counter)
-
-    def add(self, item: Counted) -> Tally:
-        """Count one post, or (for the global window) one retweet."""
-        _post_id, _created, polarity, hashtags, _queries = item
-        if polarity == RETWEET:
-            self.retweets += 1
-            return self
-        self.counts[polarity] += 1
-        tags = self.hashtags
-        for tag, count in hashtags.items():  # Counter.update's loop, without its checks
-            tags[tag] = tags.get(tag, 0) + count
-        return self
 
     def merge(self, other: Tally) -> Tally:
         """Combine two tallies (window merges; not used by tumbling windows)."""
@@ -259,8 +256,8 @@ class LaneTally:
     tallies: dict[str, Tally] = field(default_factory=dict)
 
     def add(self, item: Counted) -> LaneTally:
-        """Count a post for each of its queries (a retweet only for all posts)."""
-        # Tally.add, inlined: this runs once per match.
+        """Count a post in the tally of each of its queries (a retweet only as a retweet)."""
+        # This runs once per match: the tally's fields are updated in place, inline.
         _post_id, _created, polarity, hashtags, queries = item
         tallies, tagged = self.tallies, hashtags.items()
         for query in queries:
@@ -320,10 +317,10 @@ class WindowGrid:
 
     def late(self, item: Keyed[tuple[int, Counted]]) -> list[LatePost]:
         """Record a post that reached its window after the window closed (per query)."""
-        scope, (window_id, (post_id, _created, polarity, _hashtags, queries)) = item
+        _lane, (window_id, (post_id, _created, polarity, _hashtags, queries)) = item
         start = self.start_of(window_id)
         retweet = polarity == RETWEET
-        return [LatePost(query, start, post_id, retweet) for query in queries or (scope,)]
+        return [LatePost(query, start, post_id, retweet) for query in queries]
 
 
 def event_time(item: Counted) -> datetime:

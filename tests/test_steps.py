@@ -12,7 +12,7 @@ from factories import T0, make_post, make_scored, make_subscription
 from flows import steps
 from flows.lanes import lane_keys
 from flows.matching import TermIndex, parse_query, post_terms
-from flows.model import ALL_POSTS, LatePost, Line, Polarity, PostMatches, Rejected, ScoredPost
+from flows.model import ALL_POSTS, LatePost, Line, Polarity, Post, PostMatches, Rejected, ScoredPost
 from flows.steps import (
     RETWEET,
     Lanes,
@@ -222,30 +222,39 @@ def micros_of(post: ScoredPost) -> int:
 # Tally
 
 
+def tally(*items: ScoredPost | Post) -> Tally:
+    """The tally a lane's window keeps for one query after counting ``items``."""
+    lane = LaneTally()
+    for item in items:
+        lane.add(counted(item, ("q",)))
+    return lane.tallies.get("q", Tally())
+
+
 def test_tally_counts_polarity_and_hashtags() -> None:
     """Scored posts add to their class and their hashtag counts."""
-    tally = Tally()
-    tally.add(counted(make_scored(polarity=Polarity.POSITIVE, hashtags={"py": 2})))
-    tally.add(counted(make_scored(polarity=Polarity.NEGATIVE, hashtags={"py": 1, "ai": 1})))
-    tally.add(counted(make_scored(polarity=Polarity.NEUTRAL)))
-    assert tally.counts == [1, 1, 1]
-    assert tally.hashtags == Counter({"py": 3, "ai": 1})
-    assert tally.retweets == 0
+    counts = tally(
+        make_scored(polarity=Polarity.POSITIVE, hashtags={"py": 2}),
+        make_scored(polarity=Polarity.NEGATIVE, hashtags={"py": 1, "ai": 1}),
+        make_scored(polarity=Polarity.NEUTRAL),
+    )
+    assert counts.counts == [1, 1, 1]
+    assert counts.hashtags == Counter({"py": 3, "ai": 1})
+    assert counts.retweets == 0
 
 
 def test_tally_counts_retweets_only_as_retweets() -> None:
     """A retweet reaching a tally is counted, not classified."""
-    tally = Tally().add(counted(replace(make_post(1, "RT @a: x"), is_retweet=True)))
-    assert (tally.counts, tally.retweets, tally.hashtags) == ([0, 0, 0], 1, Counter())
+    counts = tally(replace(make_post(1, "RT @a: x"), is_retweet=True))
+    assert (counts.counts, counts.retweets, counts.hashtags) == ([0, 0, 0], 1, Counter())
 
 
 def test_tally_merge_adds_everything() -> None:
     """Merging two tallies sums classes, retweets and hashtag counts."""
-    left = Tally().add(counted(make_scored(polarity=Polarity.POSITIVE, hashtags={"py": 1})))
-    right = Tally().add(
-        counted(make_scored(polarity=Polarity.POSITIVE, hashtags={"py": 2, "ai": 1}))
+    left = tally(make_scored(polarity=Polarity.POSITIVE, hashtags={"py": 1}))
+    right = tally(
+        make_scored(polarity=Polarity.POSITIVE, hashtags={"py": 2, "ai": 1}),
+        replace(make_post(2), is_retweet=True),
     )
-    right.add(counted(replace(make_post(2), is_retweet=True)))
     merged = left.merge(right)
     assert merged is left
     assert merged.counts == [2, 0, 0]
@@ -255,7 +264,7 @@ def test_tally_merge_adds_everything() -> None:
 
 def test_tallies_do_not_share_state() -> None:
     """Each new tally starts from zero (no shared mutable defaults)."""
-    Tally().add(counted(make_scored(polarity=Polarity.POSITIVE, hashtags={"py": 1})))
+    tally(make_scored(polarity=Polarity.POSITIVE, hashtags={"py": 1}))
     fresh = Tally()
     assert (fresh.counts, fresh.retweets, fresh.hashtags) == ([0, 0, 0], 0, Counter())
 
@@ -285,10 +294,8 @@ def test_lane_tallies_count_each_query_separately_and_retweets_only_for_all_post
 def test_window_summary_counts_and_times() -> None:
     """A closed window's summary has its aligned start and end and the tally's counts."""
     grid = WindowGrid(timedelta(seconds=60), T0, top_n=10)
-    tally = Tally()
-    for polarity in (Polarity.POSITIVE, Polarity.POSITIVE, Polarity.NEGATIVE, Polarity.NEUTRAL):
-        tally.add(counted(make_scored(polarity=polarity)))
-    summary = grid.summary(("python", (2, tally)))
+    polarities = (Polarity.POSITIVE, Polarity.POSITIVE, Polarity.NEGATIVE, Polarity.NEUTRAL)
+    summary = grid.summary(("python", (2, tally(*(make_scored(polarity=p) for p in polarities)))))
     assert (summary.query, summary.start, summary.end) == (
         "python",
         T0 + timedelta(minutes=2),
@@ -300,22 +307,18 @@ def test_window_summary_counts_and_times() -> None:
 def test_window_top_hashtags_by_count_then_tag() -> None:
     """Top hashtags are the N most frequent, ties broken alphabetically."""
     grid = WindowGrid(timedelta(seconds=60), T0, top_n=3)
-    tally = Tally()
-    tally.add(
-        counted(make_scored(hashtags={"zeta": 2, "beta": 1, "alpha": 1, "gamma": 1, "big": 5}))
-    )
-    summary = grid.summary(("python", (0, tally)))
+    counts = tally(make_scored(hashtags={"zeta": 2, "beta": 1, "alpha": 1, "gamma": 1, "big": 5}))
+    summary = grid.summary(("python", (0, counts)))
     assert summary.top_hashtags == (("big", 5), ("zeta", 2), ("alpha", 1))
 
 
 def test_window_retweets_are_reported_only_for_all_posts() -> None:
     """Retweets appear in the global ``*`` summary and are zero for a query."""
     grid = WindowGrid(timedelta(seconds=60), T0)
-    tally = Tally().add(counted(replace(make_post(1), is_retweet=True)))
-    tally.add(counted(make_scored(polarity=Polarity.NEUTRAL)))
-    assert grid.summary((ALL_POSTS, (0, tally))).retweets == 1
-    assert grid.summary(("python", (0, tally))).retweets == 0
-    assert grid.summary((ALL_POSTS, (0, tally))).posts == 1
+    counts = tally(replace(make_post(1), is_retweet=True), make_scored(polarity=Polarity.NEUTRAL))
+    assert grid.summary((ALL_POSTS, (0, counts))).retweets == 1
+    assert grid.summary(("python", (0, counts))).retweets == 0
+    assert grid.summary((ALL_POSTS, (0, counts))).posts == 1
 
 
 def test_window_ids_can_be_negative() -> None:
