@@ -13,11 +13,11 @@ each as fresh subprocesses calling ``bytewax.run.cli_main``:
 Elapsed time is from the earliest process start of ``cli_main`` to the latest
 end, so cluster start-up is included; process 1 starts it once process 0
 listens, as a deployment that starts worker 0 first would (started together,
-timely's first refused connection costs a second of retry). Windows wait for
-the whole stream: the processes read their files at their own pace, and with
-the replay's 30 s wait the one ahead would make the other's posts late, so
-the layouts would not do the same work. Each layout's matches, late posts and
-CPU seconds are recorded to show they do.
+timely's first refused connection costs a second of retry). Windows wait the
+replay's default 30 s: the processes read their files at their own pace, and
+each lane keeps its own event-time clock (flows/windows.py), so the one ahead
+does not make the other's posts late. Each layout's matches, late posts and
+CPU seconds are recorded to show that every layout does the same work.
 
     .venv/bin/python bench/workers.py [--posts 20000] [--repeat 2] [--quick]
 """
@@ -31,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +56,7 @@ def _child(args: argparse.Namespace) -> None:
     from bytewax.run import cli_main  # noqa: PLC0415
     from common import build_replay_flow  # noqa: PLC0415
 
+    from flows.dataflow import window_wait  # noqa: PLC0415
     from flows.runner import settled_heap  # noqa: PLC0415
     from server.cluster import wait_for_listener  # noqa: PLC0415
 
@@ -65,7 +65,7 @@ def _child(args: argparse.Namespace) -> None:
     workers = (len(addresses) if addresses else 1) * args.threads
     # One lane per worker, as senti replay --workers and senti dataflow set it.
     flow, summary = build_replay_flow(
-        [Path(p) for p in args.files], queries, lanes=workers, wait=timedelta(days=1)
+        [Path(p) for p in args.files], queries, lanes=workers, wait=window_wait(None, live=False)
     )
     # As senti dataflow -p does: started together, timely's first refused
     # connection would cost a second of retry in every run.

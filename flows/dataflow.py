@@ -7,21 +7,22 @@ shape of its items in a comment. The functions live in :mod:`flows.steps`,
     lines -> to a lane -> parse -> drop retweets -> analyse --+-> match phrases -> matched posts
                           \-> rejected   \-> retweets     |          |
     subscriptions -> to every lane ------------------------+          v
-    analysed posts + retweets -> count by lane -> windows -> summaries, late posts
+    analysed posts + retweets -> windows per lane -> merge windows -> summaries
+                                                \-> late posts
     matched posts + summaries + late posts + rejected + subscriptions -> every sink
 
 Work is split into lanes, one per worker (:mod:`flows.lanes` names keys that
 Bytewax places one on each worker). A post stays in the lane of the worker that
 read it when the source has a partition per worker; a single-partition source's
 lines are spread over the lanes by a hash of their text. There the steps keyed
-by its lane parse, analyse and match it. Routing is a keyed join of posts and
-subscription changes: every change goes to every lane, so each lane's state is
-the term index of all tracked queries, and matching costs a lookup per term of
-the post whatever the number of queries. The windows are spread over the same
-lanes (a query's in the lane its key hashes to, the global window in the first):
-every post sends a lean :data:`~flows.steps.Counted` record to each lane that
-counts it. That record, and the raw line of a single-partition source, are all
-of a post that crosses between workers.
+by its lane parse, analyse, match and count it. Routing is a keyed join of
+posts and subscription changes: every change goes to every lane, so each
+lane's state is the term index of all tracked queries, and matching costs a
+lookup per term of the post whatever the number of queries. Each lane counts
+its posts in its own windows, on its own event-time clock, and a window is
+summarised once every lane has closed it (:mod:`flows.windows`). What crosses
+between workers is the raw line of a single-partition source, each
+subscription change, and a lane's tallies once per window.
 """
 
 from __future__ import annotations
@@ -30,38 +31,37 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar, cast
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, operator
 from bytewax.inputs import FixedPartitionedSource, Source
 from bytewax.operators import KeyedStream
-from bytewax.operators.windowing import EventClock, TumblingWindower, fold_window
 from bytewax.outputs import Sink
 
 from flows.analysis import PostAnalyzer
 from flows.matching import Query, Subscription
-from flows.model import Line, ScoredPost, parse_line
+from flows.model import Line, Post, PostMatches, ScoredPost, parse_line
 from flows.sentiment import Thresholds
 from flows.sources.workers import WorkerProbe
 from flows.steps import (
     Lanes,
-    LaneTally,
     PhraseMatcher,
     WindowGrid,
     bundle,
-    event_time,
     is_matched,
     is_original,
     is_post,
     keep,
+    window_record,
 )
+from flows.windows import LANE_START, Closed, LaneWindows, Late, WindowMerge, WindowSpec
 
 __all__ = ["FlowSettings", "build_flow", "move_to_lanes", "window_wait"]
 
 X = TypeVar("X")
 
-_FIXED_NOW = datetime(2000, 1, 1, tzinfo=UTC)
+_MERGE_KEY = "windows"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,20 +99,9 @@ class FlowSettings:
         if self.align_to.tzinfo is None:
             raise ValueError("align_to must be timezone-aware")
 
-    def clock(self) -> EventClock[Any]:
-        """Event-time clock on the post's ``created_at``."""
-        if self.live:
-            return EventClock(event_time, wait_for_system_duration=self.wait)
-        return EventClock(
-            event_time,
-            wait_for_system_duration=self.wait,
-            now_getter=lambda: _FIXED_NOW,
-            to_system_utc=lambda _: None,
-        )
-
-    def windower(self) -> TumblingWindower:
-        """Tumbling windows of :attr:`window` aligned to :attr:`align_to`."""
-        return TumblingWindower(length=self.window, align_to=self.align_to)
+    def windows(self) -> WindowSpec:
+        """The tumbling windows: :attr:`window` long from :attr:`align_to`, on ``created_at``."""
+        return WindowSpec(self.window, self.align_to, self.wait, self.live)
 
 
 def window_wait(seconds: float | None, *, live: bool) -> timedelta:
@@ -144,17 +133,17 @@ def build_flow(
     lanes = Lanes(settings.lanes, local=_partitions(post_source) >= settings.lanes)
     matcher = PhraseMatcher(settings.queries)
     grid = WindowGrid(settings.window, settings.align_to, settings.top_n)
-    clock, windower = settings.clock(), settings.windower()
+    spec = settings.windows()
     flow = Dataflow(flow_id)
 
-    op.input("find_workers", flow, WorkerProbe())  # nothing; tells each worker its lane
+    starts = op.input("find_workers", flow, WorkerProbe(lanes.keys))  # each lane's key, once
     lines = op.key_on("lane_lines", op.input("read_lines", flow, post_source), lanes.of_line)
     if lanes.count > 1 and not lanes.local:
         lines = move_to_lanes("spread_lines", lines)  # (lane, Line) on the lane's worker
     parsed = op.branch("split_rejected", op.map_value("parse_line", lines, parse_line), is_post)
     posts, rejected = parsed.trues, op.key_rm("unkey_rejected", parsed.falses)  # (lane, Post)
     split = op.branch("drop_retweets", posts, is_original)
-    originals, retweets = split.trues, op.key_rm("unkey_retweets", split.falses)
+    originals, retweets = split.trues, split.falses  # (lane, Post)
     scored = op.map_value("analyse", originals, analyzer.analyse)  # (lane, ScoredPost)
 
     joined: KeyedStream[ScoredPost | Subscription] = scored
@@ -162,18 +151,23 @@ def build_flow(
         changes = op.input("read_subscriptions", flow, subscription_source)  # Subscription
         routed = op.flat_map("to_every_lane", changes, lanes.broadcast)  # (lane, Subscription)
         joined = op.merge("join_by_lane", scored, routed)  # (lane, ScoredPost | Subscription)
-    analysed = op.key_rm("unkey", op.stateful_flat_map("match_phrases", joined, matcher))
-    matches = op.filter("keep_matched", analysed, is_matched)  # PostMatches
+    analysed = op.stateful_flat_map("match_phrases", joined, matcher)  # (lane, PostMatches)
+    matches = op.filter("keep_matched", op.key_rm("unkey", analysed), is_matched)  # PostMatches
 
-    counted = op.flat_map("count_by_lane", op.merge("all_posts", analysed, retweets), lanes.counts)
-    if lanes.count > 1:
-        counted = move_to_lanes("to_window_lanes", counted)  # (lane, Counted) on its worker
-    windows = fold_window(
-        "windows", counted, clock, windower, LaneTally, LaneTally.add, LaneTally.merge,
-        ordered=False,
-    )  # (lane, (window_id, LaneTally))  # fmt: skip
-    summaries = op.flat_map("summarise", windows.down, grid.lane_summaries)  # WindowSummary
-    lates = op.flat_map("late_posts", windows.late, grid.late)  # LatePost
+    all_posts: KeyedStream[PostMatches | Post] = op.merge("all_posts", analysed, retweets)
+    records = op.map_value("count_posts", all_posts, window_record)  # (lane, Counted)
+    lane_starts = op.map("lane_starts", starts, _lane_start)  # (lane, LANE_START)
+    windows = op.stateful_batch(
+        "windows", op.merge("start_lanes", lane_starts, records), lambda s: LaneWindows(spec, s)
+    )  # (lane, Late | Closed)
+    split_windows = op.branch("split_late", windows, _is_closed)
+    closed = op.map("to_merge", split_windows.trues, _to_merge)  # (MERGE, (lane, Closed))
+    merged = op.stateful_batch(
+        "merge_windows", closed, lambda s: WindowMerge(lanes.keys, s)
+    )  # (MERGE, (window_id, LaneTally))
+    summaries = op.flat_map("summarise", merged, grid.lane_summaries)  # WindowSummary
+    late = cast(KeyedStream[Late], split_windows.falses)  # (lane, (window_id, Counted))
+    lates = op.flat_map("late_posts", late, grid.late)  # LatePost
 
     streams: list[Any] = [matches, summaries, lates, rejected]
     if subscription_source is not None:
@@ -201,6 +195,19 @@ def move_to_lanes(step_id: str, up: KeyedStream[X]) -> KeyedStream[X]:
 
 def _each(items: list[X]) -> list[X]:
     return items
+
+
+def _lane_start(key: str) -> tuple[str, None]:
+    return key, LANE_START
+
+
+def _is_closed(item: tuple[str, Late | Closed]) -> TypeGuard[tuple[str, Closed]]:
+    return isinstance(item[1], Closed)
+
+
+def _to_merge(item: tuple[str, Closed]) -> tuple[str, tuple[str, Closed]]:
+    """Send a lane's report to the one key that merges windows, naming the lane."""
+    return _MERGE_KEY, item
 
 
 def _partitions(source: Source[Any]) -> int:

@@ -25,7 +25,6 @@ from flows.model import (
     Rejected,
     ScoredPost,
     WindowSummary,
-    from_micros,
     micros,
 )
 
@@ -40,12 +39,11 @@ __all__ = [
     "WindowGrid",
     "bundle",
     "counted",
-    "event_time",
     "is_matched",
     "is_original",
     "is_post",
     "keep",
-    "query_lane",
+    "window_record",
 ]
 
 X = TypeVar("X")
@@ -60,10 +58,9 @@ Counted = tuple[str, int, int, dict[str, int], tuple[str, ...]]
 ``created_us`` is ``created_at`` in microseconds since the epoch, ``polarity``
 is :data:`RETWEET` for a retweet (only the global window counts those) and
 ``queries`` are the windows it counts in: tracked query keys, and
-:data:`~flows.model.ALL_POSTS` for the global window. A plain tuple rather than a class
-because it is the record that crosses between workers: in a cluster Bytewax
-pickles each crossing item twice and unpickles it once, and a reference to a
-class costs about 1.5 µs each time, more than the rest of the record.
+:data:`~flows.model.ALL_POSTS` for the global window. A plain tuple rather than a
+class: one is made for every post, and it is counted in the lane that analysed
+the post (:mod:`flows.windows`).
 """
 
 RETWEET: Final = -1
@@ -75,6 +72,13 @@ def counted(item: ScoredPost | Post, queries: tuple[str, ...] = ()) -> Counted:
         return item.id, micros(item.created_at), RETWEET, {}, queries
     post = item.post
     return post.id, micros(post.created_at), int(item.polarity), item.hashtags, queries
+
+
+def window_record(item: PostMatches | Post) -> Counted:
+    """What the windows count of an analysed post (matched or not), or of a retweet."""
+    if isinstance(item, Post):
+        return counted(item, (ALL_POSTS,))
+    return counted(item.scored, (*item.queries, ALL_POSTS))
 
 
 def is_post(item: Keyed[Post | Rejected]) -> TypeGuard[Keyed[Post]]:
@@ -109,15 +113,6 @@ def keep(_state: None, item: X) -> tuple[None, tuple[X]]:
     return None, (item,)
 
 
-MAX_REMEMBERED_QUERIES: Final = 100_000
-"""Query lanes :class:`Lanes` keeps at most before it starts over."""
-
-
-def query_lane(key: str, lanes: int) -> int:
-    """The lane number of a query: a stable hash (the same in every process)."""
-    return _stable_hash(key) % lanes
-
-
 def _stable_hash(text: str) -> int:
     """CRC-32 of ``text``: unlike ``hash``, the same in every process and run."""
     return zlib.crc32(text.encode("utf-8", "surrogatepass"))
@@ -131,11 +126,9 @@ class Lanes:
     spread over the lanes by a hash of its text, and the later steps are keyed
     by the same lanes: each lane parses and analyses its posts
     and matches them against the index of every tracked query, as each
-    subscription change goes to every lane. The per-query windows are split
-    over the lanes by a hash of the query, and the global window
-    (:data:`~flows.model.ALL_POSTS`) is in the first lane: a post sends one lean
-    :data:`Counted` record to each lane whose queries it matched, and to the
-    first lane in any case.
+    subscription change goes to every lane. Each lane also counts its own
+    posts in its windows (:mod:`flows.windows`), which are merged once every
+    lane has closed them.
     """
 
     count: int = 1
@@ -144,13 +137,11 @@ class Lanes:
     partition per worker), instead of spreading lines by hash (one partition)."""
     keys: tuple[str, ...] = field(init=False)
     """Every lane's routing key; key ``i`` is on worker ``i`` of ``count``."""
-    _of_query: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.count < 1:
             raise ValueError(f"lanes must be at least 1, not {self.count}")
         object.__setattr__(self, "keys", lane_keys(self.count))
-        object.__setattr__(self, "_of_query", {})
 
     def of_line(self, line: Line) -> str:
         """The lane of a raw line: its worker's own with :attr:`local`, else by hash."""
@@ -162,41 +153,10 @@ class Lanes:
                 return here
         return self.keys[_stable_hash(line.text) % self.count]
 
-    def of_query(self, key: str) -> str:
-        """The lane whose windows count the query with canonical ``key``."""
-        return self.keys[self._lane_number(key)]
-
-    def _lane_number(self, key: str) -> int:
-        known = self._of_query
-        number = known.get(key)
-        if number is None:  # remembered, as this runs for every match
-            if len(known) >= MAX_REMEMBERED_QUERIES:
-                known.clear()  # queries come and go on a server that runs for months
-            number = known[key] = query_lane(key, self.count)
-        return number
-
     def broadcast(self, change: Subscription) -> Iterator[Keyed[Subscription]]:
         """Send a subscription change to every lane."""
         for key in self.keys:
             yield key, change
-
-    def counts(self, item: PostMatches | Post) -> list[Keyed[Counted]]:
-        """The window records of an analysed post (matched or not) or of a retweet."""
-        if isinstance(item, Post):
-            return [(self.keys[0], counted(item, (ALL_POSTS,)))]
-        if self.count == 1:
-            return [(self.keys[0], counted(item.scored, (*item.queries, ALL_POSTS)))]
-        by_lane: list[list[str]] = [[ALL_POSTS], *([] for _ in range(self.count - 1))]
-        known = self._of_query
-        for query in item.queries:
-            number = known.get(query)
-            by_lane[self._lane_number(query) if number is None else number].append(query)
-        post_id, created, polarity, hashtags, _ = counted(item.scored)
-        return [
-            (self.keys[number], (post_id, created, polarity, hashtags, tuple(queries)))
-            for number, queries in enumerate(by_lane)
-            if queries
-        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,8 +281,3 @@ class WindowGrid:
         start = self.start_of(window_id)
         retweet = polarity == RETWEET
         return [LatePost(query, start, post_id, retweet) for query in queries]
-
-
-def event_time(item: Counted) -> datetime:
-    """Event time of a windowed record: its post's ``created_at``."""
-    return from_micros(item[1])

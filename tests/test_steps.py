@@ -5,14 +5,22 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
 
 from factories import T0, make_post, make_scored, make_subscription
 
-from flows import steps
 from flows.lanes import lane_keys
 from flows.matching import TermIndex, parse_query, post_terms
-from flows.model import ALL_POSTS, LatePost, Line, Polarity, Post, PostMatches, Rejected, ScoredPost
+from flows.model import (
+    ALL_POSTS,
+    LatePost,
+    Line,
+    Polarity,
+    Post,
+    PostMatches,
+    Rejected,
+    ScoredPost,
+    micros,
+)
 from flows.steps import (
     RETWEET,
     Lanes,
@@ -22,12 +30,11 @@ from flows.steps import (
     WindowGrid,
     bundle,
     counted,
-    event_time,
     is_matched,
     is_original,
     is_post,
     keep,
-    query_lane,
+    window_record,
 )
 
 
@@ -150,46 +157,25 @@ def test_lines_are_spread_over_lanes_by_a_stable_hash() -> None:
     assert Lanes(1).of_line(lines[0]) == lane_keys(1)[0]
 
 
-def test_query_lanes_are_stable_and_bounded() -> None:
-    """A query's window lane comes from a stable hash (not Python's salted hash) within range."""
-    assert query_lane("python", 8) == query_lane("python", 8)
-    assert {query_lane(f"q{n}", 8) for n in range(200)} == set(range(8))
-    lanes = Lanes(8)
-    assert lanes.of_query("python") == lane_keys(8)[query_lane("python", 8)]
-
-
-def test_a_matched_post_counts_once_in_each_lane_of_its_queries_and_in_the_first() -> None:
-    """Window records: one per lane holding some of the post's queries; all posts in lane 0."""
-    lanes = Lanes(4)
-    queries = tuple(f"q{n}" for n in range(12))
+def test_a_matched_post_is_counted_once_for_its_queries_and_all_posts() -> None:
+    """One window record per post: its queries and ``*``, with its time, class and hashtags."""
     post = make_scored(7, polarity=Polarity.NEGATIVE, hashtags={"py": 1})
-    records = lanes.counts(PostMatches(post, queries))
-    assert len({lane for lane, _ in records}) == len(records)
-    by_lane = dict(records)
-    counted_queries = [q for _, record in records for q in record[4]]
-    assert sorted(counted_queries) == sorted((*queries, ALL_POSTS))
-    assert ALL_POSTS in by_lane[lane_keys(4)[0]][4]
-    for lane, record in records:
-        assert all(lanes.of_query(q) == lane for q in record[4] if q != ALL_POSTS)
-        assert record[:4] == ("7", micros_of(post), int(Polarity.NEGATIVE), {"py": 1})
+    record = window_record(PostMatches(post, ("python", "tea")))
+    assert record == (
+        "7",
+        micros_of(post),
+        int(Polarity.NEGATIVE),
+        {"py": 1},
+        ("python", "tea", ALL_POSTS),
+    )
 
 
 def test_unmatched_posts_and_retweets_count_in_the_global_window_only() -> None:
-    """A post with no query, or a retweet, sends one record to the first lane, for ``*``."""
-    lanes = Lanes(3)
-    first = lane_keys(3)[0]
-    assert lanes.counts(PostMatches(make_scored(1), ())) == [
-        (first, counted(make_scored(1), (ALL_POSTS,)))
-    ]
+    """A post with no query counts for ``*``; a retweet too, as a retweet."""
+    assert window_record(PostMatches(make_scored(1), ())) == counted(make_scored(1), (ALL_POSTS,))
     retweet = replace(make_post(2), is_retweet=True)
-    [(lane, record)] = lanes.counts(retweet)
-    assert (lane, record[2], record[4]) == (first, RETWEET, (ALL_POSTS,))
-
-
-def test_one_lane_sends_one_record_per_post() -> None:
-    """With one lane a post's queries and ``*`` travel in a single record."""
-    records = Lanes(1).counts(PostMatches(make_scored(1), ("python", "tea")))
-    assert records == [(lane_keys(1)[0], counted(make_scored(1), ("python", "tea", ALL_POSTS)))]
+    record = window_record(retweet)
+    assert (record[2], record[4]) == (RETWEET, (ALL_POSTS,))
 
 
 def test_keep_only_passes_items_on() -> None:
@@ -207,16 +193,9 @@ def test_is_post_and_is_original_split_the_keyed_stream() -> None:
     assert not is_original(("lane", replace(post, is_retweet=True)))
 
 
-def test_event_time_is_the_posts_created_at() -> None:
-    """Window records are windowed by the post's ``created_at``, exactly."""
-    post = make_scored(1, created_at=12.345678)
-    assert event_time(counted(post)) == post.post.created_at
-    assert event_time(counted(post.post)) == post.post.created_at
-
-
 def micros_of(post: ScoredPost) -> int:
-    """The record's time field for ``post``."""
-    return counted(post)[1]
+    """The record's time field for ``post``: its ``created_at`` in microseconds, exactly."""
+    return micros(post.post.created_at)
 
 
 # Tally
@@ -340,16 +319,6 @@ def test_late_records_the_window_and_post_for_each_query_of_the_record() -> None
     ]
     late_retweet = grid.late(("lane-0-of-1", (1, counted(retweet, (ALL_POSTS,)))))
     assert late_retweet == [LatePost(ALL_POSTS, start, "3", retweet=True)]
-
-
-def test_lanes_forget_remembered_queries_beyond_a_bound(monkeypatch: Any) -> None:
-    """The query-to-lane memo is bounded: past the bound it starts over, answers unchanged."""
-    monkeypatch.setattr(steps, "MAX_REMEMBERED_QUERIES", 3)
-    lanes = Lanes(4)
-    first = [lanes.of_query(f"q{n}") for n in range(10)]
-    assert len(lanes._of_query) <= 3
-    assert [lanes.of_query(f"q{n}") for n in range(10)] == first
-    assert first == [lane_keys(4)[query_lane(f"q{n}", 4)] for n in range(10)]
 
 
 def test_bundle_groups_a_batch_by_key_keeping_order() -> None:
