@@ -8,9 +8,10 @@ from __future__ import annotations
 import heapq
 import zlib
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import chain
 from typing import Final, TypeGuard, TypeVar
 
 from flows.lanes import lane_keys, local_lane
@@ -194,7 +195,7 @@ class PhraseMatcher:
 class Tally:
     """Running counts of one window of one query: posts by class, retweets, hashtags.
 
-    :class:`LaneTally` counts into it (one record, every query of the record).
+    :meth:`LaneTally.count` counts a window's records into it.
     """
 
     counts: list[int] = field(default_factory=lambda: [0, 0, 0])
@@ -215,23 +216,43 @@ class LaneTally:
 
     tallies: dict[str, Tally] = field(default_factory=dict)
 
-    def add(self, item: Counted) -> LaneTally:
-        """Count a post in the tally of each of its queries (a retweet only as a retweet)."""
-        # This runs once per match: the tally's fields are updated in place, inline.
-        _post_id, _created, polarity, hashtags, queries = item
-        tallies, tagged = self.tallies, hashtags.items()
-        for query in queries:
-            tally = tallies.get(query)
-            if tally is None:
-                tally = tallies[query] = Tally()
-            if polarity == RETWEET:
-                tally.retweets += 1
-                continue
-            tally.counts[polarity] += 1
-            tags = tally.hashtags
-            for tag, count in tagged:
-                tags[tag] = tags.get(tag, 0) + count
-        return self
+    @classmethod
+    def count(cls, records: Iterable[Counted]) -> LaneTally:
+        """The tallies of a window's records: per query, posts by class, retweets, hashtags.
+
+        A window's records are counted all at once, when it closes: the query
+        lists of the records of each class, and of each hashtag, go through one
+        ``Counter`` in C each, where counting each record in Python as it came
+        cost half a microsecond per match.
+        """
+        # The queries of the records of each class, indexed by polarity (RETWEET, -1, last),
+        # and of each hashtag (once per time the post has it).
+        by_class: tuple[list[tuple[str, ...]], ...] = ([], [], [], [])
+        by_tag: dict[str, list[tuple[str, ...]]] = {}
+        for _post_id, _created, polarity, hashtags, queries in records:
+            by_class[polarity].append(queries)
+            if hashtags and polarity != RETWEET:
+                for tag, times in hashtags.items():
+                    found = by_tag.get(tag)
+                    if found is None:
+                        found = by_tag[tag] = []
+                    found.append(queries)
+                    if times > 1:
+                        found.extend([queries] * (times - 1))
+        tallies: dict[str, Tally] = {}
+        for polarity, lists in enumerate(by_class):
+            for query, count in Counter(chain.from_iterable(lists)).items():
+                tally = tallies.get(query)
+                if tally is None:
+                    tally = tallies[query] = Tally()
+                if polarity == len(by_class) - 1:
+                    tally.retweets += count
+                else:
+                    tally.counts[polarity] += count
+        for tag, lists in by_tag.items():
+            for query, count in Counter(chain.from_iterable(lists)).items():
+                tallies[query].hashtags[tag] = count
+        return cls(tallies)
 
     def merge(self, other: LaneTally) -> LaneTally:
         """Combine two lane tallies (window merges; not used by tumbling windows)."""

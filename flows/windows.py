@@ -119,7 +119,8 @@ class LaneState:
     """System time when :attr:`watermark_base` last advanced (µs; live mode)."""
     through: int = NEVER
     """Every window with a lower id is closed."""
-    open: dict[int, LaneTally] = field(default_factory=dict)
+    open: dict[int, list[Counted]] = field(default_factory=dict)
+    """The records of each open window, counted when it closes (:meth:`LaneTally.count`)."""
 
 
 class LaneWindows(StatefulBatchLogic[Counted | None, Late | Closed, LaneState]):
@@ -152,10 +153,11 @@ class LaneWindows(StatefulBatchLogic[Counted | None, Late | Closed, LaneState]):
             if created < watermark:
                 events.append((window, value))
                 continue
-            tally = opened.get(window)
-            if tally is None:
-                tally = opened[window] = LaneTally()
-            tally.add(value)
+            found = opened.get(window)
+            if found is None:
+                opened[window] = [value]
+            else:
+                found.append(value)
         self._close(watermark, events)
         return events, self.RETAIN
 
@@ -205,7 +207,8 @@ class LaneWindows(StatefulBatchLogic[Counted | None, Late | Closed, LaneState]):
         if through <= state.through:
             return
         opened = state.open
-        closed = {window: opened.pop(window) for window in sorted(opened) if window < through}
+        ended = sorted(window for window in opened if window < through)
+        closed = {window: LaneTally.count(opened.pop(window)) for window in ended}
         state.through = through
         events.append(Closed(through, closed))
 

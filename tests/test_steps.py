@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
@@ -203,9 +204,7 @@ def micros_of(post: ScoredPost) -> int:
 
 def tally(*items: ScoredPost | Post) -> Tally:
     """The tally a lane's window keeps for one query after counting ``items``."""
-    lane = LaneTally()
-    for item in items:
-        lane.add(counted(item, ("q",)))
+    lane = LaneTally.count([counted(item, ("q",)) for item in items])
     return lane.tallies.get("q", Tally())
 
 
@@ -225,6 +224,36 @@ def test_tally_counts_retweets_only_as_retweets() -> None:
     """A retweet reaching a tally is counted, not classified."""
     counts = tally(replace(make_post(1, "RT @a: x"), is_retweet=True))
     assert (counts.counts, counts.retweets, counts.hashtags) == ([0, 0, 0], 1, Counter())
+
+
+def test_a_lane_tally_counts_as_one_record_at_a_time() -> None:
+    """Counting a window's records at once gives each query what counting them one by one gives."""
+    rng = random.Random(3)
+    records = [
+        counted(
+            make_scored(n, polarity=rng.choice(list(Polarity)), hashtags=_some_tags(rng))
+            if n % 7
+            else replace(make_post(n), is_retweet=True),
+            (*rng.sample(["a", "b", "c", "d"], rng.randint(0, 3)), ALL_POSTS),
+        )
+        for n in range(300)
+    ]
+    expected: dict[str, tuple[list[int], int, Counter[str]]] = {}
+    for _id, _time, polarity, hashtags, queries in records:
+        for query in queries:
+            counts, retweets, tags = expected.setdefault(query, ([0, 0, 0], 0, Counter()))
+            if polarity == RETWEET:
+                expected[query] = (counts, retweets + 1, tags)
+                continue
+            counts[polarity] += 1
+            tags.update(hashtags)
+    lane = LaneTally.count(records)
+    assert {q: (t.counts, t.retweets, t.hashtags) for q, t in lane.tallies.items()} == expected
+    assert LaneTally.count([]).tallies == {}
+
+
+def _some_tags(rng: random.Random) -> dict[str, int]:
+    return {tag: rng.choice([1, 1, 1, 2]) for tag in rng.sample("xyz", rng.randint(0, 2))}
 
 
 def test_tally_merge_adds_everything() -> None:
@@ -251,11 +280,14 @@ def test_tallies_do_not_share_state() -> None:
 def test_lane_tallies_count_each_query_separately_and_retweets_only_for_all_posts() -> None:
     """A lane's window keeps one tally per query; a retweet counts only for ``*``."""
     grid = WindowGrid(timedelta(seconds=60), T0)
-    lane = LaneTally()
-    lane.add(counted(make_scored(1), ("python", "tea", ALL_POSTS)))
-    lane.add(counted(make_scored(2), ("tea", ALL_POSTS)))
-    lane.add(counted(replace(make_post(4), is_retweet=True), (ALL_POSTS,)))
-    other = LaneTally().add(counted(make_scored(3), ("python",)))
+    lane = LaneTally.count(
+        [
+            counted(make_scored(1), ("python", "tea", ALL_POSTS)),
+            counted(make_scored(2), ("tea", ALL_POSTS)),
+            counted(replace(make_post(4), is_retweet=True), (ALL_POSTS,)),
+        ]
+    )
+    other = LaneTally.count([counted(make_scored(3), ("python",))])
     lane.merge(other)
     summaries = {s.query: s for s in grid.lane_summaries(("lane-0-of-1", (0, lane)))}
     assert {query: s.posts for query, s in summaries.items()} == {

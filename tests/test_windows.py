@@ -78,7 +78,7 @@ def test_a_post_older_than_the_watermark_is_late_and_not_counted() -> None:
     lane.on_batch([record(1, 100)])
     events, _ = lane.on_batch([record(2, 95), record(3, 85)])  # watermark 90
     assert late(events) == [(1, "3")]
-    assert counts(lane.state.open[1])[ALL_POSTS][0] == [0, 0, 2]
+    assert counts(LaneTally.count(lane.state.open[1]))[ALL_POSTS][0] == [0, 0, 2]
 
 
 def test_retweets_count_as_retweets() -> None:
@@ -158,9 +158,9 @@ def test_a_snapshot_resumes_where_it_was_and_is_a_copy() -> None:
 def test_the_merge_waits_for_every_lane_then_lets_windows_out_in_order() -> None:
     """A window is out once every lane's report has passed it, with the lanes' tallies added."""
     merge = WindowMerge(["a", "b"])
-    tally_a = LaneTally().add(record(1, 5))
-    tally_b = LaneTally().add(record(2, 10, polarity=Polarity.NEGATIVE))
-    out, _ = merge.on_batch([("a", Closed(2, {0: tally_a, 1: LaneTally().add(record(3, 70))}))])
+    tally_a = LaneTally.count([record(1, 5)])
+    tally_b = LaneTally.count([record(2, 10, polarity=Polarity.NEGATIVE)])
+    out, _ = merge.on_batch([("a", Closed(2, {0: tally_a, 1: LaneTally.count([record(3, 70)])}))])
     assert out == []  # lane b has not closed window 0
     out, _ = merge.on_batch([("b", Closed(1, {0: tally_b}))])
     assert [window for window, _ in out] == [0]
@@ -172,7 +172,7 @@ def test_the_merge_waits_for_every_lane_then_lets_windows_out_in_order() -> None
 def test_a_silent_lane_holds_the_merge_until_the_end() -> None:
     """A lane that never reports keeps every window in; the end of input lets them out."""
     merge = WindowMerge(["a", "b"])
-    assert merge.on_batch([("a", Closed(5, {3: LaneTally().add(record(1, 200))}))])[0] == []
+    assert merge.on_batch([("a", Closed(5, {3: LaneTally.count([record(1, 200)])}))])[0] == []
     assert [window for window, _ in merge.on_eof()[0]] == [3]
 
 
