@@ -11,7 +11,11 @@ machine:
   per-post work in a plain loop (JSON parsing, retweets dropped, its
   preprocessing, VADER, a per-post ``FreqDist``, its loop over every query);
 * ``vader``: ``SentimentIntensityAnalyzer.polarity_scores`` alone on the raw
-  texts of the original posts, the ceiling of any pipeline that runs VADER.
+  texts of the original posts, the ceiling of any pipeline that runs VADER;
+* ``sqlite``: the rows the store-on run wrote (its posts, matches and windows),
+  inserted again into an empty store of the same schema by ``executemany`` alone
+  in transactions of 100,000 rows, with the writer's settings: the ceiling of
+  any pipeline that stores these rows in SQLite, whatever runs before it.
 
 Every rate is in *input posts per second* (stream lines, retweets included), so
 ``dataflow / vader`` is the time VADER alone needs for the file over the time
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import tempfile
 import time
 from pathlib import Path
@@ -36,6 +41,16 @@ from workload import queries_for, sample_texts, stream_file
 
 TARGET_VS_BASELINE = 1.0
 TARGET_VS_VADER = 0.6
+
+_TABLES = ("posts", "matches", "windows")
+_SCHEMA_SQL = (
+    "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL"
+    " AND tbl_name IN ('posts', 'matches', 'windows') ORDER BY type DESC"
+)
+# As flows/store.py's writer: page cache, WAL checkpoints, rows per transaction.
+_WRITER_CACHE_KIB = 65536
+_WRITER_CHECKPOINT_PAGES = 10_000
+_JOIN_ROWS = 100_000
 
 
 def _original_texts(lines: list[str]) -> list[str]:
@@ -53,6 +68,37 @@ def _time_vader(texts: list[str], posts: int) -> float:
     for text in texts:
         vader.polarity_scores(text)
     return posts / (time.perf_counter() - started)
+
+
+def _time_sqlite(store: Path, posts: int) -> tuple[float, int]:
+    """Insert the rows of ``store`` into an empty copy of its schema; posts/s and rows."""
+    with sqlite3.connect(store) as source:
+        schema = [sql for (sql,) in source.execute(_SCHEMA_SQL)]
+        tables = {name: source.execute(f"SELECT * FROM {name}").fetchall() for name in _TABLES}
+    copy = store.with_name("floor.db")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{copy}{suffix}").unlink(missing_ok=True)
+    conn = sqlite3.connect(copy, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA cache_size = -{_WRITER_CACHE_KIB}")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {_WRITER_CHECKPOINT_PAGES}")
+        for sql in schema:
+            conn.execute(sql)
+        started = time.perf_counter()
+        for name, rows in tables.items():
+            marks = ", ".join("?" * len(rows[0])) if rows else ""
+            for start in range(0, len(rows), _JOIN_ROWS):
+                conn.execute("BEGIN")
+                conn.executemany(
+                    f"INSERT INTO {name} VALUES ({marks})", rows[start : start + _JOIN_ROWS]
+                )
+                conn.execute("COMMIT")
+        seconds = time.perf_counter() - started
+    finally:
+        conn.close()
+    return posts / seconds, sum(map(len, tables.values()))
 
 
 def _time_baseline(lines: list[str], queries: list[str]) -> tuple[float, float]:
@@ -88,9 +134,15 @@ def measure(posts: int, queries: int, repeat: int) -> dict[str, Any]:
             on = run_dataflow([path], tracked, store=store)
             run["dataflow_store_on"] = on["posts_per_s"]
             progress(f"run {number}/{repeat}: dataflow, store on {on['posts_per_s']:,.0f} posts/s")
+            run["sqlite"], run["sqlite_rows"] = _time_sqlite(store, len(lines))
+            progress(
+                f"run {number}/{repeat}: SQLite alone, {run['sqlite_rows']:,} rows:"
+                f" {run['sqlite']:,.0f} posts/s"
+            )
             for mode in ("store_on", "store_off"):
                 run[f"vs_baseline_{mode}"] = run[f"dataflow_{mode}"] / run["baseline"]
                 run[f"vs_vader_{mode}"] = run[f"dataflow_{mode}"] / run["vader"]
+            run["sqlite_vs_vader"] = run["sqlite"] / run["vader"]
             runs.append(run)
     medians = {key: median([run[key] for run in runs]) for key in runs[0]}
     return {
@@ -137,6 +189,8 @@ def main() -> None:
     figure("dataflow/baseline, store off", med["vs_baseline_store_off"])
     figure("dataflow/VADER, store on", med["vs_vader_store_on"])
     figure("dataflow/VADER, store off", med["vs_vader_store_off"])
+    figure("SQLite alone, the store-on run's rows", med["sqlite"], "posts/s")
+    figure("SQLite alone/VADER", med["sqlite_vs_vader"])
     figure("matches per original post (dataflow)", med["matches_per_post"])
     figure("matches per original post (baseline)", med["baseline_matches_per_post"])
     write_result("throughput", result, quick=args.quick)
