@@ -39,7 +39,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
-from vaderSentiment.vaderSentiment import BOOSTER_DICT, SentimentIntensityAnalyzer, SentiText
+from vaderSentiment.vaderSentiment import (
+    BOOSTER_DICT,
+    N_SCALAR,
+    NEGATE,
+    SentimentIntensityAnalyzer,
+    SentiText,
+)
 
 from flows.model import Polarity
 
@@ -149,6 +155,15 @@ def classify(compound: float, thresholds: Thresholds) -> Polarity:
     return Polarity.NEUTRAL
 
 
+_NEGATE: Final = frozenset(NEGATE)
+_SO_THIS: Final = ("so", "this")
+
+
+def _negates(lower: str) -> bool:
+    """vaderSentiment's ``negated([lower])``: one of its negations, or a word with "n't"."""
+    return lower in _NEGATE or "n't" in lower
+
+
 class FastVader(SentimentIntensityAnalyzer):  # type: ignore[misc]  # untyped library
     """VADER with the library's scores, without its character-by-character emoji loop.
 
@@ -164,6 +179,10 @@ class FastVader(SentimentIntensityAnalyzer):  # type: ignore[misc]  # untyped li
     checks that the scores are equal to the library's on TweetEval, on the
     synthetic stream and on generated texts full of emoji (vaderSentiment is
     pinned in constraints.txt).
+
+    :meth:`_negation_check` is the library's, without its two linear costs: it
+    lower-cased the whole post for each of up to three looks back from every
+    sentiment word, and ``negated`` scanned its list of negations for each.
     """
 
     def __init__(self) -> None:
@@ -193,6 +212,36 @@ class FastVader(SentimentIntensityAnalyzer):  # type: ignore[misc]  # untyped li
         sentiments = self._but_check(words, sentiments)
         scores: dict[str, float] = self.score_valence(sentiments, text)
         return scores
+
+    @staticmethod
+    def _negation_check(valence: float, words: list[str], start_i: int, i: int) -> float:
+        """The library's ``_negation_check``: lower-cases only the words it looks at.
+
+        ``start_i`` words back from the sentiment word at ``i`` (the library's
+        caller ensures ``i > start_i``). The conditions, and the grouping of
+        ``and``/``or`` in the third, are the library's own.
+        """
+        back = words[i - (start_i + 1)].lower()
+        if start_i == 0:
+            if _negates(back):
+                valence = valence * N_SCALAR
+        elif start_i == 1:
+            before, last = words[i - 2].lower(), words[i - 1].lower()
+            if before == "never" and last in _SO_THIS:
+                valence = valence * 1.25
+            elif before == "without" and last == "doubt":
+                pass
+            elif _negates(back):
+                valence = valence * N_SCALAR
+        elif start_i == 2:
+            third, second, last = (words[i - k].lower() for k in (3, 2, 1))
+            if (third == "never" and second in _SO_THIS) or last in _SO_THIS:
+                valence = valence * 1.25
+            elif third == "without" and "doubt" in (second, last):
+                pass
+            elif _negates(back):
+                valence = valence * N_SCALAR
+        return valence
 
 
 @functools.cache

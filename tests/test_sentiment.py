@@ -353,3 +353,21 @@ def test_fast_vader_matches_the_library_on_emoji_edge_cases(text: str) -> None:
 def test_fast_vader_matches_the_library_on_generated_texts(parts: list[str]) -> None:
     """Random mixes of emoji, sentiment words, boosters, spaces and any characters."""
     _same_scores(["".join(parts), " ".join(parts)])
+
+
+_NEGATION_WORDS = ["not", "never", "without", "doubt", "so", "this", "isn't", "mayn't", "no", "nor"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [*_NEGATION_WORDS, "good", "bad", "great", "very", "kind", "of", "least", "at", "x"]
+        ),
+        max_size=12,
+    )
+)
+def test_fast_vader_matches_the_library_on_negations_and_idioms(words: list[str]) -> None:
+    """Negations one to three words back, "never so", "without doubt", in any order and case."""
+    text = " ".join(words)
+    _same_scores([text, text.upper(), text.title()])
