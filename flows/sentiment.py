@@ -43,6 +43,7 @@ from vaderSentiment.vaderSentiment import (
     BOOSTER_DICT,
     N_SCALAR,
     NEGATE,
+    SPECIAL_CASES,
     SentimentIntensityAnalyzer,
     SentiText,
 )
@@ -157,6 +158,13 @@ def classify(compound: float, thresholds: Thresholds) -> Polarity:
 
 _NEGATE: Final = frozenset(NEGATE)
 _SO_THIS: Final = ("so", "this")
+_IDIOM_WORDS: Final = frozenset(
+    word
+    for phrase in (*SPECIAL_CASES, *BOOSTER_DICT)
+    if " " in phrase
+    for word in phrase.split(" ")
+)
+"""Every word of a phrase of two or more words that VADER's idiom check looks up."""
 
 
 def _negates(lower: str) -> bool:
@@ -180,9 +188,10 @@ class FastVader(SentimentIntensityAnalyzer):  # type: ignore[misc]  # untyped li
     synthetic stream and on generated texts full of emoji (vaderSentiment is
     pinned in constraints.txt).
 
-    :meth:`_negation_check` is the library's, without its two linear costs: it
-    lower-cased the whole post for each of up to three looks back from every
-    sentiment word, and ``negated`` scanned its list of negations for each.
+    :meth:`_negation_check` and :meth:`_special_idioms_check` are the library's,
+    without lower-casing the whole post each time they look around a sentiment
+    word, and without scanning the list of negations for each look; a word not
+    in the lexicon gets its valence, 0, without a call.
     """
 
     def __init__(self) -> None:
@@ -201,14 +210,17 @@ class FastVader(SentimentIntensityAnalyzer):  # type: ignore[misc]  # untyped li
         sentitext = SentiText(text)
         words = sentitext.words_and_emoticons
         sentiments: list[float] = []
+        lexicon = self.lexicon
         for i, item in enumerate(words):
             lower = item.lower()
             if lower in BOOSTER_DICT or (
                 lower == "kind" and i < len(words) - 1 and words[i + 1].lower() == "of"
             ):
                 sentiments.append(0)  # a modifier, or "kind of": no valence of its own
-                continue
-            sentiments = self.sentiment_valence(0, sentitext, item, i, sentiments)
+            elif lower not in lexicon:
+                sentiments.append(0)  # what sentiment_valence appends for a word it does not know
+            else:
+                sentiments = self.sentiment_valence(0, sentitext, item, i, sentiments)
         sentiments = self._but_check(words, sentiments)
         scores: dict[str, float] = self.score_valence(sentiments, text)
         return scores
@@ -241,6 +253,36 @@ class FastVader(SentimentIntensityAnalyzer):  # type: ignore[misc]  # untyped li
                 pass
             elif _negates(back):
                 valence = valence * N_SCALAR
+        return valence
+
+    @staticmethod
+    def _special_idioms_check(valence: float, words: list[str], i: int) -> float:
+        """The library's ``_special_idioms_check``, which builds up to seven phrases around
+        word ``i`` (``i > 2``) to look up, skipped when none of their words is in one.
+
+        A word holds no whitespace (VADER splits on it), so a phrase of such words
+        equals a key only if each of its words is a word of that key.
+        """
+        near = [word.lower() for word in words[i - 3 : i + 3]]
+        if _IDIOM_WORDS.isdisjoint(near):
+            return valence
+        w3, w2, w1, w0 = near[:4]
+        twoone, threetwoone, threetwo = f"{w2} {w1}", f"{w3} {w2} {w1}", f"{w3} {w2}"
+        for seq in (f"{w1} {w0}", f"{w2} {w1} {w0}", twoone, threetwoone, threetwo):
+            if seq in SPECIAL_CASES:
+                valence = SPECIAL_CASES[seq]
+                break
+        if len(words) - 1 > i:
+            zeroone = f"{w0} {near[4]}"
+            if zeroone in SPECIAL_CASES:
+                valence = SPECIAL_CASES[zeroone]
+        if len(words) - 1 > i + 1:
+            zeroonetwo = f"{w0} {near[4]} {near[5]}"
+            if zeroonetwo in SPECIAL_CASES:
+                valence = SPECIAL_CASES[zeroonetwo]
+        for n_gram in (threetwoone, threetwo, twoone):
+            if n_gram in BOOSTER_DICT:
+                valence = valence + BOOSTER_DICT[n_gram]
         return valence
 
 

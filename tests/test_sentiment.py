@@ -355,19 +355,59 @@ def test_fast_vader_matches_the_library_on_generated_texts(parts: list[str]) -> 
     _same_scores(["".join(parts), " ".join(parts)])
 
 
+_IDIOM_WORDS = [
+    "kiss",
+    "of",
+    "death",
+    "the",
+    "bomb",
+    "yeah",
+    "right",
+    "sort",
+    "kind",
+    "to",
+    "die",
+    "for",
+]
 _NEGATION_WORDS = ["not", "never", "without", "doubt", "so", "this", "isn't", "mayn't", "no", "nor"]
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(
     st.lists(
         st.sampled_from(
-            [*_NEGATION_WORDS, "good", "bad", "great", "very", "kind", "of", "least", "at", "x"]
+            [*_NEGATION_WORDS, *_IDIOM_WORDS, "good", "bad", "great", "very", "least", "at", "x"]
         ),
         max_size=12,
     )
 )
 def test_fast_vader_matches_the_library_on_negations_and_idioms(words: list[str]) -> None:
-    """Negations one to three words back, "never so", "without doubt", in any order and case."""
+    """Negations one to three words back, "never so", "without doubt", idioms and n-gram
+    boosters ("kiss of death", "sort of"), in any order and case."""
     text = " ".join(words)
     _same_scores([text, text.upper(), text.title()])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x x x kiss of death",
+        "one two three KISS of death today",
+        "we all know you are the bomb",
+        "a b c good yeah right",
+        "a b c cake to die for",
+        "it was just sort of good",
+        "it was kind of bad honestly",
+        "a b c beating heart",
+        "x x x the shit",
+        "never so good",
+        "x never so good",
+        "x without doubt good",
+        "x x without a doubt good",
+        "x x not at all good",
+        "x mayn't good",
+    ],
+)
+def test_fast_vader_matches_the_library_on_idioms(text: str) -> None:
+    """Each idiom and n-gram booster VADER looks up, around a sentiment word."""
+    _same_scores([text, text.upper()])
