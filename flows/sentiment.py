@@ -46,6 +46,7 @@ from vaderSentiment.vaderSentiment import (
     SPECIAL_CASES,
     SentimentIntensityAnalyzer,
     SentiText,
+    normalize,
 )
 
 from flows.model import Polarity
@@ -191,7 +192,8 @@ class FastVader(SentimentIntensityAnalyzer):  # type: ignore[misc]  # untyped li
     :meth:`_negation_check` and :meth:`_special_idioms_check` are the library's,
     without lower-casing the whole post each time they look around a sentiment
     word, and without scanning the list of negations for each look; a word not
-    in the lexicon gets its valence, 0, without a call.
+    in the lexicon gets its valence, 0, without a call. :meth:`compound` computes
+    only the compound score, which is all :class:`Analyzer` uses.
     """
 
     def __init__(self) -> None:
@@ -204,15 +206,42 @@ class FastVader(SentimentIntensityAnalyzer):  # type: ignore[misc]  # untyped li
 
     def polarity_scores(self, text: str) -> dict[str, float]:
         """The same dictionary as ``SentimentIntensityAnalyzer.polarity_scores(text)``."""
+        text, sentiments = self._sentiments(text)
+        scores: dict[str, float] = self.score_valence(sentiments, text)
+        return scores
+
+    def compound(self, text: str) -> float:
+        """``polarity_scores(text)["compound"]``, without the other three scores.
+
+        The library's own arithmetic, in its order: the sum of the word
+        valences, plus the emphasis of ``!`` and ``?`` in the sign of the sum,
+        normalised, rounded to 4 places.
+        """
+        text, sentiments = self._sentiments(text)
+        if not sentiments:
+            return 0.0
+        total = float(sum(sentiments))
+        emphasis = self._punctuation_emphasis(text)
+        if total > 0:
+            total += emphasis
+        elif total < 0:
+            total -= emphasis
+        compound: float = round(normalize(total), 4)
+        return compound
+
+    def _sentiments(self, text: str) -> tuple[str, list[float]]:
+        """The text VADER scores and the valence of each of its words, "but" applied."""
         if not text.isascii():
             text = text.translate(self._describe)
         text = text.strip()
         sentitext = SentiText(text)
         words = sentitext.words_and_emoticons
         sentiments: list[float] = []
-        lexicon = self.lexicon
+        lexicon, has_but = self.lexicon, False
         for i, item in enumerate(words):
             lower = item.lower()
+            if lower == "but":
+                has_but = True
             if lower in BOOSTER_DICT or (
                 lower == "kind" and i < len(words) - 1 and words[i + 1].lower() == "of"
             ):
@@ -221,9 +250,9 @@ class FastVader(SentimentIntensityAnalyzer):  # type: ignore[misc]  # untyped li
                 sentiments.append(0)  # what sentiment_valence appends for a word it does not know
             else:
                 sentiments = self.sentiment_valence(0, sentitext, item, i, sentiments)
-        sentiments = self._but_check(words, sentiments)
-        scores: dict[str, float] = self.score_valence(sentiments, text)
-        return scores
+        if has_but:  # _but_check changes nothing without one
+            sentiments = self._but_check(words, sentiments)
+        return text, sentiments
 
     @staticmethod
     def _negation_check(valence: float, words: list[str], start_i: int, i: int) -> float:
@@ -363,8 +392,7 @@ class Analyzer:
 
     def compound(self, text: str) -> float:
         """VADER's compound score of ``text``, in ``[-1, 1]``."""
-        scores = _vader().polarity_scores(bounded_text(text))
-        return float(scores["compound"])
+        return _vader().compound(bounded_text(text))
 
     def score(self, text: str) -> tuple[float, Polarity]:
         """The compound score of ``text`` and its polarity under :attr:`thresholds`."""

@@ -294,9 +294,12 @@ _EMOJI = sorted(emoji for emoji in _LIBRARY.emojis if len(emoji) == 1)
 
 
 def _same_scores(texts: list[str]) -> None:
+    """FastVader's scores, and its compound alone, are the library's for every text."""
     fast = FastVader()
     different = [t for t in texts if fast.polarity_scores(t) != _LIBRARY.polarity_scores(t)]
     assert different == []
+    compounds = [fast.compound(t) for t in texts]
+    assert compounds == [_LIBRARY.polarity_scores(t)["compound"] for t in texts]
 
 
 def test_fast_vader_matches_the_library_on_tweeteval() -> None:
