@@ -87,15 +87,16 @@ class Phrase:
     terms: tuple[str, ...]
     anchor: str = field(init=False, compare=False)
     """The term this phrase is indexed under (see the module docstring)."""
-    _required: frozenset[str] = field(init=False, compare=False, repr=False)
+    required: frozenset[str] = field(init=False, compare=False, repr=False)
+    """:attr:`terms` as a set."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "anchor", _choose_anchor(self.terms))
-        object.__setattr__(self, "_required", frozenset(self.terms))
+        object.__setattr__(self, "required", frozenset(self.terms))
 
     def matches(self, terms: frozenset[str]) -> bool:
         """Whether every term of the phrase is among a post's ``terms``."""
-        return self._required <= terms
+        return self.required <= terms
 
     def __str__(self) -> str:
         return " ".join(self.terms)
@@ -267,10 +268,12 @@ class TermIndex:
                 if plan is None:
                     plan = plans[term] = _Plan.of(term, filed)
                 found += plan.sure
-                for key, query in plan.check:
-                    phrase = query.first_match(terms)
-                    if phrase is not None and phrase.anchor == term:
-                        found.append(key)
+                for key, phrases in plan.check:  # Query.first_match, inline
+                    for required, anchored_here in phrases:
+                        if required <= terms:
+                            if anchored_here:
+                                found.append(key)
+                            break
         return found
 
     def __len__(self) -> int:
@@ -292,12 +295,18 @@ class _Plan:
 
     sure: tuple[str, ...]
     """Keys of the queries whose first phrase is the anchor alone."""
-    check: tuple[tuple[str, Query], ...]
-    """The other queries, with their keys (``Query.key`` is computed)."""
+    check: tuple[tuple[str, tuple[tuple[frozenset[str], bool], ...]], ...]
+    """The other queries: each key, with its phrases in order as the terms they
+    require and whether they are anchored on this anchor. A post matches the
+    query from here if the first phrase whose terms it has is anchored here."""
 
     @classmethod
     def of(cls, anchor: str, filed: Mapping[str, Query]) -> _Plan:
         alone = (anchor,)
         sure = tuple(key for key, query in filed.items() if query.phrases[0].terms == alone)
-        check = tuple(item for item in filed.items() if item[1].phrases[0].terms != alone)
+        check = tuple(
+            (key, tuple((phrase.required, phrase.anchor == anchor) for phrase in query.phrases))
+            for key, query in filed.items()
+            if query.phrases[0].terms != alone
+        )
         return cls(sure, check)
