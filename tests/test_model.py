@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 from factories import T0, make_late, make_match, make_rejected, make_window
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from xlines import x_envelope, x_line
 
+from flows import model
 from flows.model import (
     MAX_REJECTED_RAW,
     Line,
@@ -169,6 +172,39 @@ def test_xlines_retweet_flag_is_detected() -> None:
     post = parse(x_envelope(1, "python", retweet=True))
     assert isinstance(post, Post)
     assert post.is_retweet
+
+
+def test_json_the_fast_decoder_refuses_is_read_as_json_reads_it() -> None:
+    """NaN, an out-of-range number, or a lone surrogate in a field senti ignores: still a post."""
+    line = '{"data": {"id": "1", "text": "hi", "created_at": "2024-05-01T12:00:00Z", '
+    for extra in ('"geo": NaN', '"n": 1e999', '"note": "\\ud800"'):
+        post = parse_line(Line(line + extra + "}}", "f:0"))
+        assert isinstance(post, Post), (extra, post)
+        assert post.text == "hi"
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON)
+def test_the_fast_decoder_reads_json_as_the_standard_library(value: Any) -> None:
+    """Whatever msgspec decodes, it decodes to the values ``json.loads`` gives."""
+    for text in (json.dumps(value), json.dumps(value, ensure_ascii=False)):
+        try:
+            decoded = model._decode(text)
+        except ValueError:
+            continue  # parse_line asks json.loads then
+        assert decoded == json.loads(text)
+        assert type(decoded) is type(json.loads(text))
 
 
 # Malformed lines
