@@ -23,13 +23,14 @@ from factories import (
     make_late,
     make_match,
     make_rejected,
+    make_scored,
     make_subscription,
     make_window,
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.model import Polarity
+from flows.model import Polarity, PostMatches
 from flows.store import (
     SCHEMA_VERSION,
     MatchRow,
@@ -423,6 +424,17 @@ def test_recent_matches(store: Store) -> None:
         store.recent_matches("python", limit=0)
     with pytest.raises(ValueError, match="naive"):
         store.recent_matches("python", since=datetime(2024, 5, 1))  # noqa: DTZ001
+
+
+def test_every_query_of_a_post_is_stored_whatever_its_characters(store: Store) -> None:
+    """A post's match rows keep each query key exactly (quotes, backslashes, any script)."""
+    queries = ('say "hi"', "back\\slash", "café", "日本語", "😀 emoji", "#tag", "@name", "a,b")
+    scored = make_scored(7, "the text", created_at=12.5)
+    store.write([PostMatches(scored, queries)])
+    store.write([PostMatches(scored, queries[:2])])  # again: nothing new
+    for query in queries:
+        assert [row.id for row in store.recent_matches(query)] == ["7"]
+    assert store.counts().matches == len(queries)
 
 
 def test_millisecond_times(store: Store) -> None:
