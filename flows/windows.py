@@ -120,7 +120,10 @@ class LaneState:
     through: int = NEVER
     """Every window with a lower id is closed."""
     open: dict[int, list[Counted]] = field(default_factory=dict)
-    """The records of each open window, counted when it closes (:meth:`LaneTally.count`)."""
+    """The records of each open window not yet counted: they are counted
+    (:meth:`LaneTally.count`) when the window closes or a snapshot is taken."""
+    counted: dict[int, LaneTally] = field(default_factory=dict)
+    """The tallies of records an open window had at the last snapshot."""
 
 
 class LaneWindows(StatefulBatchLogic[Counted | None, Late | Closed, LaneState]):
@@ -184,7 +187,15 @@ class LaneWindows(StatefulBatchLogic[Counted | None, Late | Closed, LaneState]):
 
     @override
     def snapshot(self) -> LaneState:
-        return copy.deepcopy(self.state)
+        """The state, its open windows' records counted first: a copy of tallies, whose
+        size is bounded by the queries and hashtags, rather than of every record."""
+        state = self.state
+        for window, records in state.open.items():
+            tally = LaneTally.count(records)
+            earlier = state.counted.get(window)
+            state.counted[window] = tally if earlier is None else earlier.merge(tally)
+        state.open.clear()
+        return copy.deepcopy(state)
 
     def _tick(self) -> int:
         """The system time now, never earlier than at the last batch (µs; 0 if not live)."""
@@ -206,9 +217,13 @@ class LaneWindows(StatefulBatchLogic[Counted | None, Late | Closed, LaneState]):
         through = ALWAYS if watermark >= ALWAYS else (watermark - self._align) // self._length
         if through <= state.through:
             return
-        opened = state.open
-        ended = sorted(window for window in opened if window < through)
-        closed = {window: LaneTally.count(opened.pop(window)) for window in ended}
+        opened, counted = state.open, state.counted
+        ended = sorted(window for window in opened.keys() | counted.keys() if window < through)
+        closed = {}
+        for window in ended:
+            tally = LaneTally.count(opened.pop(window, ()))
+            earlier = counted.pop(window, None)
+            closed[window] = tally if earlier is None else earlier.merge(tally)
         state.through = through
         events.append(Closed(through, closed))
 

@@ -212,12 +212,40 @@ def test_a_lane_ahead_does_not_make_another_lanes_posts_late() -> None:
     assert [window for window, _ in out] == [0, 1, 10, 11]
 
 
-def _merged(lanes: dict[str, list[Counted]], *, wait: float) -> list[Any]:
-    """Feed each lane its records in batches of 7, merge as the reports come, then EOF."""
+def test_snapshots_change_no_window() -> None:
+    """A snapshot counts the open windows' records early; the windows come out the same,
+    and a lane resumed from any snapshot goes on to the same windows."""
+    rng = random.Random(11)
+    records = [
+        record(n, n * 2 + rng.uniform(-5, 5), ("python",), hashtags={rng.choice("ab"): 1})
+        for n in range(300)
+    ]
+    plain = _merged({"a": records}, wait=10)
+    assert _merged({"a": records}, wait=10, snapshot_every=3) == plain
+    assert _merged({"a": records}, wait=10, snapshot_every=1, resume=True) == plain
+
+
+def _merged(
+    lanes: dict[str, list[Counted]],
+    *,
+    wait: float,
+    snapshot_every: int = 0,
+    resume: bool = False,
+) -> list[Any]:
+    """Feed each lane its records in batches of 7, merge as the reports come, then EOF.
+
+    ``snapshot_every`` n batches, snapshot each lane (and with ``resume``, go on
+    from a new lane built from the pickled snapshot).
+    """
     logics = {name: LaneWindows(spec(wait=wait)) for name in lanes}
     merge = WindowMerge(list(lanes))
     out: list[tuple[int, LaneTally]] = []
-    for start in range(0, max(map(len, lanes.values())), 7):
+    for batch, start in enumerate(range(0, max(map(len, lanes.values())), 7), 1):
+        if snapshot_every and batch % snapshot_every == 0:
+            for name, logic in logics.items():
+                state = pickle.loads(pickle.dumps(logic.snapshot()))  # noqa: S301 - our own
+                if resume:
+                    logics[name] = LaneWindows(spec(wait=wait), state)
         for name, records in lanes.items():
             events = logics[name].on_batch(records[start : start + 7])[0]
             assert late(events) == []
