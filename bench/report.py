@@ -67,10 +67,10 @@ METHOD = {
         "cluster (`process_id`, `addresses`), and 1 process x 2 worker threads. Time from the "
         "earliest `cli_main` start to the latest end, so the cluster's start-up is included; "
         "process 1 calls `cli_main` once process 0 listens (started together, timely's refused "
-        "first connection costs a second of retry). Windows wait for the whole stream: each "
-        "process reads its file at its own pace, and with the replay's 30 s wait the one ahead "
-        "would make the other's posts late, so the layouts would not do the same work; the "
-        "matches, late posts and CPU seconds of every layout are listed to show they do."
+        "first connection costs a second of retry). Windows wait the replay's default 30 s: "
+        "each process reads its file at its own pace, and each lane keeps its own event-time "
+        "clock, so the one ahead makes none of the other's posts late; the matches, late posts "
+        "and CPU seconds of every layout are listed to show that all do the same work."
     ),
 }
 
@@ -307,28 +307,36 @@ FINDINGS = """## What the profiles say, and what is next
     (no per-match objects; the store writes the post once; the server encodes the v1
     message, the same for every query, once);
   - the store sink writes through a **writer process**: the worker collects rows and pipes
-    them on, the SQL runs on the other core. The writer drains the pipe on a thread and
-    groups batches into transactions of up to 100,000 rows or 0.5 s, because every
-    transaction rewrites each page it dirtied (about one per tracked query); the WAL is
-    checkpointed every 10,000 pages instead of 1,000 (checkpoints were a fifth of the
-    writer's time);
-  - schema 3: a match row is only its key `(query, created_at_ms, post_id)` (copying the
-    scores into it took a third of the writer's time), and SQLite's `polarity IN (0, 1,
-    2)` check, evaluated at 2 µs a row, is spelled with `=`;
-  - one window record per post: the per-query windows and the global one are counted
-    together in a lane (a plain-tuple record, not a frozen dataclass), where there had
-    been two windowed items per post; `TermIndex` plans each anchor once; `Query.key` is
-    computed once; flows run with the start-up heap frozen out of the garbage
-    collector's scans and young collections every 10,000 allocations (about 4%).
-  In the dataflow thread VADER is about 30%, the rest of the analysis (cleaning, terms,
-  hashtags) 20%, Bytewax's windowing with the per-query tallies about 15%, matching 11%
-  and parsing 10%. **Dataflow / VADER alone stays far below 60%**: VADER alone on the
-  raw texts is the whole of that ceiling, and the dataflow does VADER plus all of the
-  above for every post on one worker; reaching 60% would need everything but VADER to
-  cost two thirds of VADER's own time. `FastVader` gives the library's scores 17%
-  faster (23 -> 19 µs a synthetic post: the emoji replacement by `str.translate`
-  instead of a character loop); the rest of VADER is its per-word Python. The way to
-  more posts per second is more workers (below), not a larger share of one core.
+    them on, the SQL runs on the other core, in transactions of up to 100,000 rows or
+    0.5 s (every transaction rewrites each page it dirtied, about one per tracked query;
+    400,000 and 50,000 measured no better); the WAL is checkpointed every 10,000 pages;
+  - schema 3: a match row is only its key `(query, created_at_ms, post_id)`, and the
+    SQLite writer inserts a post's match rows with one `INSERT OR IGNORE ... SELECT` over
+    `json_each` of its queries, so SQLite makes the rows in C (the same statement as an
+    `ON CONFLICT` upsert ran three times as slowly);
+  - windows are counted in the lane that analysed their posts (`flows/windows.py`, no
+    Bytewax windowing per item), and a window's records are counted when it closes: the
+    query lists of each class and of each hashtag go through one `Counter` each, in C
+    (windows went from 13% to 5% of the dataflow thread);
+  - `FastVader` gives the library's scores (tests compare them on TweetEval, the
+    synthetic stream and generated negations, idioms and emoji) at 10 instead of 23 µs a
+    synthetic post: emoji replaced by `str.translate`, negation and idiom checks that
+    lower-case only the words they look at, no call for a word outside the lexicon, and
+    only the compound score computed;
+  - lines are decoded by msgspec, 1.7 instead of 4.4 µs (with `json.loads` for what
+    msgspec refuses, so every line parses as before); `TermIndex` plans each anchor once
+    and checks its phrases inline; the start-up heap is frozen out of the garbage
+    collector's scans (about 4%).
+  **Dataflow / VADER alone with the store on cannot reach 60% with a row per match in
+  SQLite**: inserting the rows the store-on run wrote (4.4 million, 26 match rows a post)
+  into an empty store of the same schema, by `executemany` alone with nothing before
+  it, runs at about half of VADER alone (*SQLite alone* above). Every pipeline that
+  stores those rows is slower than that, whatever it does before; with the store on,
+  the worker and the writer process each keep a core busy. With the store off the
+  dataflow is at about 36% of VADER alone on one worker: in its thread VADER is now
+  about 16%, matching 16%, parsing 11%, the terms of a post 12%, windows 5%, and
+  Bytewax's own steps most of the rest. More posts per second come from more workers
+  (below).
 * **Routing** at 10,000 queries was 0.46 of 10 queries until `TermIndex` got a cheap
   deep copy (Bytewax snapshots each lane's state by deep copy every epoch); it has
   stayed above 0.9 since.
@@ -338,10 +346,8 @@ FINDINGS = """## What the profiles say, and what is next
   reader (`bench/wsclient.py`): the `websockets` client cost about 40 µs of CPU per
   message, so 1,000 of them took 1.3 of the 2 cores from the server they measured
   (p99 46-88 ms then); the reader costs about 12 µs.
-* **Workers**: two processes went from 0.73 of one to the figure above. Across this
-  session's runs of the final code the ratio ranged 1.58-1.82 (a full `make bench`
-  gave 1.71, runs 1.69 and 1.73): it sits at the target, not safely above it.
-  Profiles of a cluster worker (py-spy, native frames) found, in order:
+* **Workers**: two processes went from 0.73 of one to the figure above. Profiles of a
+  cluster worker (py-spy, native frames) found, in order:
   - *Every post crossed to the other process, pickled whole.* Query buckets were spread
     over the workers and every post visited every bucket (30% of a worker unpickling
     posts, 14% collecting what that allocated). Now the work is split into **lanes**,
@@ -349,31 +355,25 @@ FINDINGS = """## What the profiles say, and what is next
     change goes to every lane), so a post is parsed, analysed and matched where it was
     read. `flows/lanes.py` names keys that Bytewax places one per worker (it mirrors
     Bytewax's key hash, SipHash-1-3 of the key; `tests/test_lanes.py` checks it against
-    a real run). Only a lean window record per post and lane of its queries crosses.
+    a real run).
   - *Bytewax pickles a crossing item twice and unpickles it once* (its serializer sizes
     each item, then writes it), and a reference to a class costs about 1.5 µs each
-    time: a frozen-dataclass record cost about 10 µs a crossing, the plain tuple 2 µs.
-  - *Lines spread by hash* (half of them crossing, as strings) still cost about 1.5 s of
-    a 6 s run per process; with a partition per worker a line now stays in the lane of
-    the worker that read it (a source with one partition, such as X, is still spread).
-  - *Per-batch costs*: a cluster pays per message and per activation of each step, so
-    window records cross in one item per batch and lane (`move_to_lanes`), and a replay
-    batch is now up to 2,000 lines spanning at most half the windows' wait (was 500
-    lines or 5 s): 4.4 -> 4.2 -> about 4.0 s for 100,000 posts on 2 processes, while
-    one process did not change.
-  - In the benchmark, process 1 now starts once process 0 listens: started together,
-    timely's refused first connection had cost a second of retry in every run.
-  What remains: the two processes together use about 15% more CPU than the
-  one-process run (the CPU seconds above): waiting for the GIL (Bytewax's
-  `cluster_main` takes it every millisecond to check for signals; its single-worker
-  form ran 3-5% slower than `run_main` for that alone), splitting each post's matched
-  queries by lane (about 2 µs), a pickle round trip for each record that crosses, and
-  the fixed cost of a second window record per post (most of a record's cost is per
-  query, and that is split). Sending a record's queries as one joined string instead
-  of a tuple, pinning each process to a core, and a longer GIL switch interval were
-  tried and measured no better. Windows in a multi-worker replay close on event time while each
-  worker reads at its own pace (docs/deploy.md); the benchmark lets them wait for the
-  whole stream so that every layout does the same work (matches and late posts above).
+    time; *lines spread by hash* cost about 1.5 s of a 6 s run per process, so with a
+    partition per worker a line stays in the lane of the worker that read it.
+  - *Window records crossed to the lane of their queries*, one or two per post, each
+    pickled twice and windowed by Bytewax item by item: the two processes used about
+    15% more CPU than one, and the ratio sat at 1.58-1.82. Now each lane counts its own
+    posts in its windows, on its own event-time clock, and a merge step adds up the
+    lanes' tallies of a window once every lane has closed it (`flows/windows.py`): only
+    those tallies cross, once per window, and the two processes use about 3% more CPU
+    than one. Each lane's own clock also means that a worker reading ahead no longer
+    makes another's posts late.
+  - *Per-batch costs*: a replay batch is up to 2,000 lines spanning at most half the
+    windows' wait, and process 1 starts once process 0 listens (timely's refused first
+    connection had cost a second of retry in every run).
+  What remains is start-up (about 0.15 s, measured with 4,000 posts) and the machine's
+  noise: the runs above spread by about 0.1. Since the dataflow got faster, the
+  benchmark reads 200,000 posts (100,000 took 5 s on one process), repeated 5 times.
 """
 
 

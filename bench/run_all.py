@@ -20,7 +20,7 @@ PLAN: tuple[tuple[str, list[str]], ...] = (
     ("routing", ["--posts", "20000", "--repeat", "2"]),
     ("latency", ["--warmup", "5", "--seconds", "15", "--repeat", "3"]),
     ("fanout", ["--clients", "10000", "--processes", "4", "--seconds", "15"]),
-    ("workers", ["--posts", "100000", "--repeat", "3"]),
+    ("workers", ["--posts", "200000", "--repeat", "5"]),
 )
 
 
