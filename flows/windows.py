@@ -104,10 +104,6 @@ class WindowSpec:
         if self.wait < timedelta(0):
             raise ValueError(f"wait must not be negative, not {self.wait}")
 
-    def window_of(self, created_us: int) -> int:
-        """The id of the window holding event time ``created_us``."""
-        return (created_us - micros(self.align_to)) // (self.length // timedelta(microseconds=1))
-
 
 @dataclass(slots=True)
 class LaneState:
