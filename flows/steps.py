@@ -203,7 +203,7 @@ class Tally:
     hashtags: Counter[str] = field(default_factory=Counter)
 
     def merge(self, other: Tally) -> Tally:
-        """Combine two tallies (window merges; not used by tumbling windows)."""
+        """Add ``other`` into this tally (the lanes of one window, or a snapshot and later)."""
         self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
         self.retweets += other.retweets
         self.hashtags.update(other.hashtags)
@@ -255,7 +255,7 @@ class LaneTally:
         return cls(tallies)
 
     def merge(self, other: LaneTally) -> LaneTally:
-        """Combine two lane tallies (window merges; not used by tumbling windows)."""
+        """Add ``other`` into these tallies, query by query (:mod:`flows.windows`)."""
         for query, tally in other.tallies.items():
             mine = self.tallies.get(query)
             self.tallies[query] = tally if mine is None else mine.merge(tally)
