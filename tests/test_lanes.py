@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +12,13 @@ import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
-from bytewax.testing import TestingSource, cluster_main
+from bytewax.testing import TestingSink, TestingSource, cluster_main
 from xlines import x_line
 
 from flows.dataflow import FlowSettings, build_flow
 from flows.lanes import lane_keys, local_lane, record_worker, worker_of
 from flows.matching import parse_query
-from flows.model import PostMatches
+from flows.model import LatePost, PostMatches, WindowSummary
 from flows.sources.replay import ReplaySource
 
 KEYS = [f"key-{n}" for n in range(60)] + ["*", "queries-0-of-2", "lane-0-of-2", "é€😀"]
@@ -185,3 +186,24 @@ def test_a_single_partition_source_is_spread_over_every_worker() -> None:
     cluster_main(flow, [], 0, worker_count_per_proc=2)
     assert len(sink.where) == 200
     assert set(sink.where.values()) == {0, 1}
+
+
+def test_a_worker_far_ahead_makes_no_post_of_another_late(tmp_path: Path) -> None:
+    """Each lane keeps its own clock: one file 1,000 s ahead of the other, wait 10 s, and
+    still no post is late, and every window counts all its posts."""
+    files = []
+    for part, start in ((0, 1000), (1, 0)):
+        path = tmp_path / f"part-{part}.jsonl"
+        lines = [x_line(f"{part}-{n}", f"coffee {n}", at=start + n) for n in range(300)]
+        path.write_text("".join(line.text + "\n" for line in lines), encoding="utf-8")
+        files.append(path)
+    out: list[Any] = []
+    settings = FlowSettings(
+        queries=[parse_query("coffee")], lanes=2, live=False, wait=timedelta(seconds=10)
+    )
+    flow = build_flow(ReplaySource(files), None, [TestingSink(out)], settings=settings)
+    cluster_main(flow, [], 0, worker_count_per_proc=2)
+    assert [item for item in out if isinstance(item, LatePost)] == []
+    counts = {s.start: s.posts for s in out if isinstance(s, WindowSummary) and s.query == "coffee"}
+    assert sum(counts.values()) == 600
+    assert len(counts) == 5 + 6  # minutes 0-4, and 16-21 (T0 + 1,000 s is in minute 16)
