@@ -327,16 +327,18 @@ FINDINGS = """## What the profiles say, and what is next
     msgspec refuses, so every line parses as before); `TermIndex` plans each anchor once
     and checks its phrases inline; the start-up heap is frozen out of the garbage
     collector's scans (about 4%).
-  **Dataflow / VADER alone with the store on cannot reach 60% with a row per match in
-  SQLite**: inserting the rows the store-on run wrote (4.4 million, 26 match rows a post)
-  into an empty store of the same schema, by `executemany` alone with nothing before
-  it, runs at about half of VADER alone (*SQLite alone* above). Every pipeline that
-  stores those rows is slower than that, whatever it does before; with the store on,
-  the worker and the writer process each keep a core busy. With the store off the
-  dataflow is at about 36% of VADER alone on one worker: in its thread VADER is now
-  about 16%, matching 16%, parsing 11%, the terms of a post 12%, windows 5%, and
-  Bytewax's own steps most of the rest. More posts per second come from more workers
-  (below).
+  **Dataflow / VADER alone stays below 60%, with the store on or off.** With the store
+  on, the rows the store-on run wrote (4.4 million, 26 match rows a post), inserted into
+  an empty store of the same schema by `executemany` alone with nothing before it and
+  the writer's settings (WAL, `synchronous = NORMAL`, so checkpoints wait for the disk),
+  run at about half of VADER alone (*SQLite alone* above; about 64% with `synchronous =
+  OFF`, which can corrupt the store on a power loss). And the worker is the tighter
+  bound: with the store off the dataflow is at about 36% of VADER alone on one worker.
+  In its thread VADER is now about 16%, matching 16% (26 matches a post), parsing 11%,
+  the terms of a post 12%, windows 5%, and Bytewax's own steps most of the rest; 60%
+  would need all of that in about twice VADER's own time. With the store on, the worker
+  and the writer process each keep a core busy (the writer about 75%). More posts per
+  second come from more workers (below).
 * **Routing** at 10,000 queries was 0.46 of 10 queries until `TermIndex` got a cheap
   deep copy (Bytewax snapshots each lane's state by deep copy every epoch); it has
   stayed above 0.9 since.
