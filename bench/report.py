@@ -367,7 +367,7 @@ FINDINGS = """## What the profiles say, and what is next
     15% more CPU than one, and the ratio sat at 1.58-1.82. Now each lane counts its own
     posts in its windows, on its own event-time clock, and a merge step adds up the
     lanes' tallies of a window once every lane has closed it (`flows/windows.py`): only
-    those tallies cross, once per window, and the two processes use about 3% more CPU
+    those tallies cross, once per window, and the two processes use about 5% more CPU
     than one. Each lane's own clock also means that a worker reading ahead no longer
     makes another's posts late.
   - *Per-batch costs*: a replay batch is up to 2,000 lines spanning at most half the
