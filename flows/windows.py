@@ -19,6 +19,14 @@ Since each lane keeps its own clock, a worker that reads ahead of another
 does not make the other's posts late (a single-clock design would); the merge
 waits for the slower lane instead.
 
+Records until a snapshot
+------------------------
+A lane keeps the records of its open windows and counts them
+(:meth:`~flows.steps.LaneTally.count`) when a window closes, or when Bytewax
+takes a snapshot: it does at the end of every epoch (10 s by default), with or
+without recovery, so a lane holds at most about an epoch of records, and a
+snapshot copies tallies, bounded by the queries and hashtags.
+
 When every lane closed a window
 -------------------------------
 A lane reports how far it has closed, :attr:`Closed.through` (every window
