@@ -39,6 +39,7 @@ def replay_command(
     snapshot_interval: float = 0.5,
     window: float = 10.0,
     speed: float | None = None,
+    workers: int = 1,
 ) -> list[str]:
     """The replay every run of a recovery test makes (same files, same queries).
 
@@ -50,6 +51,8 @@ def replay_command(
     ]  # fmt: skip
     if speed is not None:
         args += ["--speed", str(speed)]
+    if workers != 1:
+        args += ["--workers", str(workers)]
     for query in TRACKED:
         args += ["--track", query]
     if recovery is not None:

@@ -80,6 +80,29 @@ def test_three_kills_and_resumes_leave_the_store_of_an_uninterrupted_run(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_two_workers_killed_and_resumed_leave_the_store_of_an_uninterrupted_run(
+    stream: Path, tmp_path: Path
+) -> None:
+    """With two workers each lane's windows, and the merge of the lanes' tallies, resume
+    from their snapshots: a killed and resumed run ends with the uninterrupted run's store."""
+    reference_store = tmp_path / "reference.db"
+    run_to_end(replay_command(stream, reference_store, workers=2), timeout=TIMEOUT)
+    reference = read_state(reference_store)
+    assert reference.windows, reference.counts()
+    store, recovery = tmp_path / "senti.db", tmp_path / "recovery"
+    command = replay_command(stream, store, recovery=recovery, speed=SPEED, workers=2)
+    stopped = run_until(command, store, len(reference.posts) // 2, timeout=TIMEOUT)
+    assert stopped.returncode == -signal.SIGKILL
+    last = run_to_end(command, timeout=TIMEOUT)
+    read = re.search(r"(\d+) posts read", last.stderr)
+    assert read is not None, last.stderr
+    assert int(read.group(1)) < POSTS, "the last run started over instead of resuming"
+    assert read_state(store) == reference
+    assert integrity(store) == "ok"
+
+
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_sigterm_with_recovery_keeps_windows_open_for_the_resumed_run(
     stream: Path, reference: StoreState, tmp_path: Path
