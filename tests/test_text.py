@@ -23,8 +23,9 @@ from flows.text import (
     tokenize,
 )
 
+CONFORMANCE_FILE = Path(__file__).parent / "conformance" / "twitter_text_hashtags.yml"
 CONFORMANCE: dict[str, list[dict[str, Any]]] = yaml.safe_load(
-    (Path(__file__).parent / "conformance" / "twitter_text_hashtags.yml").read_text(encoding="utf-8")
+    CONFORMANCE_FILE.read_text(encoding="utf-8")
 )
 
 # clean_for_polarity
