@@ -47,16 +47,14 @@ No I/O, no websockets, no bytewax: unit tests need neither network nor loop.
 from __future__ import annotations
 
 import json
-import re
 import unicodedata
-from collections import Counter
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeGuard
 
 from flows.model import format_time, parse_time
-from flows.text import extract_hashtags
+from flows.text import HashtagSpan, extract_hashtags_with_indices
 
 __all__ = [
     "POST_COLLECTION",
@@ -215,36 +213,77 @@ def _facet_tags(text: str, facets: object) -> list[dict[str, Any]]:
 def hashtag_entities(text: str, facets: object) -> list[dict[str, Any]] | None:
     """X-style ``entities.hashtags`` of a post, or ``None`` when it has no tag facet.
 
-    The tag facets come first, in their order. Hashtags that senti's extractor
-    (:func:`flows.text.extract_hashtags`) finds in ``text`` beyond those the
-    facets already name are added after them, located at their first
-    case-insensitive occurrence outside a facet (without ``start``/``end``
-    when none is found), so a post is never poorer in hashtags than its text.
+    The tag facets come first, in their order. Then come the hashtags senti's
+    extractor (:func:`flows.text.extract_hashtags_with_indices`) finds in
+    ``text`` that belong to no facet, in text order, case-folded, with their
+    code-point ``start``/``end``: a post is never poorer in hashtags than its
+    text, and no tag counts twice.
+
+    A hashtag the extractor finds inside a facet's span is that facet's, so
+    ``#self-care`` is one tag, never also ``self``. A facet whose span is
+    missing, out of range, or covers neither an extracted hashtag nor its own
+    tag is matched by text instead: it takes the first unclaimed extracted
+    hashtag where the text reads ``#`` and the facet's tag, and the
+    ``start``/``end`` of that ``#tag`` in the text.
     """
     tags = _facet_tags(text, facets)
     if not tags:
         return None
-    named = Counter(_fold(entity["tag"]) for entity in tags)
-    extra = Counter(extract_hashtags(text)) - named
-    taken = [(entity["start"], entity["end"]) for entity in tags if "start" in entity]
-    for tag, count in extra.items():
-        spans = _occurrences(text, tag, taken)
-        for n in range(count):
-            if n < len(spans):
-                taken.append(spans[n])
-                tags.append({"start": spans[n][0], "end": spans[n][1], "tag": tag})
-            else:
-                tags.append({"tag": tag})
+    found = extract_hashtags_with_indices(text)
+    claimed = [False] * len(found)
+    unplaced: list[int] = []
+    for n, entity in enumerate(tags):
+        if "start" not in entity or not _claim_span(text, found, claimed, entity):
+            unplaced.append(n)
+    for n in unplaced:
+        bare = tags[n]["tag"].lstrip("#\uff03")
+        index = _match_by_text(text, found, claimed, bare)
+        if index is None:
+            continue
+        claimed[index] = True
+        start = found[index].start
+        tags[n] = {"start": start, "end": start + 1 + len(bare), "tag": tags[n]["tag"]}
+    tags.extend(
+        {"start": span.start, "end": span.end, "tag": _fold(span.tag)}
+        for span, taken in zip(found, claimed, strict=True)
+        if not taken
+    )
     return tags
 
 
-def _occurrences(text: str, tag: str, taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    pattern = re.compile(r"[#\uff03]" + re.escape(tag), re.IGNORECASE)
-    return [
-        (m.start(), m.end())
-        for m in pattern.finditer(text)
-        if not any(start <= m.start() < end for start, end in taken)
-    ]
+def _claim_span(
+    text: str, found: list[HashtagSpan], claimed: list[bool], entity: dict[str, Any]
+) -> bool:
+    """Claim the extracted hashtags overlapping ``entity``'s span; whether the span is usable.
+
+    A span is usable when it overlaps an extracted hashtag or its text holds the
+    facet's tag (a tag the extractor does not see, such as ``#2024``).
+    """
+    start, end = entity["start"], entity["end"]
+    usable = False
+    for index, span in enumerate(found):
+        if span.start < end and start < span.end:
+            claimed[index] = usable = True
+    return usable or _fold(entity["tag"]) in _fold(text[start:end])
+
+
+def _match_by_text(
+    text: str, found: list[HashtagSpan], claimed: list[bool], tag: str
+) -> int | None:
+    """The first unclaimed extracted hashtag where the text reads a sign and ``tag``.
+
+    The extracted tag must begin the facet's (``self`` of ``#self-care``), so a
+    facet ``go`` never takes ``#golang``.
+    """
+    want = _fold(tag)
+    if not want:
+        return None
+    for index, span in enumerate(found):
+        if claimed[index] or not want.startswith(_fold(span.tag)):
+            continue
+        if _fold(text[span.start + 1 : span.start + 1 + len(tag)]) == want:
+            return index
+    return None
 
 
 def _references(record: dict[str, Any]) -> list[dict[str, str]]:

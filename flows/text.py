@@ -28,13 +28,16 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Final, NamedTuple, Protocol
 
 __all__ = [
     "NLTK_DATA",
+    "HashtagSpan",
     "clean_for_polarity",
     "extract_hashtags",
+    "extract_hashtags_with_indices",
     "hashtag_counts",
+    "is_valid_hashtag",
     "mark_class",
     "stopwords",
     "tokenize",
@@ -70,6 +73,12 @@ _HASHTAG_SPECIALS: Final = (
     "\u301c\u309b\u309c\u30a0\u30fb\u3003\u0f0b\u0f0c\u00b7"
 )
 
+# Marks that end an emoji: the text and emoji variation selectors (U+FE0E,
+# U+FE0F, as in ``❤\ufe0f``) and the keycap mark (U+20E3, as in ``1\ufe0f\u20e3``).
+# Inside a tag they are marks like any other; right before a ``#`` they close an
+# emoji, so a tag may start there (``I ❤\ufe0f#love it`` has ``love``).
+_EMOJI_END_MARKS: Final = frozenset((0xFE0E, 0xFE0F, 0x20E3))
+
 
 def clean_for_polarity(text: str) -> str:
     """Text as VADER should see it: no handles or URLs, entities decoded, spaces collapsed.
@@ -94,26 +103,35 @@ def mark_class() -> str:
     Python's ``\\w`` has letters and digits but no combining marks; add this to
     a class (``[\\w{mark_class()}]``) to keep ``हिन्दी`` or a decomposed ``é`` whole.
     """
-    return _mark_ranges()
+    return _class_body(_mark_codes())
 
 
-def _mark_ranges() -> str:
-    """A character-class body of every Unicode mark (``Mn``, ``Mc``, ``Me``).
+@functools.cache
+def _mark_codes() -> tuple[int, ...]:
+    """Every Unicode mark (``Mn``, ``Mc``, ``Me``), in code-point order.
 
     Python's ``\\w`` has letters and digits but no combining marks, which
     twitter-text allows in hashtags (``#हिन्दी``). Marks live only in planes 0,
     1 and 14, so only those are scanned.
     """
+    return tuple(
+        code
+        for code in (*range(0x20000), *range(0xE0000, 0xE1000))
+        if unicodedata.category(chr(code)).startswith("M")
+    )
+
+
+def _class_body(codes: Iterable[int]) -> str:
+    """A character-class body of ``codes`` (ascending), runs written as ranges."""
     parts: list[str] = []
     start = end = -1
-    for code in (*range(0x20000), *range(0xE0000, 0xE1000)):
-        if unicodedata.category(chr(code)).startswith("M"):
-            if code == end + 1:
-                end = code
-                continue
-            if start >= 0:
-                parts.append(f"{re.escape(chr(start))}-{re.escape(chr(end))}")
-            start = end = code
+    for code in codes:
+        if code == end + 1:
+            end = code
+            continue
+        if start >= 0:
+            parts.append(f"{re.escape(chr(start))}-{re.escape(chr(end))}")
+        start = end = code
     if start >= 0:
         parts.append(f"{re.escape(chr(start))}-{re.escape(chr(end))}")
     return "".join(parts)
@@ -123,16 +141,34 @@ def _mark_ranges() -> str:
 def _hashtag_re() -> re.Pattern[str]:
     """The compiled hashtag pattern, built on first use (the mark scan takes ~20 ms)."""
     marks = mark_class()
-    tag_char = rf"[\w{marks}{re.escape(_HASHTAG_SPECIALS)}]"
+    specials = re.escape(_HASHTAG_SPECIALS)
+    tag_char = rf"[\w{marks}{specials}]"
     letter = rf"(?:[^\W\d_]|[{marks}])"
+    # What may not stand right before the sign: ``&`` (``&#39;``) and any tag
+    # character but the marks that end an emoji.
+    glued = _class_body(code for code in _mark_codes() if code not in _EMOJI_END_MARKS)
     # URLs are matched first and skipped, so ``http://x.co/#a`` has no hashtag.
     # The tag run is possessive: a run followed by ``#`` or ``://`` is not a
-    # hashtag at all, rather than a shorter one.
+    # hashtag at all, rather than a shorter one. A sign followed by U+FE0F or
+    # U+20E3 is the ``#\ufe0f\u20e3`` keycap emoji, not a hashtag.
     return re.compile(
         rf"[hHwW#\uff03](?:{_URL_BRANCHES}"
-        rf"|(?<=[#\uff03])(?<![&{tag_char[1:-1]}][#\uff03])(?![\ufe0f\u20e3])"
+        rf"|(?<=[#\uff03])(?<![&\w{glued}{specials}][#\uff03])(?![\ufe0f\u20e3])"
         rf"({tag_char}*?{letter}{tag_char}*+)(?![#\uff03]|://))"
     )
+
+
+class HashtagSpan(NamedTuple):
+    """A hashtag of a text, as written, and where it is.
+
+    ``start`` is the code-point index of the ``#`` (or ``\uff03``) and ``end``
+    the index just past the tag, as twitter-text's ``indices``: ``text[start:end]``
+    is ``"#" + tag``.
+    """
+
+    tag: str
+    start: int
+    end: int
 
 
 def extract_hashtags(text: str) -> list[str]:
@@ -140,13 +176,31 @@ def extract_hashtags(text: str) -> list[str]:
 
     A hashtag is ``#`` or a full-width ``\uff03`` followed by letters, marks, digits and ``_``,
     with at least one letter or mark (``#2024`` is not a hashtag, ``#covid19``
-    is ``covid19``). It is not preceded by a letter, digit, ``_`` or ``&``
-    (``a#b`` and ``&#39;`` are not hashtags), not followed by ``#`` or ``://``,
-    and not inside a URL.
+    is ``covid19``). It is not preceded by a letter, digit, mark, ``_`` or ``&``
+    (``a#b`` and ``&#39;`` are not hashtags) except the marks that end an emoji
+    (``❤\ufe0f#love`` is ``love``), not followed by ``#`` or ``://``, and
+    not inside a URL. There is no length limit.
     """
     if "#" not in text and "\uff03" not in text:
         return []
     return [_fold(match) for match in _hashtag_re().findall(text) if match]
+
+
+def extract_hashtags_with_indices(text: str) -> list[HashtagSpan]:
+    """The hashtags :func:`extract_hashtags` finds, as written, with their code-point indices."""
+    if "#" not in text and "\uff03" not in text:
+        return []
+    return [
+        HashtagSpan(match[1], match.start(), match.end())
+        for match in _hashtag_re().finditer(text)
+        if match[1]
+    ]
+
+
+def is_valid_hashtag(text: str) -> bool:
+    """Whether ``text`` is one hashtag, sign included (``#hashtag``; not ``#2024`` or ``#a b``)."""
+    spans = extract_hashtags_with_indices(text)
+    return len(spans) == 1 and spans[0].start == 0 and spans[0].end == len(text)
 
 
 def hashtag_counts(tags: Iterable[str]) -> dict[str, int]:

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from flows.analysis import PostAnalyzer
 from flows.bluesky import (
+    TAG_FEATURE,
     Mapped,
     Skipped,
     char_span,
@@ -167,6 +168,121 @@ def test_malformed_facets_are_ignored() -> None:
     ]
     assert hashtag_entities("#a", facets) is None
     assert hashtag_entities("#a", "not a list") is None
+
+
+def _tag(tag: str, start: object = None, end: object = None) -> dict[str, object]:
+    """A tag facet with the given byte offsets (``None`` leaves the index out)."""
+    facet: dict[str, object] = {"features": [{"$type": TAG_FEATURE, "tag": tag}]}
+    if start is not None or end is not None:
+        facet["index"] = {"byteStart": start, "byteEnd": end}
+    return facet
+
+
+def test_a_hyphenated_tag_facet_is_one_tag_not_also_its_first_word() -> None:
+    """``#self-care`` is the facet's tag only: the extractor's ``self`` in its span is not added."""
+    text = "feeling #self-care today"
+    event = post_event("a", text, time_us=T0_US, facets=[tag_facet(text, "#self-care")])
+    tags = _mapped(event).envelope["data"]["entities"]["hashtags"]
+    assert tags == [{"start": 8, "end": 18, "tag": "self-care"}]
+    assert PostAnalyzer().analyse(_post(event)).hashtags == {"self-care": 1}
+
+
+def test_several_facets_each_keep_their_tag_and_unfaceted_tags_are_added_once() -> None:
+    """Every facet claims the hashtag in its span; only the text's other hashtags are added."""
+    text = "🌱 #self-care, #well-being and #ŁÓDŹ; also #rest"
+    facets = [
+        tag_facet(text, "#self-care"),
+        tag_facet(text, "#well-being"),
+        tag_facet(text, "#ŁÓDŹ"),
+    ]
+    tags = hashtag_entities(text, facets)
+    assert tags is not None
+    assert [tag["tag"] for tag in tags] == ["self-care", "well-being", "ŁÓDŹ", "rest"]
+    for tag in tags:
+        assert text[tag["start"] : tag["end"]] == "#" + tag["tag"]
+
+
+@pytest.mark.parametrize(
+    ("facet", "why"),
+    [
+        (_tag("self-care", 3, 500), "out of range"),
+        (_tag("self-care", "3", "13"), "not integers"),
+        (_tag("self-care"), "no index"),
+        (_tag("self-care", 0, 2), "in range but over no hashtag (offsets counted wrongly)"),
+        (_tag("Self-Care", 6, 3), "reversed, tag cased differently"),
+    ],
+)
+def test_a_facet_without_a_usable_span_is_matched_by_text(
+    facet: dict[str, object], why: str
+) -> None:
+    """A facet whose span is unusable takes its ``#tag`` from the text, so ``self`` is not added."""
+    text = "ok 👋 #self-care"
+    tags = hashtag_entities(text, [facet])
+    assert tags is not None, why
+    assert len(tags) == 1, why
+    [entity] = tags
+    assert text[entity["start"] : entity["end"]].casefold() == "#self-care", why
+
+
+def test_matching_by_text_never_takes_a_longer_tag() -> None:
+    """A span-less facet ``go`` skips ``#golang`` and takes the ``#go`` written later."""
+    text = "#golang or #go"
+    tags = hashtag_entities(text, [_tag("go")])
+    assert tags == [{"start": 11, "end": 14, "tag": "go"}, {"start": 0, "end": 7, "tag": "golang"}]
+
+
+def test_span_less_facets_of_one_tag_take_its_occurrences_in_turn() -> None:
+    """Two span-less facets for one tag written twice take one occurrence each."""
+    text = "#go #go"
+    tags = hashtag_entities(text, [_tag("go"), _tag("go")])
+    assert tags == [{"start": 0, "end": 3, "tag": "go"}, {"start": 4, "end": 7, "tag": "go"}]
+
+
+def test_a_span_less_facet_not_in_the_text_claims_nothing() -> None:
+    """A facet whose tag is not in the text keeps no offsets and leaves the text's tags alone."""
+    assert hashtag_entities("#go", [_tag("rust"), _tag("#")]) == [
+        {"tag": "rust"},
+        {"tag": "#"},
+        {"start": 0, "end": 3, "tag": "go"},
+    ]
+
+
+def test_a_facet_over_a_tag_the_extractor_skips_keeps_its_span() -> None:
+    """A facet on a glued ``a#rust`` keeps its span, and the separate ``#rust`` is still added."""
+    text = "a#rust #rust"
+    tags = hashtag_entities(text, [_tag("rust", 1, 6)])
+    assert tags == [{"start": 1, "end": 6, "tag": "rust"}, {"start": 7, "end": 12, "tag": "rust"}]
+
+
+_WORD = st.text(st.sampled_from("abcé日"), min_size=1, max_size=4)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(_WORD, min_size=1, max_size=3).map("-".join),
+            st.sampled_from(["facet", "bad span", "no facet", "plain word"]),
+        ),
+        max_size=6,
+    )
+)
+def test_no_hashtag_is_counted_twice(tokens: list[tuple[str, str]]) -> None:
+    """Whatever facets a post has, good spans or bad, each ``#tag`` written counts exactly once."""
+    text = " ".join(("" if kind == "plain word" else "#") + word for word, kind in tokens)
+    facets: list[dict[str, object]] = []
+    offset = 0
+    for word, kind in tokens:
+        written = ("" if kind == "plain word" else "#") + word
+        start = offset
+        offset += len(written.encode()) + 1
+        if kind == "facet":
+            facets.append(_tag(word, start, start + len(written.encode())))
+        elif kind == "bad span":
+            facets.append(_tag(word, -1, 0))
+    tags = hashtag_entities(text, facets) or []
+    hashtags = sum(kind != "plain word" for _, kind in tokens)
+    assert len(tags) == (hashtags if facets else 0)
+    assert len({tag["start"] for tag in tags}) == len(tags)
 
 
 @pytest.mark.parametrize(

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import unicodedata
+from pathlib import Path
+from typing import Any
+
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
 from flows.text import (
     NLTK_DATA,
+    HashtagSpan,
     clean_for_polarity,
     extract_hashtags,
+    extract_hashtags_with_indices,
     hashtag_counts,
+    is_valid_hashtag,
     stopwords,
     tokenize,
+)
+
+CONFORMANCE_FILE = Path(__file__).parent / "conformance" / "twitter_text_hashtags.yml"
+CONFORMANCE: dict[str, list[dict[str, Any]]] = yaml.safe_load(
+    CONFORMANCE_FILE.read_text(encoding="utf-8")
 )
 
 # clean_for_polarity
@@ -106,6 +119,33 @@ def test_extract_hashtags_table(text: str, expected: list[str]) -> None:
     assert extract_hashtags(text) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I \u2764\ufe0f#love it", ["love"]),
+        ("calm \u2615\ufe0e#tea", ["tea"]),
+        ("wave \U0001f44b\U0001f3fd#hi", ["hi"]),
+        ("wave \U0001f44b\U0001f3fd\ufe0f#hi", ["hi"]),
+        ("\U0001f3f3\ufe0f\u200d\U0001f308#pride", ["pride"]),
+        ("\U0001f469\u200d\U0001f4bb#dev", ["dev"]),
+        ("1\ufe0f\u20e3#first", ["first"]),
+        ("#\ufe0f\u20e3#tag after the keycap hash", ["tag"]),
+        ("\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f#eng", ["eng"]),
+        ("\u2764\ufe0f#2024", []),
+        ("\u2764\ufe0f&#39;", []),
+        ("e\u0301#x glued to a combining accent", []),
+        ("\u0915\u093f#x glued to a vowel sign", []),
+        ("\U0001f468\u200d#x glued to a dangling ZWJ", []),
+    ],
+)
+def test_a_hashtag_may_follow_an_emoji(text: str, expected: list[str]) -> None:
+    """A tag right after an emoji counts, after a variation selector, skin tone or keycap mark too.
+
+    Other marks (accents, vowel signs) and a dangling ZWJ still glue the sign to the word before.
+    """
+    assert extract_hashtags(text) == expected
+
+
 def test_hashtags_keep_digits() -> None:
     """Digits stay in a hashtag (the original dropped them with ``[^a-zA-Z#]``)."""
     assert extract_hashtags("#covid19 #web3 #A1B2") == ["covid19", "web3", "a1b2"]
@@ -125,6 +165,105 @@ def test_extracted_hashtags_are_folded_and_not_all_digits(text: str) -> None:
         assert tag
         assert tag == tag.casefold()
         assert not tag.isdigit()
+
+
+def test_hashtags_with_indices_locate_the_sign_and_keep_the_spelling() -> None:
+    """Each span starts at the sign and ends after the tag, in code points, tag as written."""
+    text = "👋🏽 #Café and \uff03日本, not #2024"
+    spans = extract_hashtags_with_indices(text)
+    assert spans == [HashtagSpan("Café", 3, 8), HashtagSpan("日本", 13, 16)]
+    for span in spans:
+        assert text[span.start + 1 : span.end] == span.tag
+    assert extract_hashtags_with_indices("no tags") == []
+
+
+@given(st.text())
+def test_indices_agree_with_extraction(text: str) -> None:
+    """The spans name the same tags, folded, as extract_hashtags, each slice being sign plus tag."""
+    spans = extract_hashtags_with_indices(text)
+    assert [_fold(span.tag) for span in spans] == extract_hashtags(text)
+    for span in spans:
+        assert text[span.start] in "#\uff03"
+        assert text[span.start + 1 : span.end] == span.tag
+
+
+@pytest.mark.parametrize(
+    ("text", "valid"),
+    [
+        ("#python", True),
+        ("\uff03日本", True),
+        ("#covid19", True),
+        ("#2024", False),
+        ("python", False),
+        ("#", False),
+        (" #python", False),
+        ("#python ", False),
+        ("#a #b", False),
+        ("#self-care", False),
+        ("", False),
+    ],
+)
+def test_is_valid_hashtag(text: str, valid: bool) -> None:
+    """A valid hashtag is the whole text: a sign and one tag, nothing before or after."""
+    assert is_valid_hashtag(text) is valid
+
+
+# twitter-text's conformance cases (tests/conformance/twitter_text_hashtags.yml)
+
+
+def _fold(tag: str) -> str:
+    return unicodedata.normalize("NFC", tag).casefold()
+
+
+def _cases(section: str) -> list[Any]:
+    return [pytest.param(case, id=case["description"]) for case in CONFORMANCE[section]]
+
+
+def _expected(case: dict[str, Any], key: str) -> Any:
+    """The spec's answer, or senti's where the case names a deliberate difference."""
+    differs = case.get("differs")
+    if differs is None:
+        return case[key]
+    assert differs["reason"].strip()
+    assert differs["senti"] != case[key]
+    return differs["senti"]
+
+
+@pytest.mark.parametrize("case", _cases("extract"))
+def test_conformance_extract(case: dict[str, Any]) -> None:
+    """twitter-text's extract cases: the same tags, as written and folded, in order."""
+    expected = _expected(case, "expected")
+    assert [span.tag for span in extract_hashtags_with_indices(case["text"])] == expected
+    assert extract_hashtags(case["text"]) == [_fold(tag) for tag in expected]
+
+
+@pytest.mark.parametrize("case", _cases("extract_with_indices"))
+def test_conformance_extract_with_indices(case: dict[str, Any]) -> None:
+    """twitter-text's extract-with-indices cases: the same tags at the same code-point indices."""
+    expected = [HashtagSpan(item["tag"], *item["indices"]) for item in _expected(case, "expected")]
+    assert extract_hashtags_with_indices(case["text"]) == expected
+
+
+@pytest.mark.parametrize("case", _cases("autolink"))
+def test_conformance_autolink(case: dict[str, Any]) -> None:
+    """The hashtags twitter-text's autolinker links are the ones senti extracts."""
+    linked = _expected(case, "linked")
+    assert [span.tag for span in extract_hashtags_with_indices(case["text"])] == linked
+    assert extract_hashtags(case["text"]) == [_fold(tag) for tag in linked]
+
+
+@pytest.mark.parametrize("case", _cases("validate"))
+def test_conformance_validate(case: dict[str, Any]) -> None:
+    """twitter-text's hashtag validation cases."""
+    assert is_valid_hashtag(case["text"]) is _expected(case, "valid")
+
+
+def test_conformance_file_has_every_section() -> None:
+    """The data file keeps its four sections, each non-empty, every case described."""
+    assert set(CONFORMANCE) == {"extract", "extract_with_indices", "autolink", "validate"}
+    for cases in CONFORMANCE.values():
+        assert cases
+        assert all(case["description"] and "text" in case for case in cases)
 
 
 # hashtag_counts
