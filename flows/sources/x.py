@@ -507,7 +507,8 @@ class _StreamClient(tweepy.StreamingClient):  # type: ignore[misc]  # tweepy is 
 
     def on_errors(self, errors: Any) -> None:
         self._owner._count("stream_errors")
-        logger.warning("X stream error: %s", self._owner._scrub("; ".join(_messages(errors))))
+        detail = self._owner._scrub("; ".join(_messages(errors)))  # then cut: no token part
+        logger.warning("X stream error: %s", detail[:_MAX_DETAIL])
 
     def on_exception(self, exception: Exception) -> None:
         self._owner._fail(exception)
