@@ -482,7 +482,16 @@ def parse_line(line: Line) -> Post | Rejected:
     Blank lines are X's keep-alive signal and are rejected as ``keep-alive``;
     callers usually skip them before parsing. A line its source already
     rejected (:attr:`Line.rejected`) is rejected with that code and reason.
+    A :class:`Rejected` record is always storable: its origin, reason and raw
+    text are valid UTF-8 (undecodable bytes and lone surrogates as escapes).
     """
+    result = _parse(line)
+    if isinstance(result, Rejected) and not _is_utf8(result.origin + result.reason):
+        return Rejected(_escaped(result.origin), _escaped(result.reason), result.raw, result.code)
+    return result
+
+
+def _parse(line: Line) -> Post | Rejected:
     text = line.text
     if line.rejected is not None:
         code, reason = line.rejected
@@ -497,9 +506,8 @@ def parse_line(line: Line) -> Post | Rejected:
         try:
             envelope = json.loads(text)
         except (ValueError, RecursionError) as exc:
-            return Rejected(
-                line.origin, f"invalid JSON: {exc}"[:200], _keep(text), RejectCode.INVALID_JSON
-            )
+            reason = f"invalid JSON: {exc}"[:200]
+            return Rejected(line.origin, reason, _keep(text), RejectCode.INVALID_JSON)
     try:
         return post_from_envelope(envelope)
     except _Malformed as exc:
@@ -517,10 +525,15 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
+def _escaped(text: str) -> str:
+    """``text`` as valid UTF-8: undecodable bytes and lone surrogates become escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _keep(raw: str) -> str:
     """The raw line, storable as UTF-8 (undecodable bytes become escapes) and bounded."""
     if not _is_utf8(raw):
-        raw = raw.encode("utf-8", "backslashreplace").decode("utf-8")
+        raw = _escaped(raw)
     if len(raw) <= MAX_REJECTED_RAW:
         return raw
     return raw[:MAX_REJECTED_RAW] + f"...[{len(raw) - MAX_REJECTED_RAW} more characters]"

@@ -293,7 +293,7 @@ def check_rejected(result: Rejected) -> None:
     assert result.code in set(RejectCode), result
     assert result.code not in (RejectCode.INTERNAL, RejectCode.OTHER), result
     assert result.reason, result
-    assert _utf8(result.raw), result.origin
+    assert _utf8(result.origin + result.reason + result.raw), result.origin  # storable
     assert len(result.raw) <= MAX_REJECTED_RAW + 40
 
 

@@ -530,3 +530,12 @@ def test_a_rejected_line_pickles_with_its_rejection() -> None:
     line = Line("x", "o", rejected=(RejectCode.TOO_LARGE, "too long"))
     for item in (line, Line("x", "o")):
         assert pickle.loads(pickle.dumps(item)) == item  # noqa: S301 - our own bytes
+
+
+def test_a_rejection_is_always_storable() -> None:
+    """Origins and reasons holding undecodable bytes (a post id of the line, say) are kept
+    with escapes, so the store never fails on a rejected line."""
+    line = Line('{"data": {"id": "\udcff"}}', "x:\udcff")
+    rejected = rejected_of(line.text, origin=line.origin)
+    assert rejected.origin == "x:\\udcff"
+    rejected.reason.encode("utf-8")
