@@ -264,12 +264,14 @@ class FakeJetstream:
         """Add events to the history and send them to every open connection that wants them."""
         self._call(self._publish([(event, json.dumps(event)) for event in events]))
 
-    def publish_raw(self, message: str | bytes, *, time_us: int = 0) -> None:
-        """Send one message exactly as given (bytes as a binary frame) to every connection.
+    def publish_raw(self, *messages: str | bytes, time_us: int = 0) -> None:
+        """Send messages exactly as given (bytes as binary frames) to every connection.
 
-        No filter applies to it; ``time_us`` places it in the history for cursors.
+        No filter applies to them; ``time_us`` places them in the history for cursors.
+        A string must be encodable as UTF-8 (a text frame is): send bytes otherwise.
         """
-        self._call(self._publish([({"time_us": time_us, "raw": True}, message)]))
+        stamp = {"time_us": time_us, "raw": True}
+        self._call(self._publish([(stamp, message) for message in messages]))
 
     async def _publish(self, events: Sequence[tuple[dict[str, Any], str | bytes]]) -> None:
         for event, encoded in events:
