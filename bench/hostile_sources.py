@@ -92,7 +92,8 @@ class Plan:
     codes: Counter[str] = field(default_factory=Counter)
     """Rejections expected, by code."""
     discarded: int = 0
-    """Mutations the oracle did not reject (still valid, or not one event): not pushed."""
+    """Mutations the oracle did not reject (still valid, or not one event): not pushed,
+    another is drawn instead."""
 
     @property
     def bad(self) -> int:
@@ -119,10 +120,9 @@ def _plan(
         if rng.random() >= bad_share:
             plan.events.append((True, n))
             continue
-        made = make_bad(n, choose)
-        if made is None:
+        while (made := make_bad(n, choose)) is None:  # until the oracle rejects one
             plan.discarded += 1
-            continue
+            n += 1
         payload, code = made
         plan.events.append((False, payload))
         plan.codes[code] += 1
@@ -571,6 +571,15 @@ def _ok(result: dict[str, Any]) -> bool:
     )
 
 
+def _accounted(result: dict[str, Any]) -> float:
+    """The share of events with the expected outcome (0 if the server did not survive)."""
+    if not (result["alive_before_sigterm"] and result["exit_status"] == 0):
+        return 0.0
+    good = min(result["good_delivered"], result["good_stored"]) - result["good_delivered_twice"]
+    bad = min(result["rejected_counted"], result["rejected_stored"], result["bad"])
+    return (good + bad) / result["events"]
+
+
 def main() -> None:
     """Run each source, print the figures, write ``bench/results/hostile_sources.json``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -602,9 +611,9 @@ def main() -> None:
         figure(f"{name} crashes", 0 if result["alive_before_sigterm"] else 1)
         figure(f"{name} exit status on SIGTERM", result["exit_status"])
     targets = {
-        f"{name}: 0 crashes, good once, bad counted": {
-            "value": float(_ok(result)),
-            "target": "all",
+        f"{name}: events accounted for (0 crashes, good once, bad counted)": {
+            "value": _accounted(result),
+            "target": "1.00 (all)",
             "met": _ok(result),
         }
         for name, result in results.items()
