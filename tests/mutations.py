@@ -14,6 +14,11 @@ events-stream entry) and break it the ways a public stream can:
 The same operations run under hypothesis (:func:`mutated`, :func:`encoded`:
 ``data.draw`` chooses, so failures shrink) and from a seeded
 :class:`random.Random` for the benchmark (:class:`RandomChooser`).
+
+The oracles say what a parser may answer: :func:`check_parsed` accepts a post
+whose fields have the right types, that lies in a window and can be analysed,
+or a rejection with a known code (never ``internal``, a bug caught) that the
+store can hold.
 """
 
 from __future__ import annotations
