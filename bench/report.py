@@ -17,7 +17,7 @@ from common import RESULTS, ROOT, progress
 
 DOC = ROOT / "docs" / "benchmarks.md"
 IMG = ROOT / "docs" / "img"
-NAMES = ("throughput", "routing", "latency", "fanout", "workers")
+NAMES = ("throughput", "routing", "latency", "fanout", "workers", "hostile_sources")
 
 METHOD = {
     "throughput": (
@@ -71,6 +71,26 @@ METHOD = {
         "each process reads its file at its own pace, and each lane keeps its own event-time "
         "clock, so the one ahead makes none of the other's posts late; the matches, late posts "
         "and CPU seconds of every layout are listed to show that all do the same work."
+    ),
+    "hostile_sources": (
+        "Not part of `make bench` (about two minutes): run by hand. Per source, the given "
+        "number of events, 30% of them (`--bad`) broken by `tests/mutations.py` "
+        "(a field at any depth replaced by a value of another type, deleted, added or given "
+        "an unknown kind; JSON truncated, bytes that are not UTF-8, lone surrogates, NUL, BOM, "
+        "100,000-deep nesting). A broken event is kept only if the pure parsers reject it "
+        "(`parse_line`, `map_message`, `parse_event`, and the X source's id peek), else "
+        "another is drawn, so the outcome of every event is known. X and Bluesky: `senti "
+        "serve --source x|bluesky` as a subprocess with a SQLite store, against the fakes of "
+        "`tests/fakes/` in the benchmark's process, and a websocket client tracking "
+        "`hostile`, which every good post has; a run ends when the client has every good "
+        "post and `/metrics` counts every bad event (`senti_source_rejected_total`), then "
+        "SIGTERM. Redis: entries written to a real `redis-server`'s events stream, read by "
+        "`RedisSubscriptionSource` in the dataflow with a store, in the benchmark's process "
+        "(`senti dataflow` has no store): good entries are joins of new queries. Checked: "
+        "the server alive before SIGTERM and exiting 0, no panic in its log, each good post "
+        "received once and stored (each good query stored), each bad event counted by the "
+        "code the oracle predicted and kept in the `rejected` table. Events/s: all events "
+        "over the time from the first push to the last outcome."
     ),
 }
 
@@ -222,6 +242,8 @@ def _figures(name: str, r: dict[str, Any]) -> list[str]:
             f"{r['rss_flowing_kib']:,} KiB flowing: {r['kib_per_idle_connection']:.1f} KiB per "
             "idle connection",
         ]
+    if name == "hostile_sources":
+        return _hostile(r)
     m = r["median"]
     return [
         ", ".join(
@@ -232,6 +254,23 @@ def _figures(name: str, r: dict[str, Any]) -> list[str]:
         + ", ".join(f"{run['speedup 2 processes']:.2f}x" for run in r["runs"]),
         *_same_work(r.get("work", {})),
     ]
+
+
+def _hostile(r: dict[str, Any]) -> list[str]:
+    lines = []
+    for source, run in r["runs"].items():
+        reasons = run["rejected_by_reason"] or run["expected_by_reason"]
+        lines.append(
+            f"{source}: {run['events']:,} events, {run['events_per_s']:,.0f} events/s; "
+            f"{run['good_delivered']:,} of {run['good']:,} good delivered "
+            f"({run['good_delivered_twice']} twice), {run['good_stored']:,} stored; "
+            f"{run['rejected_counted']:,} of {run['bad']:,} bad counted, "
+            f"{run['rejected_stored']:,} stored ("
+            + ", ".join(f"{code} {count:,}" for code, count in reasons.items())
+            + f"); alive until SIGTERM: {'yes' if run['alive_before_sigterm'] else '**no**'}, "
+            f"exit status {run['exit_status']}"
+        )
+    return lines
 
 
 def _same_work(work: dict[str, dict[str, Any]]) -> list[str]:
@@ -276,7 +315,8 @@ def render(results: dict[str, dict[str, Any]], images: list[str]) -> str:
             met = "yes" if t["met"] else "**no**"
             lines.append(f"| {name} | {label} | {shown} | {t['target']} | {met} |")
     for name, r in results.items():
-        lines += ["", f"## {name.capitalize()}", "", f"Run {r['date']}: `{r['command']}`", ""]
+        title = name.replace("_", " ").capitalize()
+        lines += ["", f"## {title}", "", f"Run {r['date']}: `{r['command']}`", ""]
         lines += [f"- {line}" for line in _figures(name, r)]
         lines += ["", f"Method: {METHOD[name]}"]
         image = f"bench-{name}.png"

@@ -28,7 +28,7 @@ X envelope field           from the Jetstream event
 ``data.text``              ``record.text``
 ``data.created_at``        ``record.createdAt`` in UTC; ``time_us`` when it is unreadable,
                            has no offset, or is more than ``max_ahead`` after ``time_us``
-``data.lang``              the first of ``record.langs`` (absent when there are none)
+``data.lang``              the first language tag in ``record.langs`` (absent when none)
 ``data.author_id``         ``did`` (Jetstream carries no handle)
 ``data.entities.hashtags`` tag facets, byte offsets turned into code-point offsets, plus
                            hashtags senti's extractor finds in the text outside them;
@@ -41,19 +41,41 @@ count it: identity and account events, updates and deletes, other collections
 (reposts are ``app.bsky.feed.repost`` records, never posts), posts with no
 text, posts outside the wanted languages, and malformed events.
 
+A malformed event is ``Skipped`` as ``invalid: ...`` with a
+:class:`~flows.model.RejectCode` (:attr:`Skipped.code`), which the source
+passes on to the dataflow as a rejected line: a field missing or null
+(``missing-field``), of the wrong type (``wrong-type``), an unknown ``kind`` or
+``operation`` (``unknown-kind``), an unusable ``time_us`` (``bad-time``), a
+message that is not JSON (``invalid-json``, ``bad-encoding``). Every field is
+checked for its type before it is used. ``record.langs`` must be a list of
+strings: any other value, a string included (``"en"`` is never split into
+``e`` and ``n``), makes the post ``wrong-type``; strings in it that are not
+language tags (empty, spaces, too long) are ignored. Malformed optional parts
+(``createdAt``, facets, reply and embed) are ignored instead, as the table
+says. :func:`map_event` never raises: an unexpected error in the mapping
+itself gives ``invalid: internal error (...)`` with the code ``internal``.
+
 No I/O, no websockets, no bytewax: unit tests need neither network nor loop.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, TypeGuard
+from typing import Any, Final, TypeGuard, TypeVar, cast
 
-from flows.model import format_time, parse_time
+from flows.model import (
+    EARLIEST_POST_TIME,
+    LATEST_POST_TIME,
+    RejectCode,
+    format_time,
+    micros,
+    parse_time,
+)
 from flows.text import HashtagSpan, extract_hashtags_with_indices
 
 __all__ = [
@@ -85,8 +107,13 @@ it late, so beyond this the time Jetstream saw the post is used instead.
 Backdated posts (imported archives) keep their date and arrive late.
 """
 
-_MAX_TIME_US: Final = 253_402_300_799_999_999
-"""The last microsecond of year 9999, the latest time a datetime holds."""
+_MAX_TIME_US: Final = micros(LATEST_POST_TIME) - 1
+"""The latest ``time_us`` taken: the microsecond before :data:`~flows.model.LATEST_POST_TIME`."""
+
+_LANGUAGE_TAG: Final = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*")
+"""The shape of a BCP 47 language tag (``en``, ``pt-BR``, ``zh-Hant-TW``)."""
+
+X = TypeVar("X")
 
 _QUOTE_EMBEDS: Final = frozenset({"app.bsky.embed.record", "app.bsky.embed.recordWithMedia"})
 
@@ -116,6 +143,8 @@ class Skipped:
     ``empty-text`` or ``invalid: ...``."""
     time_us: int | None = None
     """The event's ``time_us`` when it has one (it still moves the cursor)."""
+    code: RejectCode | None = None
+    """Set when the event is malformed (``invalid: ...``): why, as a fixed word."""
 
 
 def post_uri(did: str, rkey: str) -> str:
@@ -146,16 +175,18 @@ def created_at(
     """The post's time: ``record.createdAt`` in UTC, or ``time_us`` if it cannot be trusted.
 
     ``time_us`` is used when ``value`` is not an ISO 8601 string with an
-    offset, or lies more than ``max_ahead`` after ``time_us``.
+    offset, lies more than ``max_ahead`` after ``time_us``, or lies outside
+    the times a post may have (:data:`~flows.model.EARLIEST_POST_TIME` to
+    :data:`~flows.model.LATEST_POST_TIME`).
     """
     seen = datetime.fromtimestamp(time_us / 1_000_000, UTC)
     if not isinstance(value, str):
         return seen
     try:
         declared = parse_time(value)
-    except (ValueError, OverflowError):
+    except ValueError:
         return seen
-    if declared - seen > max_ahead:
+    if declared - seen > max_ahead or not EARLIEST_POST_TIME <= declared < LATEST_POST_TIME:
         return seen
     return declared
 
@@ -293,7 +324,8 @@ def _references(record: dict[str, Any]) -> list[dict[str, str]]:
     if isinstance(parent, dict) and isinstance(parent.get("uri"), str):
         refs.append({"type": "replied_to", "id": parent["uri"]})
     embed = record.get("embed")
-    if isinstance(embed, dict) and embed.get("$type") in _QUOTE_EMBEDS:
+    kind = embed.get("$type") if isinstance(embed, dict) else None
+    if isinstance(embed, dict) and isinstance(kind, str) and kind in _QUOTE_EMBEDS:
         quoted = embed.get("record")
         if isinstance(quoted, dict) and isinstance(quoted.get("record"), dict):
             quoted = quoted["record"]  # recordWithMedia nests the embed.record
@@ -302,31 +334,93 @@ def _references(record: dict[str, Any]) -> list[dict[str, str]]:
     return refs
 
 
-def _post_commit(kind: object, commit: object) -> dict[str, Any] | str:
-    """The commit if it creates a post record, else why the event is skipped."""
+def _describe(value: object) -> str:
+    """A short, bounded description of a value for a reason: a string's start, else its type."""
+    if isinstance(value, str):
+        return repr(value[:40])
+    return "null" if value is None else type(value).__name__
+
+
+def _invalid(code: RejectCode, what: str, time_us: int | None = None) -> Skipped:
+    return Skipped(f"invalid: {what}"[:120], time_us, code)
+
+
+class _Skip(Exception):
+    """Raised by the checks below with the :class:`Skipped` the event gets."""
+
+    def __init__(self, skipped: Skipped) -> None:
+        super().__init__(skipped.reason)
+        self.skipped = skipped
+
+
+def _field(obj: dict[str, Any], path: str, kind: type[X], time_us: int) -> X:
+    """The field ``path`` (its last dotted part is the key) if it is a non-empty ``kind``."""
+    value = obj.get(path.rpartition(".")[2])
+    if value is None or (isinstance(value, str | dict) and not value):
+        raise _Skip(_invalid(RejectCode.MISSING_FIELD, f"no {path}", time_us))
+    if not isinstance(value, kind):
+        raise _Skip(_invalid(RejectCode.WRONG_TYPE, f"{path} is {_describe(value)}", time_us))
+    return value
+
+
+def _post_commit(event: dict[str, Any], time_us: int) -> dict[str, Any]:
+    """The commit if it creates a post record; raises :class:`_Skip` with why not."""
+    kind = event.get("kind")
     if kind in ("identity", "account"):
-        return str(kind)
-    if kind != "commit" or not isinstance(commit, dict):
-        return f"invalid: kind {kind!r}"[:80]
-    if commit.get("collection") != POST_COLLECTION:
-        return "collection"
-    operation = commit.get("operation")
+        raise _Skip(Skipped(str(kind), time_us))
+    if kind != "commit":
+        code = RejectCode.UNKNOWN_KIND if isinstance(kind, str) else RejectCode.WRONG_TYPE
+        if kind is None:
+            code = RejectCode.MISSING_FIELD
+        raise _Skip(_invalid(code, f"kind {_describe(kind)}", time_us))
+    commit = _field(event, "commit", dict, time_us)
+    if _field(commit, "commit.collection", str, time_us) != POST_COLLECTION:
+        raise _Skip(Skipped("collection", time_us))
+    operation = _field(commit, "commit.operation", str, time_us)
     if operation in ("update", "delete"):
-        return str(operation)
-    return commit if operation == "create" else f"invalid: operation {operation!r}"[:80]
+        raise _Skip(Skipped(operation, time_us))
+    if operation != "create":
+        what = f"operation {_describe(operation)}"
+        raise _Skip(_invalid(RejectCode.UNKNOWN_KIND, what, time_us))
+    return commit
 
 
-def _new_post(event: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | str:
-    """``(did, rkey, record)`` of a usable new post, else why the event is skipped."""
-    commit = _post_commit(event.get("kind"), event.get("commit"))
-    if isinstance(commit, str):
-        return commit
-    did, rkey, record = event.get("did"), commit.get("rkey"), commit.get("record")
-    if not isinstance(did, str) or not did or not isinstance(rkey, str) or not rkey:
-        return "invalid: no did or rkey"
-    if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-        return "invalid: record has no text"
-    return (did, rkey, record) if record["text"].strip() else "empty-text"
+def _post_text(record: dict[str, Any], time_us: int) -> str:
+    """``record.text``, not blank; raises :class:`_Skip` with why not."""
+    text = record.get("text")
+    if text is None:
+        raise _Skip(_invalid(RejectCode.MISSING_FIELD, "no record.text", time_us))
+    if not isinstance(text, str):
+        what = f"record.text is {_describe(text)}"
+        raise _Skip(_invalid(RejectCode.WRONG_TYPE, what, time_us))
+    if not text.strip():
+        raise _Skip(Skipped("empty-text", time_us))
+    return text
+
+
+def _post_langs(record: dict[str, Any], time_us: int) -> list[str]:
+    """The language tags in ``record.langs`` (``[]`` when absent); :class:`_Skip` if invalid."""
+    langs = record.get("langs")
+    if langs is None:
+        return []
+    if not isinstance(langs, list) or not all(isinstance(lang, str) for lang in langs):
+        what = f"record.langs is {_describe(langs)}, not a list of strings"
+        raise _Skip(_invalid(RejectCode.WRONG_TYPE, what, time_us))
+    return [lang for lang in langs if _LANGUAGE_TAG.fullmatch(lang)]
+
+
+def _event_time(event: object) -> int | Skipped:
+    """The event's ``time_us``, else why the event is invalid."""
+    if not isinstance(event, dict):
+        return _invalid(RejectCode.NOT_AN_OBJECT, f"event is {_describe(event)}")
+    time_us = event.get("time_us")
+    if time_us is None:
+        return _invalid(RejectCode.MISSING_FIELD, "no time_us")
+    if not _is_int(time_us):
+        return _invalid(RejectCode.WRONG_TYPE, f"time_us is {_describe(time_us)}")
+    if not 0 <= time_us <= _MAX_TIME_US:
+        return _invalid(RejectCode.BAD_TIME, "time_us out of range")
+    return time_us
 
 
 def map_event(
@@ -339,20 +433,31 @@ def map_event(
 
     ``langs`` keeps only posts in those languages (see :func:`wants_lang`);
     ``max_ahead`` bounds a post's declared time (see :func:`created_at`).
-    Never raises.
+    Never raises: a malformed event is ``Skipped`` with a :attr:`~Skipped.code`.
     """
-    time_us = event.get("time_us") if isinstance(event, dict) else None
-    if not isinstance(event, dict) or not _is_int(time_us) or not 0 <= time_us <= _MAX_TIME_US:
-        return Skipped("invalid: no time_us")
-    post = _new_post(event)
-    if isinstance(post, str):
-        return Skipped(post, time_us)
-    did, rkey, record = post
-    post_langs = [lang for lang in record.get("langs") or () if isinstance(lang, str)]
+    time_us = _event_time(event)
+    if isinstance(time_us, Skipped):
+        return time_us
+    try:
+        return _map_post(cast(dict[str, Any], event), time_us, langs, max_ahead)
+    except _Skip as skip:
+        return skip.skipped
+    except Exception as exc:  # a bug in the mapping must not end the stream
+        return _invalid(RejectCode.INTERNAL, f"internal error ({type(exc).__name__})", time_us)
+
+
+def _map_post(
+    event: dict[str, Any], time_us: int, langs: Collection[str], max_ahead: timedelta
+) -> Mapped | Skipped:
+    commit = _post_commit(event, time_us)
+    did = _field(event, "did", str, time_us)
+    rkey = _field(commit, "commit.rkey", str, time_us)
+    record = _field(commit, "commit.record", dict, time_us)
+    text = _post_text(record, time_us)
+    post_langs = _post_langs(record, time_us)
     if not wants_lang(post_langs, langs):
         return Skipped("language", time_us)
 
-    text = record["text"]
     uri = post_uri(did, rkey)
     moment = created_at(record.get("createdAt"), time_us, max_ahead=max_ahead)
     data: dict[str, Any] = {
@@ -369,7 +474,19 @@ def map_event(
     refs = _references(record)
     if refs:
         data["referenced_tweets"] = refs
+    strings = [text, uri, *post_langs[:1], *(tag["tag"] for tag in hashtags or ())]
+    if not _is_utf8("".join(strings + [ref["id"] for ref in refs])):
+        what = "a field is not valid UTF-8 (lone surrogate)"
+        return _invalid(RejectCode.BAD_ENCODING, what, time_us)
     return Mapped({"data": data}, uri, time_us)
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def map_message(
@@ -381,6 +498,8 @@ def map_message(
     """:func:`map_event` of one websocket message (JSON text); never raises."""
     try:
         event = json.loads(message)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        return Skipped(f"invalid: not JSON ({type(exc).__name__})")
+    except UnicodeDecodeError:
+        return _invalid(RejectCode.BAD_ENCODING, "not UTF-8")
+    except (ValueError, RecursionError) as exc:
+        return _invalid(RejectCode.INVALID_JSON, f"not JSON ({type(exc).__name__})")
     return map_event(event, langs=langs, max_ahead=max_ahead)

@@ -41,7 +41,7 @@ from bytewax.outputs import Sink
 
 from flows.analysis import PostAnalyzer
 from flows.matching import Query, Subscription
-from flows.model import Line, Post, PostMatches, ScoredPost, parse_line
+from flows.model import Line, Post, PostMatches, Rejected, ScoredPost, parse_line
 from flows.sentiment import Thresholds
 from flows.sources.workers import WorkerProbe
 from flows.steps import (
@@ -52,6 +52,7 @@ from flows.steps import (
     is_matched,
     is_original,
     is_post,
+    is_subscription,
     keep,
     window_record,
 )
@@ -112,7 +113,7 @@ def window_wait(seconds: float | None, *, live: bool) -> timedelta:
 
 def build_flow(
     post_source: Source[Line],
-    subscription_source: Source[Subscription] | None,
+    subscription_source: Source[Subscription] | Source[Subscription | Rejected] | None,
     sinks: Iterable[Sink[Any]],
     *,
     settings: FlowSettings | None = None,
@@ -121,7 +122,9 @@ def build_flow(
     """Build the dataflow reading ``post_source`` and writing every sink.
 
     ``subscription_source`` adds and removes tracked queries while the flow
-    runs (``None`` for a fixed set given in ``settings.queries``). Every sink
+    runs (``None`` for a fixed set given in ``settings.queries``); the
+    :class:`~flows.model.Rejected` records it may emit (malformed events of a
+    shared bus) go to the sinks with the rejected lines. Every sink
     receives :class:`~flows.model.PostMatches` (a matched post with all its
     queries; :func:`~flows.model.per_query` spells them out as
     :class:`~flows.model.Match` records), :class:`~flows.model.WindowSummary`,
@@ -148,7 +151,10 @@ def build_flow(
 
     joined: KeyedStream[ScoredPost | Subscription] = scored
     if subscription_source is not None:
-        changes = op.input("read_subscriptions", flow, subscription_source)  # Subscription
+        inputs = cast(Source[Subscription | Rejected], subscription_source)
+        read = op.input("read_subscriptions", flow, inputs)  # Subscription | Rejected
+        checked = op.branch("split_bad_subscriptions", read, is_subscription)
+        changes, bad_changes = checked.trues, checked.falses  # Subscription, Rejected
         routed = op.flat_map("to_every_lane", changes, lanes.broadcast)  # (lane, Subscription)
         joined = op.merge("join_by_lane", scored, routed)  # (lane, ScoredPost | Subscription)
     analysed = op.stateful_flat_map("match_phrases", joined, matcher)  # (lane, PostMatches)
@@ -171,7 +177,7 @@ def build_flow(
 
     streams: list[Any] = [matches, summaries, lates, rejected]
     if subscription_source is not None:
-        streams.append(changes)
+        streams += [changes, bad_changes]
     out = op.merge(
         "outputs", *streams
     )  # PostMatches | WindowSummary | LatePost | Rejected | Subscription

@@ -14,7 +14,10 @@ An X API v2 filtered-stream line looks like::
 
 :func:`parse_line` turns one such line into a :class:`Post`, or into a
 :class:`Rejected` record that says why it could not, so a malformed line is
-counted and kept instead of crashing the flow.
+counted and kept instead of crashing the flow. Every field is checked for its
+type before it is used; a rejection carries a :class:`RejectCode`, one of a
+few fixed words (the label of the rejected-input counters), and a reason in
+words (kept in the store).
 """
 
 from __future__ import annotations
@@ -23,19 +26,22 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import Any, Final
 
 import msgspec
 
 __all__ = [
     "ALL_POSTS",
+    "EARLIEST_POST_TIME",
+    "LATEST_POST_TIME",
     "LatePost",
     "Line",
     "Match",
     "Polarity",
     "Post",
     "PostMatches",
+    "RejectCode",
     "Rejected",
     "ScoredPost",
     "WindowSummary",
@@ -52,6 +58,47 @@ ALL_POSTS: Final = "*"
 MAX_REJECTED_RAW: Final = 100_000
 """Characters of a rejected line kept verbatim; longer lines are cut and marked."""
 
+EARLIEST_POST_TIME: Final = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_POST_TIME: Final = datetime(2200, 1, 1, tzinfo=UTC)
+"""A post's ``created_at`` must lie in ``[EARLIEST_POST_TIME, LATEST_POST_TIME)``.
+
+Outside, it is rejected as ``bad-time``: a post dated in year 9999 would make
+its window's end overflow the datetime range and stop the flow, and one dated
+centuries ahead would make every later post late."""
+
+
+class RejectCode(StrEnum):
+    """Why an input was rejected, in one of a few fixed words.
+
+    The label of ``senti_source_rejected_total``, so its cardinality stays
+    bounded whatever the input; the reason in words is kept alongside.
+    """
+
+    KEEP_ALIVE = "keep-alive"
+    """A blank line (X's keep-alive); sources skip them before parsing."""
+    INVALID_JSON = "invalid-json"
+    """Not JSON: truncated, garbage, nested too deep, a number too long."""
+    NOT_AN_OBJECT = "not-an-object"
+    """JSON, but not an object, or without the object a post lives in (``data``)."""
+    MISSING_FIELD = "missing-field"
+    """A required field is absent, null or empty."""
+    WRONG_TYPE = "wrong-type"
+    """A field holds a value of the wrong type (a number for a string, a string for a list)."""
+    BAD_TIME = "bad-time"
+    """A time that is not ISO 8601 with an offset, or outside the supported range."""
+    BAD_ENCODING = "bad-encoding"
+    """Text that is not valid UTF-8 (an undecodable byte or a lone surrogate)."""
+    UNKNOWN_KIND = "unknown-kind"
+    """An event or operation of a kind senti does not know."""
+    TOO_LARGE = "too-large"
+    """Longer than the source accepts (its rest was skipped)."""
+    INVALID_QUERY = "invalid-query"
+    """A tracked query that does not parse (Redis subscription events)."""
+    INTERNAL = "internal"
+    """A bug in senti's own mapping, caught so that the stream goes on."""
+    OTHER = "other"
+    """Anything else (a :class:`Rejected` made without a code)."""
+
 
 class Polarity(IntEnum):
     """The documented ``polarityIndex`` values of the original protocol."""
@@ -67,10 +114,16 @@ class Line:
 
     text: str
     origin: str = ""
+    rejected: tuple[RejectCode, str] | None = None
+    """``(code, reason)`` when the source already found the input unusable (a
+    malformed Jetstream event, an overlong line): :func:`parse_line` rejects it
+    with them, keeping ``text`` as the raw input."""
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Lines cross between workers pickled; a dataclass's default reduce is slower.
-        return Line, (self.text, self.origin)
+        if self.rejected is None:
+            return Line, (self.text, self.origin)
+        return Line, (self.text, self.origin, self.rejected)
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +296,10 @@ class Rejected:
 
     origin: str
     reason: str
+    """What was wrong, in words (``data.lang is not a string``)."""
     raw: str
+    code: RejectCode = RejectCode.OTHER
+    """What was wrong, as one of the fixed :class:`RejectCode` words."""
 
     def message(self) -> dict[str, Any]:
         """JSON-ready form, tagged ``"type": "rejected"``."""
@@ -293,29 +349,37 @@ def format_time(moment: datetime) -> str:
 def parse_time(value: str) -> datetime:
     """Parse an ISO 8601 timestamp into an aware UTC datetime.
 
-    Raises :class:`ValueError` if it is not ISO 8601 or carries no offset.
+    Raises :class:`ValueError` if it is not ISO 8601, carries no offset, or
+    is not a time in UTC's range (year 1 at +01:00).
     """
     moment = datetime.fromisoformat(value)
     if moment.tzinfo is None:
         raise ValueError(f"timestamp without a time zone: {value!r}")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"timestamp out of range in UTC: {value!r}") from None
 
 
 class _Malformed(ValueError):
     """A line that parses as JSON but is not a post."""
+
+    def __init__(self, code: RejectCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def _optional_str(obj: dict[str, Any], name: str) -> str | None:
     value = obj.get(name)
     if value is None or isinstance(value, str):
         return value
-    raise _Malformed(f"data.{name} is not a string")
+    raise _Malformed(RejectCode.WRONG_TYPE, f"data.{name} is not a string")
 
 
 def _required_str(obj: dict[str, Any], name: str) -> str:
     value = _optional_str(obj, name)
     if value is None:
-        raise _Malformed(f"missing data.{name}")
+        raise _Malformed(RejectCode.MISSING_FIELD, f"missing data.{name}")
     return value
 
 
@@ -325,12 +389,12 @@ def _hashtags(data: dict[str, Any]) -> tuple[str, ...] | None:
         return None
     items = entities["hashtags"]
     if not isinstance(items, list):
-        raise _Malformed("data.entities.hashtags is not a list")
+        raise _Malformed(RejectCode.WRONG_TYPE, "data.entities.hashtags is not a list")
     tags = []
     for item in items:
         tag = item.get("tag") if isinstance(item, dict) else None
         if not isinstance(tag, str):
-            raise _Malformed("data.entities.hashtags item has no tag")
+            raise _Malformed(RejectCode.WRONG_TYPE, "data.entities.hashtags item has no tag")
         tags.append(tag)
     return tuple(tags)
 
@@ -369,19 +433,25 @@ def _rule_tags(envelope: dict[str, Any]) -> tuple[str, ...]:
 def post_from_envelope(envelope: Any) -> Post:
     """Build a :class:`Post` from a decoded stream line; :class:`ValueError` if unusable."""
     if not isinstance(envelope, dict):
-        raise _Malformed("line is not a JSON object")
+        raise _Malformed(RejectCode.NOT_AN_OBJECT, "line is not a JSON object")
     data = envelope.get("data")
     if not isinstance(data, dict):
-        raise _Malformed("missing data object")
+        raise _Malformed(RejectCode.NOT_AN_OBJECT, "missing data object")
     post_id = _required_str(data, "id")
     text = _required_str(data, "text")
     created = _required_str(data, "created_at")
     if not post_id:
-        raise _Malformed("empty data.id")
+        raise _Malformed(RejectCode.MISSING_FIELD, "empty data.id")
     try:
         created_at = parse_time(created)
     except ValueError as exc:
-        raise _Malformed(f"bad data.created_at: {exc}") from None
+        raise _Malformed(RejectCode.BAD_TIME, f"bad data.created_at: {exc}"[:200]) from None
+    if not EARLIEST_POST_TIME <= created_at < LATEST_POST_TIME:
+        raise _Malformed(
+            RejectCode.BAD_TIME,
+            f"bad data.created_at: {format_time(created_at)} is outside "
+            f"{EARLIEST_POST_TIME.year}-{LATEST_POST_TIME.year - 1}",
+        )
     post = Post(
         id=post_id,
         text=text,
@@ -394,7 +464,10 @@ def post_from_envelope(envelope: Any) -> Post:
     )
     strings = [post.id, post.text, post.lang or "", post.author or "", *(post.hashtags or ())]
     if not _is_utf8("".join(strings + list(post.rule_tags))):
-        raise _Malformed("a field is not valid UTF-8 (undecodable byte or lone surrogate)")
+        raise _Malformed(
+            RejectCode.BAD_ENCODING,
+            "a field is not valid UTF-8 (undecodable byte or lone surrogate)",
+        )
     return post
 
 
@@ -407,11 +480,24 @@ def parse_line(line: Line) -> Post | Rejected:
     """Parse one X API v2 stream line; never raises.
 
     Blank lines are X's keep-alive signal and are rejected as ``keep-alive``;
-    callers usually skip them before parsing.
+    callers usually skip them before parsing. A line its source already
+    rejected (:attr:`Line.rejected`) is rejected with that code and reason.
+    A :class:`Rejected` record is always storable: its origin, reason and raw
+    text are valid UTF-8 (undecodable bytes and lone surrogates as escapes).
     """
+    result = _parse(line)
+    if isinstance(result, Rejected) and not _is_utf8(result.origin + result.reason):
+        return Rejected(_escaped(result.origin), _escaped(result.reason), result.raw, result.code)
+    return result
+
+
+def _parse(line: Line) -> Post | Rejected:
     text = line.text
+    if line.rejected is not None:
+        code, reason = line.rejected
+        return Rejected(line.origin, reason, _keep(text), code)
     if not text.strip():
-        return Rejected(line.origin, "keep-alive", "")
+        return Rejected(line.origin, "keep-alive", "", RejectCode.KEEP_ALIVE)
     try:
         envelope = _decode(text)
     except (ValueError, RecursionError):
@@ -420,11 +506,15 @@ def parse_line(line: Line) -> Post | Rejected:
         try:
             envelope = json.loads(text)
         except (ValueError, RecursionError) as exc:
-            return Rejected(line.origin, f"invalid JSON: {exc}", _keep(text))
+            reason = f"invalid JSON: {exc}"[:200]
+            return Rejected(line.origin, reason, _keep(text), RejectCode.INVALID_JSON)
     try:
         return post_from_envelope(envelope)
-    except ValueError as exc:
-        return Rejected(line.origin, str(exc), _keep(text))
+    except _Malformed as exc:
+        return Rejected(line.origin, str(exc), _keep(text), exc.code)
+    except Exception as exc:  # a bug must cost one line, not the flow
+        reason = f"internal error: {type(exc).__name__}"
+        return Rejected(line.origin, reason, _keep(text), RejectCode.INTERNAL)
 
 
 def _is_utf8(text: str) -> bool:
@@ -435,10 +525,15 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
+def _escaped(text: str) -> str:
+    """``text`` as valid UTF-8: undecodable bytes and lone surrogates become escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _keep(raw: str) -> str:
     """The raw line, storable as UTF-8 (undecodable bytes become escapes) and bounded."""
     if not _is_utf8(raw):
-        raw = raw.encode("utf-8", "backslashreplace").decode("utf-8")
+        raw = _escaped(raw)
     if len(raw) <= MAX_REJECTED_RAW:
         return raw
     return raw[:MAX_REJECTED_RAW] + f"...[{len(raw) - MAX_REJECTED_RAW} more characters]"

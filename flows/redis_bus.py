@@ -23,22 +23,32 @@ import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
-from flows.matching import InvalidQuery, Query, Subscription, parse_query
-from flows.model import Match, Polarity, Post, ScoredPost, WindowSummary, parse_time
+from flows.matching import MAX_QUERY_CHARS, InvalidQuery, Query, Subscription, parse_query
+from flows.model import (
+    Match,
+    Polarity,
+    Post,
+    RejectCode,
+    ScoredPost,
+    WindowSummary,
+    parse_time,
+)
 
 __all__ = [
     "DEFAULT_PREFIX",
     "JOIN",
     "LEAVE",
+    "BusEvent",
     "BusKeys",
     "BusSnapshot",
     "Tracked",
     "decode_message",
     "encode_message",
-    "event_fields",
+    "event_raw",
     "flat_counts",
+    "parse_event",
     "parse_snapshot",
 ]
 
@@ -101,7 +111,9 @@ def decode_message(text: str | bytes) -> Match | WindowSummary:
     """The item :func:`encode_message` wrote, with what the protocol encoders use.
 
     A decoded :class:`~flows.model.Match` has no post text and no terms: the
-    gateways only forward it. Raises :class:`ValueError` for anything else.
+    gateways only forward it. Raises :class:`ValueError` for anything else,
+    whatever is wrong with it (a field missing or of another type, a number
+    out of range, nesting too deep).
     """
     try:
         data = json.loads(text)
@@ -125,8 +137,8 @@ def decode_message(text: str | bytes) -> Match | WindowSummary:
             hashtags={str(tag): int(count) for tag, count in data["hashtags"].items()},
         )
         return Match(str(data["query"]), scored)
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"not a senti message: {exc!r}") from None
+    except (KeyError, TypeError, AttributeError, OverflowError, RecursionError) as exc:
+        raise ValueError(f"not a senti message: {type(exc).__name__}") from None
 
 
 # Who tracks what
@@ -228,13 +240,81 @@ def flat_counts(counts: Mapping[str, int]) -> list[str]:
     return [text for key, n in counts.items() for text in (key, str(n))]
 
 
-def event_fields(fields: Mapping[Any, Any]) -> tuple[str, str, str] | None:
-    """``(gateway, op, key)`` of one events-stream entry, or ``None`` if malformed."""
+class BusEvent(NamedTuple):
+    """One ``join``/``leave`` entry of the events stream, checked."""
+
+    gateway: str
+    op: str
+    key: str
+
+
+_MAX_GATEWAY_CHARS: Final = 200
+"""Longest gateway id taken (senti's are 12 hex digits)."""
+
+
+def parse_event(fields: object) -> BusEvent | tuple[RejectCode, str]:
+    """The event of one events-stream entry, or ``(code, reason)`` when it is unusable.
+
+    Anyone who can write to Redis can add an entry, so each field is checked:
+    ``gw``, ``op`` and ``key`` present (``missing-field``), UTF-8 text
+    (``wrong-type``, ``bad-encoding``), not overlong (``too-large``), ``op`` a
+    ``join`` or ``leave`` (``unknown-kind``) and ``key`` a query
+    (``invalid-query``). Other fields are ignored. Never raises.
+    """
+    if not isinstance(fields, Mapping):
+        return RejectCode.NOT_AN_OBJECT, "entry has no fields"
+    values: list[str] = []
+    for name in ("gw", "op", "key"):
+        value = _event_text(fields, name)
+        if isinstance(value, tuple):
+            return value
+        values.append(value)
+    event = BusEvent(*values)
+    problem = _event_problem(event)
+    return event if problem is None else problem
+
+
+def _event_text(fields: Mapping[Any, Any], name: str) -> str | tuple[RejectCode, str]:
+    value = fields.get(name.encode(), fields.get(name))
+    if value is None:
+        return RejectCode.MISSING_FIELD, f"no {name} field"
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return RejectCode.BAD_ENCODING, f"{name} is not UTF-8"
+    if not isinstance(value, str):
+        return RejectCode.WRONG_TYPE, f"{name} is {type(value).__name__}, not text"
+    return value
+
+
+def _event_problem(event: BusEvent) -> tuple[RejectCode, str] | None:
+    if not event.gateway:
+        return RejectCode.MISSING_FIELD, "empty gw"
+    if len(event.gateway) > _MAX_GATEWAY_CHARS or len(event.key) > MAX_QUERY_CHARS:
+        return RejectCode.TOO_LARGE, "gw or key too long"
+    if event.op not in (JOIN, LEAVE):
+        return RejectCode.UNKNOWN_KIND, f"op {event.op[:40]!r}"
     try:
-        values = {_text(k): _text(v) for k, v in fields.items()}
-        return values["gw"], values["op"], values["key"]
-    except (KeyError, AttributeError):
-        return None
+        parse_query(event.key)
+    except InvalidQuery as exc:
+        return RejectCode.INVALID_QUERY, f"key is not a query: {exc}"[:200]
+    return None
+
+
+def event_raw(fields: object, limit: int = 10_000) -> str:
+    """An entry's fields as JSON text for the store (bytes shown with escapes), bounded."""
+    if not isinstance(fields, Mapping):
+        return repr(fields)[:limit]
+    shown = {_shown(name): _shown(value) for name, value in fields.items()}
+    return json.dumps(shown, ensure_ascii=False)[:limit]
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    text = value if isinstance(value, str) else repr(value)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def unique(keys: Iterable[str]) -> list[str]:

@@ -43,6 +43,7 @@ __all__ = [
     "is_matched",
     "is_original",
     "is_post",
+    "is_subscription",
     "keep",
     "window_record",
 ]
@@ -85,6 +86,11 @@ def window_record(item: PostMatches | Post) -> Counted:
 def is_post(item: Keyed[Post | Rejected]) -> TypeGuard[Keyed[Post]]:
     """Whether a parsed line is a post (else it is a rejected line)."""
     return isinstance(item[1], Post)
+
+
+def is_subscription(item: Subscription | Rejected) -> TypeGuard[Subscription]:
+    """Whether an item of the subscription source is a change (else a rejected event)."""
+    return isinstance(item, Subscription)
 
 
 def is_original(item: Keyed[Post]) -> bool:

@@ -86,7 +86,7 @@ class SentiServer:
     ) -> None:
         self.settings = settings
         self.stop = threading.Event()
-        self.metrics = Metrics()
+        self.metrics = Metrics(source=settings.source)
         if (
             backend is None
             and post_source is None

@@ -10,7 +10,8 @@ The child talks to the server over one duplex pipe:
 * server -> child: ``("track", Subscription)`` changes and ``("stop", None)``;
 * child -> server: batches of :class:`Encoded` items, the per-post and window
   messages already encoded for both dialects, so the event loop only writes
-  them to sockets; then ``("done", error or None)`` when the flow has ended.
+  them to sockets, and the rejected lines without their raw text, for
+  ``/metrics``; then ``("done", error or None)`` when the flow has ended.
 
 A full pipe blocks the child's sink: a server that cannot keep up slows the
 dataflow instead of buffering without bound.
@@ -36,7 +37,7 @@ from typing_extensions import override
 
 from flows.dataflow import FlowSettings, build_flow
 from flows.matching import Subscription
-from flows.model import ALL_POSTS, Line, PostMatches, WindowSummary
+from flows.model import ALL_POSTS, Line, PostMatches, Rejected, WindowSummary
 from flows.recovery import Recovery, prepare_recovery_dir, stoppable
 from flows.runner import FlowThread
 from flows.sentiment import load_thresholds
@@ -70,9 +71,9 @@ class EncodedWindow:
     v2: str
 
 
-def encode_items(items: Sequence[Any]) -> list[EncodedPost | EncodedWindow]:
+def encode_items(items: Sequence[Any]) -> list[EncodedPost | EncodedWindow | Rejected]:
     """What the server needs of a batch of dataflow output, encoded once."""
-    encoded: list[EncodedPost | EncodedWindow] = []
+    encoded: list[EncodedPost | EncodedWindow | Rejected] = []
     for item in items:
         if isinstance(item, PostMatches):
             matches = item.matches()
@@ -81,6 +82,8 @@ def encode_items(items: Sequence[Any]) -> list[EncodedPost | EncodedWindow]:
         elif isinstance(item, WindowSummary):
             v2 = "" if item.query == ALL_POSTS else encode_window(item)
             encoded.append(EncodedWindow(item, v2))
+        elif isinstance(item, Rejected):  # counted by the server; the store keeps the raw text
+            encoded.append(Rejected(item.origin, item.reason[:200], "", item.code))
     return encoded
 
 

@@ -22,12 +22,14 @@ from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.protocol import State
 
 from flows.matching import Query, Subscription
-from flows.model import ALL_POSTS, Match, PostMatches, WindowSummary
+from flows.model import ALL_POSTS, Match, PostMatches, RejectCode, Rejected, WindowSummary
 from server.flowproc import EncodedPost, EncodedWindow
 from server.metrics import Metrics
 from server.protocol import Dialect, Outcome, encode_post, encode_window
 
 __all__ = ["Hub", "SubscriptionSink"]
+
+_CODES = frozenset(RejectCode)
 
 
 class SubscriptionSink(Protocol):
@@ -137,7 +139,9 @@ class Hub:
 
         Items are records (:class:`~flows.model.PostMatches`, :class:`~flows.model.Match`,
         :class:`~flows.model.WindowSummary`) or the same already encoded by a
-        dataflow process (:mod:`server.flowproc`).
+        dataflow process (:mod:`server.flowproc`); :class:`~flows.model.Rejected`
+        records are counted by code. Anything else (late posts, subscription
+        changes) is not for clients and is left out.
         """
         for item in items:
             if isinstance(item, EncodedPost):
@@ -149,7 +153,11 @@ class Hub:
             elif isinstance(item, Match):
                 self._metrics.matches += 1
                 self._deliver_post(PostMatches(item.scored, (item.query,)))
-            else:
+            elif isinstance(item, Rejected):
+                # Codes outside the vocabulary count as "other": the label set stays fixed.
+                code = item.code if item.code in _CODES else RejectCode.OTHER
+                self._metrics.source_rejected[code] += 1
+            elif isinstance(item, EncodedWindow | WindowSummary):
                 summary, text = (
                     (item.summary, item.v2) if isinstance(item, EncodedWindow) else (item, None)
                 )

@@ -24,6 +24,10 @@ class Metrics:
     protocol_errors: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     """Refused handshakes by reason (origin, token, full, per-ip, path)."""
+    source: str = ""
+    """The post source's name, the ``source`` label of :attr:`source_rejected`."""
+    source_rejected: Counter[str] = field(default_factory=Counter)
+    """Rejected input (lines, events) by :class:`~flows.model.RejectCode`."""
 
     def render(
         self,
@@ -70,6 +74,15 @@ class Metrics:
         lines += [
             f'senti_handshakes_rejected_total{{reason="{reason}"}} {count}'
             for reason, count in sorted(self.rejected.items())
+        ]
+        lines += [
+            "# HELP senti_source_rejected_total Source input rejected as unusable, by reason.",
+            "# TYPE senti_source_rejected_total counter",
+        ]
+        name = _label(self.source)
+        lines += [
+            f'senti_source_rejected_total{{source="{name}",reason="{_label(code)}"}} {count}'
+            for code, count in sorted(self.source_rejected.items())
         ]
         lines += [
             "# HELP senti_query_clients Connections tracking each query.",

@@ -21,6 +21,7 @@ EXPECTED = {
     "latency": ["p50 latency:", "p99 latency:", "max latency:"],
     "fanout": ["connections opened:", "server RSS idle growth:"],
     "workers": ["2 processes:", "speedup, 2 processes:"],
+    "hostile_sources": ["x crashes: 0", "bluesky crashes: 0", "bluesky rejected by reason:"],
 }
 
 

@@ -17,9 +17,11 @@ from fakes.jetstream import (
     tag_facet,
     update_event,
 )
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from mutations import check_post, encoded
 
+from flows import bluesky
 from flows.analysis import PostAnalyzer
 from flows.bluesky import (
     TAG_FEATURE,
@@ -33,7 +35,7 @@ from flows.bluesky import (
     post_uri,
     wants_lang,
 )
-from flows.model import Line, Post, parse_line
+from flows.model import Line, Post, RejectCode, parse_line
 
 
 def _mapped(event: object, **options: object) -> Mapped:
@@ -331,6 +333,37 @@ def test_lang_is_the_first_declared_language() -> None:
     assert _post(post_event("c", "hm", time_us=T0_US, langs=[])).lang is None
 
 
+@pytest.mark.parametrize(
+    "langs",
+    [
+        pytest.param(1, id="number"),
+        pytest.param("en", id="string"),
+        pytest.param({"en": True}, id="object"),
+        pytest.param(True, id="boolean"),
+        pytest.param(["en", 1], id="a-number-in-the-list"),
+        pytest.param([None], id="null-in-the-list"),
+        pytest.param([["en"]], id="nested-list"),
+    ],
+)
+def test_langs_that_is_not_a_list_of_strings_makes_the_post_wrong_type(langs: object) -> None:
+    """langs of another type (a string too: never split into letters) is invalid, never raised."""
+    event = post_event("a", "hello", time_us=T0_US, langs=None)
+    event["commit"]["record"]["langs"] = langs
+    skipped = map_event(event)
+    assert isinstance(skipped, Skipped), skipped
+    assert skipped.code is RejectCode.WRONG_TYPE
+    assert skipped.reason.startswith("invalid: record.langs")
+    assert skipped.time_us == T0_US
+    assert map_event(event, langs=["en"]) == skipped
+
+
+def test_strings_in_langs_that_are_not_language_tags_are_ignored() -> None:
+    """Empty, blank and overlong strings are not languages: lang is the first real tag."""
+    event = post_event("a", "hi", time_us=T0_US, langs=["", " ", "x" * 100, "en us", "pt-BR"])
+    assert _post(event).lang == "pt-BR"
+    assert _post(post_event("b", "hi", time_us=T0_US, langs=["", "  "])).lang is None
+
+
 def test_the_language_filter_compares_primary_subtags() -> None:
     """Wanting en keeps en-US and en+ja posts and skips ja and undeclared ones."""
     assert wants_lang(["en-US"], ["en"])
@@ -357,6 +390,8 @@ def test_the_language_filter_compares_primary_subtags() -> None:
         ("2024-13-01T00:00:00Z", T0 + timedelta(seconds=7)),
         (20240501, T0 + timedelta(seconds=7)),
         ("2031-01-01T00:00:00Z", T0 + timedelta(seconds=7)),  # far in the future
+        ("0001-01-01T00:00:00+01:00", T0 + timedelta(seconds=7)),  # before year 1 in UTC
+        ("1900-01-01T00:00:00Z", T0 + timedelta(seconds=7)),  # before any post
     ],
 )
 def test_created_at_is_the_declared_time_unless_it_cannot_be_trusted(
@@ -419,6 +454,116 @@ def test_malformed_events_are_skipped_never_raised() -> None:
         result = map_message(message)
         assert isinstance(result, Skipped), message
         assert result.reason.startswith("invalid"), (message, result)
+        assert result.code is not None, (message, result)
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        pytest.param({"kind": "sync"}, RejectCode.UNKNOWN_KIND, id="unknown-kind"),
+        pytest.param({"kind": None}, RejectCode.MISSING_FIELD, id="null-kind"),
+        pytest.param({"kind": ["commit"]}, RejectCode.WRONG_TYPE, id="list-kind"),
+        pytest.param({"time_us": None}, RejectCode.MISSING_FIELD, id="null-time"),
+        pytest.param({"time_us": "1"}, RejectCode.WRONG_TYPE, id="string-time"),
+        pytest.param({"time_us": 10**20}, RejectCode.BAD_TIME, id="huge-time"),
+        pytest.param({"did": 5}, RejectCode.WRONG_TYPE, id="number-did"),
+        pytest.param({"did": ""}, RejectCode.MISSING_FIELD, id="empty-did"),
+        pytest.param({"commit": "x"}, RejectCode.WRONG_TYPE, id="string-commit"),
+        pytest.param({"commit": None}, RejectCode.MISSING_FIELD, id="null-commit"),
+    ],
+)
+def test_each_malformed_event_names_what_is_wrong(change: dict[str, object], code: str) -> None:
+    """A field of the event missing, null, of another type or unknown kind has its own code."""
+    skipped = map_event({**post_event("a", "hi", time_us=T0_US), **change})
+    assert isinstance(skipped, Skipped), skipped
+    assert skipped.code is code, skipped
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        pytest.param({"operation": "merge"}, RejectCode.UNKNOWN_KIND, id="unknown-operation"),
+        pytest.param({"operation": 1}, RejectCode.WRONG_TYPE, id="number-operation"),
+        pytest.param({"collection": None}, RejectCode.MISSING_FIELD, id="null-collection"),
+        pytest.param({"rkey": ["a"]}, RejectCode.WRONG_TYPE, id="list-rkey"),
+        pytest.param({"record": []}, RejectCode.WRONG_TYPE, id="list-record"),
+        pytest.param(
+            {"record": {"text": 5, "langs": ["en"]}}, RejectCode.WRONG_TYPE, id="number-text"
+        ),
+        pytest.param({"record": {"langs": ["en"]}}, RejectCode.MISSING_FIELD, id="no-text"),
+        pytest.param({"record": {"text": "a \ud800"}}, RejectCode.BAD_ENCODING, id="surrogate"),
+    ],
+)
+def test_each_malformed_commit_names_what_is_wrong(change: dict[str, object], code: str) -> None:
+    """A field of the commit or its record missing, null, mistyped or unknown has its own code."""
+    event = post_event("a", "hi", time_us=T0_US)
+    event["commit"].update(change)
+    skipped = map_event(event)
+    assert isinstance(skipped, Skipped), skipped
+    assert skipped.code is code, skipped
+    assert skipped.time_us == T0_US
+
+
+def test_an_unhashable_embed_type_is_ignored() -> None:
+    """An embed whose $type is a list (it raised TypeError) is no quote: the post maps."""
+    event = post_event("a", "hi", time_us=T0_US, embed={"$type": ["x"], "record": {"uri": "u"}})
+    assert "referenced_tweets" not in _mapped(event).envelope["data"]
+
+
+def test_a_bug_in_the_mapping_is_caught_and_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unexpected error while mapping gives invalid: internal error, never an exception."""
+
+    def broken(text: str, facets: object) -> None:
+        raise ZeroDivisionError
+
+    monkeypatch.setattr(bluesky, "hashtag_entities", broken)
+    skipped = map_event(post_event("a", "hi", time_us=T0_US))
+    assert skipped == Skipped(
+        "invalid: internal error (ZeroDivisionError)", T0_US, RejectCode.INTERNAL
+    )
+
+
+_JETSTREAM_KINDS = {
+    "kind": ["sync", "Commit", "", "commit "],
+    "operation": ["merge", "CREATE", ""],
+    "collection": ["app.bsky.feed.like", "app.bsky.feed.post "],
+    "$type": ["app.bsky.embed.nope", "app.bsky.richtext.facet#link"],
+}
+"""Enumerated fields of a Jetstream event, and values they never legitimately have."""
+
+_LEGITIMATE_SKIPS = {"identity", "account", "update", "delete", "collection", "language"}
+
+_RICH_POST = post_event(
+    "3l3qo2vuowo2b",
+    "café #Python 👋 rocks",
+    time_us=T0_US,
+    langs=["en", "pt"],
+    facets=[tag_facet("café #Python 👋 rocks", "#Python")],
+    reply={"root": {"uri": "at://r", "cid": "c"}, "parent": {"uri": "at://p", "cid": "c"}},
+    embed={"$type": "app.bsky.embed.record", "record": {"uri": "at://q", "cid": "c"}},
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(raw=encoded(_RICH_POST, _JETSTREAM_KINDS), wanted=st.sampled_from([(), ("en",)]))
+def test_a_mutated_event_is_a_post_a_skip_or_a_counted_rejection(
+    raw: str | bytes, wanted: tuple[str, ...]
+) -> None:
+    """Whatever is broken in an event, map_message never raises: a mapped post parses into a
+    usable post, a skip has a known reason, a malformed event a known code (never internal)."""
+    result = map_message(raw, langs=wanted)
+    if isinstance(result, Mapped):
+        post = parse_line(Line(result.line(), f"bluesky:{result.time_us}"))
+        assert isinstance(post, Post), post
+        check_post(post)
+        assert post.id == result.post_id
+        assert post.lang is None or isinstance(post.lang, str)
+    elif result.code is None:
+        assert result.reason in _LEGITIMATE_SKIPS | {"empty-text"}, result
+    else:
+        assert result.reason.startswith("invalid: "), result
+        assert result.code not in (RejectCode.INTERNAL, RejectCode.OTHER), result
+        assert len(result.reason) <= 120
 
 
 def test_a_message_of_bytes_is_decoded_as_utf8_json() -> None:

@@ -21,6 +21,7 @@ from flows.model import (
     Line,
     Match,
     Polarity,
+    RejectCode,
     Rejected,
     WindowSummary,
     per_query,
@@ -284,6 +285,18 @@ def test_subscriptions_change_while_the_flow_runs(entry_point: Any) -> None:
     real = {pair for pair in matched(out) if not pair[1].startswith("probe")}
     assert real == {("tea", "1"), ("coffee", "2")}
     assert {item.key for item in out if isinstance(item, Subscription)} == {"coffee", "tea"}
+
+
+def test_rejected_subscription_events_go_to_the_sinks(entry_point: Any) -> None:
+    """A subscription source's Rejected records (malformed bus events) reach every sink with
+    the rejected lines, and never the matcher; its changes go on to the sinks too."""
+    bad = Rejected(
+        "senti:subscriptions:1-0", "op 'part'", '{"op": "part"}', RejectCode.UNKNOWN_KIND
+    )
+    subscriptions = TestingSource([bad, Subscription(parse_query("tea"))])
+    out = run(entry_point, [x_line(1, "tea time", at=1)], [], subscriptions=subscriptions)
+    assert [item for item in out if isinstance(item, Rejected)] == [bad]
+    assert Subscription(parse_query("tea")) in out
 
 
 def test_invalid_settings_window_must_be_positive() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from factories import T0, make_late, make_match, make_rejected, make_window
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mutations import as_received, check_parsed, encoded
 from xlines import x_envelope, x_line
 
 from flows import model
@@ -18,6 +20,7 @@ from flows.model import (
     Line,
     Polarity,
     Post,
+    RejectCode,
     Rejected,
     format_time,
     parse_line,
@@ -454,3 +457,85 @@ def test_records_survive_pickling_between_workers() -> None:
     assert copy == match
     assert copy.scored.post.created_at.tzinfo is not None
     assert copy.scored.polarity is match.scored.polarity
+
+
+# Hostile lines: any field of the envelope, or its encoding, broken
+
+
+_X_KINDS = {"type": ["liked", "RETWEETED", ""], "tag": ["", "senti:"]}
+"""Enumerated fields of an X envelope, and values they never have."""
+
+
+@settings(max_examples=400, deadline=None)
+@given(encoded(x_envelope(7, "python #fun rocks", hashtags=["fun"], retweet=True), _X_KINDS))
+def test_a_mutated_stream_line_is_a_usable_post_or_a_counted_rejection(raw: str | bytes) -> None:
+    """Whatever is broken in a stream line, parse_line returns a usable post or a rejection
+    with a known code (never internal), and never raises."""
+    check_parsed(parse_line(Line(as_received(raw), "x:7")))
+
+
+@pytest.mark.parametrize(
+    ("created_at", "code"),
+    [
+        pytest.param("0001-01-01T00:00:00+01:00", RejectCode.BAD_TIME, id="before-year-1-in-utc"),
+        pytest.param("9999-12-31T23:59:59-01:00", RejectCode.BAD_TIME, id="after-9999-in-utc"),
+        pytest.param("9999-12-31T23:59:59Z", RejectCode.BAD_TIME, id="window-end-overflows"),
+        pytest.param("1969-12-31T23:59:59Z", RejectCode.BAD_TIME, id="before-1970"),
+        pytest.param("2200-01-01T00:00:00Z", RejectCode.BAD_TIME, id="from-2200"),
+        pytest.param("x" * 100_000, RejectCode.BAD_TIME, id="huge"),
+    ],
+)
+def test_a_time_no_post_can_have_is_rejected_as_bad_time(created_at: str, code: RejectCode) -> None:
+    """created_at outside 1970-2199 is rejected (it raised, or stopped the flow in its
+    window), with a bounded reason."""
+    rejected = rejected_of(json.dumps({"data": data(created_at=created_at)}))
+    assert rejected.code is code
+    assert len(rejected.reason) <= 200
+
+
+@pytest.mark.parametrize(
+    ("envelope", "code"),
+    [
+        pytest.param("[1]", RejectCode.NOT_AN_OBJECT, id="not-an-object"),
+        pytest.param('{"data": 5}', RejectCode.NOT_AN_OBJECT, id="data-not-object"),
+        pytest.param(json.dumps({"data": data(id=None)}), RejectCode.MISSING_FIELD, id="no-id"),
+        pytest.param(json.dumps({"data": data(id="")}), RejectCode.MISSING_FIELD, id="empty-id"),
+        pytest.param(json.dumps({"data": data(lang=5)}), RejectCode.WRONG_TYPE, id="lang-number"),
+        pytest.param(
+            json.dumps({"data": data(entities={"hashtags": {}})}),
+            RejectCode.WRONG_TYPE,
+            id="hashtags-object",
+        ),
+        pytest.param('{"data": {"id": "1"', RejectCode.INVALID_JSON, id="truncated"),
+        pytest.param(
+            json.dumps({"data": data(text="\ud800")}), RejectCode.BAD_ENCODING, id="surrogate"
+        ),
+    ],
+)
+def test_every_rejection_has_a_code(envelope: str, code: RejectCode) -> None:
+    """The code of a rejection says in a fixed word what its reason says in words."""
+    assert rejected_of(envelope).code is code
+
+
+def test_a_line_its_source_rejected_is_rejected_with_its_code() -> None:
+    """A Line carrying the source's (code, reason) is rejected with them, its text kept raw."""
+    line = Line("{not jetstream", "bluesky:5", rejected=(RejectCode.UNKNOWN_KIND, "invalid: kind"))
+    assert parse_line(line) == Rejected(
+        "bluesky:5", "invalid: kind", "{not jetstream", RejectCode.UNKNOWN_KIND
+    )
+
+
+def test_a_rejected_line_pickles_with_its_rejection() -> None:
+    """Lines cross between workers pickled: a source's rejection goes with them."""
+    line = Line("x", "o", rejected=(RejectCode.TOO_LARGE, "too long"))
+    for item in (line, Line("x", "o")):
+        assert pickle.loads(pickle.dumps(item)) == item  # noqa: S301 - our own bytes
+
+
+def test_a_rejection_is_always_storable() -> None:
+    """Origins and reasons holding undecodable bytes (a post id of the line, say) are kept
+    with escapes, so the store never fails on a rejected line."""
+    line = Line('{"data": {"id": "\udcff"}}', "x:\udcff")
+    rejected = rejected_of(line.text, origin=line.origin)
+    assert rejected.origin == "x:\\udcff"
+    rejected.reason.encode("utf-8")

@@ -5,7 +5,9 @@ Three parts, as for the X source:
 * :class:`JetstreamStream` owns one websocket connection to a Jetstream
   instance (``websockets``' sync client on its own thread). Each message is
   mapped by :func:`flows.bluesky.map_message`; new posts go into a bounded
-  queue as X API v2 envelope lines, everything else is counted and skipped.
+  queue as X API v2 envelope lines, malformed events go into it as lines
+  already rejected (:attr:`flows.model.Line.rejected`: the dataflow counts and
+  stores them like any rejected line), everything else is counted and skipped.
 * :class:`JetstreamSource` is the bytewax source reading that queue: one
   partition, ``next_batch`` never blocks, an idle partition polls through
   ``next_awake``. Its resume state is the ``time_us`` of the last post it
@@ -45,6 +47,7 @@ Jetstream's contract, and how it is kept:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -64,7 +67,7 @@ from websockets.exceptions import InvalidStatus, InvalidURI, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
 from flows.bluesky import POST_COLLECTION, Skipped, map_message
-from flows.model import Line
+from flows.model import Line, RejectCode
 from flows.runner import stop_on_signals
 from flows.sources.control import POLL_INTERVAL, PollingPartition
 from flows.xbackoff import Backoff, BackoffPolicy, Failure
@@ -224,7 +227,9 @@ class JetstreamStats:
     skipped: int = 0
     """Events that are not new posts (identity, account, update, delete, language...)."""
     skipped_by_reason: tuple[tuple[str, int], ...] = ()
-    """``skipped`` by reason (``invalid`` for every malformed event), sorted."""
+    """``skipped`` by reason, sorted."""
+    rejected: int = 0
+    """Malformed events, passed on to the dataflow as rejected lines."""
     dropped: int = 0
     """Posts dropped because the queue was full (the oldest go first)."""
     duplicates: int = 0
@@ -235,10 +240,11 @@ class JetstreamStats:
 
 @dataclass(frozen=True, slots=True)
 class Received:
-    """A queued post: its envelope line and Jetstream's ``time_us``."""
+    """A queued post (or rejected event): its line and Jetstream's ``time_us``."""
 
     line: Line
-    time_us: int
+    time_us: int | None
+    """``None`` for a rejected event without a usable ``time_us``."""
 
 
 # The connection
@@ -282,6 +288,7 @@ class JetstreamStream:
                 "events",
                 "posts",
                 "skipped",
+                "rejected",
                 "dropped",
                 "duplicates",
             ),
@@ -449,31 +456,59 @@ class JetstreamStream:
 
     def _on_message(self, message: str | bytes) -> None:
         result = map_message(message, langs=self.settings.langs, max_ahead=self._max_ahead)
+        if isinstance(result, Skipped) and result.code is RejectCode.INTERNAL:
+            logger.warning("Jetstream event not mapped: %s", result.reason)
         with self._lock:
             self._counts["events"] += 1
             if result.time_us is not None and (self._cursor or 0) < result.time_us:
                 self._cursor = result.time_us
-            if isinstance(result, Skipped):
+            if isinstance(result, Skipped) and result.code is None:
                 self._counts["skipped"] += 1
-                reason = result.reason.split(":", 1)[0]
-                self._reasons[reason] = self._reasons.get(reason, 0) + 1
+                self._reasons[result.reason] = self._reasons.get(result.reason, 0) + 1
                 return
-            if result.post_id in self._seen or (
-                self._floor is not None and result.time_us <= self._floor
-            ):
-                self._seen[result.post_id] = None
-                self._seen.move_to_end(result.post_id)
-                self._counts["duplicates"] += 1
+            if isinstance(result, Skipped):
+                self._queue_rejected(message, result)
                 return
-            self._seen[result.post_id] = None
-            if len(self._seen) > self.settings.dedup_size:
-                self._seen.popitem(last=False)
-            if len(self._queue) == self._queue.maxlen:
-                self._counts["dropped"] += 1
+            if self._delivered(result.post_id, result.time_us):
+                return
             origin = f"bluesky:{result.time_us}"
-            self._queue.append(Received(Line(result.line(), origin=origin), result.time_us))
+            self._enqueue(Received(Line(result.line(), origin=origin), result.time_us))
             self._counts["posts"] += 1
-            self._lock.notify_all()
+
+    def _queue_rejected(self, message: str | bytes, result: Skipped) -> None:
+        """Pass a malformed event on as a rejected line, once (lock held)."""
+        assert result.code is not None  # noqa: S101 - only called for malformed events
+        raw = message if isinstance(message, str) else message.decode("utf-8", "surrogateescape")
+        if result.time_us is not None:
+            origin = f"bluesky:{result.time_us}"
+        else:  # no usable time: named by its content, so a replay of it is recognised
+            digest = hashlib.blake2b(raw.encode("utf-8", "surrogatepass"), digest_size=8)
+            origin = f"bluesky:no-time:{digest.hexdigest()}"
+        if self._delivered(origin, result.time_us):
+            return
+        line = Line(raw, origin=origin, rejected=(result.code, result.reason))
+        self._enqueue(Received(line, result.time_us))
+        self._counts["rejected"] += 1
+
+    def _delivered(self, key: str, time_us: int | None) -> bool:
+        """Whether the post (or rejected event) ``key`` was queued already; remembers it."""
+        if key in self._seen or (
+            self._floor is not None and time_us is not None and time_us <= self._floor
+        ):
+            self._seen[key] = None
+            self._seen.move_to_end(key)
+            self._counts["duplicates"] += 1
+            return True
+        self._seen[key] = None
+        if len(self._seen) > self.settings.dedup_size:
+            self._seen.popitem(last=False)
+        return False
+
+    def _enqueue(self, item: Received) -> None:
+        if len(self._queue) == self._queue.maxlen:
+            self._counts["dropped"] += 1
+        self._queue.append(item)
+        self._lock.notify_all()
 
     def _count(self, name: str) -> None:
         with self._lock:
@@ -512,7 +547,8 @@ class _JetstreamPartition(PollingPartition[Line, int | None]):
             if self._stream.stopped:
                 raise StopIteration
         for item in items:
-            self._last = item.time_us if self._last is None else max(self._last, item.time_us)
+            if item.time_us is not None:
+                self._last = item.time_us if self._last is None else max(self._last, item.time_us)
         return [item.line for item in items]
 
     @override
@@ -586,8 +622,9 @@ def capture(
                     raise stream.error
                 left = 1000 if count is None else count - written
                 for item in stream.take(left, timeout=0.1):
-                    file.write(item.line.text + "\n")
-                    written += 1
+                    if item.line.rejected is None:  # malformed events are counted, not kept
+                        file.write(item.line.text + "\n")
+                        written += 1
                 file.flush()
     finally:
         stream.stop()

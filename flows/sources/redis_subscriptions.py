@@ -5,9 +5,11 @@ cluster that builds it reads for everyone). It starts from a
 :class:`~flows.redis_bus.BusSnapshot` (the queries live gateways track, and the
 position in the events stream they correspond to), emits those queries, then
 turns each ``join``/``leave`` event after that position into a
-:class:`~flows.matching.Subscription` when it changes the union. It also reaps
-gateways that stopped beating, so their queries stop even if no other gateway is
-left to do it.
+:class:`~flows.matching.Subscription` when it changes the union. An entry that
+is not a valid event (:func:`~flows.redis_bus.parse_event`) comes out as a
+:class:`~flows.model.Rejected` record instead, which the dataflow sends to its
+sinks like a rejected post line. It also reaps gateways that stopped beating,
+so their queries stop even if no other gateway is left to do it.
 
 :class:`CountedEnd` lets a finite input (replay files, a counted synthetic
 stream) end the whole cluster: each post partition that reaches its end
@@ -27,14 +29,17 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from typing_extensions import override
 
 from flows.matching import Subscription
+from flows.model import Rejected
 from flows.redis_bus import (
     EVENTS_MAXLEN,
     REAP_SCRIPT,
     SNAPSHOT_SCRIPT,
+    BusEvent,
     BusKeys,
     BusSnapshot,
     Tracked,
-    event_fields,
+    event_raw,
+    parse_event,
     parse_snapshot,
 )
 from flows.sources.control import PollingPartition
@@ -55,7 +60,7 @@ def take_snapshot(client: redis.Redis, keys: BusKeys) -> BusSnapshot:
     return parse_snapshot(reply)
 
 
-class _SubscriptionPartition(PollingPartition[Subscription, None]):
+class _SubscriptionPartition(PollingPartition[Subscription | Rejected, None]):
     def __init__(
         self,
         client: redis.Redis,
@@ -82,20 +87,26 @@ class _SubscriptionPartition(PollingPartition[Subscription, None]):
         self.poll = POLL
 
     @override
-    def fetch(self) -> list[Subscription]:
+    def fetch(self) -> list[Subscription | Rejected]:
         if self._stop.is_set() or self._finished():
             raise StopIteration
-        batch, self._pending = self._pending, []
+        batch: list[Subscription | Rejected] = list(self._pending)
+        self._pending = []
         if time.monotonic() >= self._next_reap:
             self._reap()
         reply: Any = self._client.xread({self._keys.events: self._last_id}, count=MAX_EVENTS)
         for _stream, entries in reply or []:
             for entry_id, fields in entries:
                 self._last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-                event = event_fields(fields)
-                change = self._tracked.apply(*event) if event is not None else None
-                if change is not None:
-                    batch.append(change)
+                event = parse_event(fields)
+                if isinstance(event, BusEvent):
+                    change = self._tracked.apply(*event)
+                    if change is not None:
+                        batch.append(change)
+                else:
+                    code, reason = event
+                    origin = f"{self._keys.events}:{self._last_id}"
+                    batch.append(Rejected(origin, reason, event_raw(fields), code))
         return batch
 
     @override
@@ -111,7 +122,10 @@ class _SubscriptionPartition(PollingPartition[Subscription, None]):
         if self._run_id is None:
             return False
         done: Any = self._client.get(self._keys.done(self._run_id))
-        return done is not None and int(done) >= self._parts
+        try:
+            return done is not None and int(done) >= self._parts
+        except ValueError:  # not a counter: someone else's value, never an end
+            return False
 
     def _reap(self) -> None:
         self._next_reap = time.monotonic() + max(self._ttl_ms / 2000, 0.1)
@@ -121,8 +135,8 @@ class _SubscriptionPartition(PollingPartition[Subscription, None]):
         )
 
 
-class RedisSubscriptionSource(FixedPartitionedSource[Subscription, None]):
-    """Subscription changes of all gateways, from the Redis bus.
+class RedisSubscriptionSource(FixedPartitionedSource[Subscription | Rejected, None]):
+    """Subscription changes of all gateways, from the Redis bus (and its rejected entries).
 
     ``snapshot`` is where to start (default: taken when the partition is
     built); pass the one the flow's initial queries came from. It ends when

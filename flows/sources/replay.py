@@ -19,13 +19,13 @@ from typing import BinaryIO, Final
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from flows.model import Line, parse_time
+from flows.model import EARLIEST_POST_TIME, LATEST_POST_TIME, Line, RejectCode, parse_time
 
 __all__ = ["MAX_BATCH_SPAN", "MAX_LAG", "MAX_LINE_BYTES", "ReplaySource"]
 
 MAX_LINE_BYTES: Final = 1 << 20
-"""Longest line passed on whole; a longer one is cut to this many bytes (and then
-rejected by the parser as invalid JSON), and the rest of it is skipped."""
+"""Longest line passed on whole; a longer one is cut to this many bytes, rejected as
+``too-large`` (:attr:`flows.model.Line.rejected`), and the rest of it is skipped."""
 
 MAX_BATCH_SPAN: Final = timedelta(seconds=5)
 """Most event time one batch covers, unless the source is given ``max_span``.
@@ -50,19 +50,26 @@ Clock = Callable[[], datetime]
 _CREATED_AT: Final = re.compile(rb'"created_at"\s*:\s*"([^"\\]{1,64})"')
 
 
+_TOO_LARGE: Final = f"line longer than {MAX_LINE_BYTES} bytes (only its start is kept)"
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
 def _created_at(raw: bytes) -> datetime | None:
-    """The line's ``created_at`` found without parsing the JSON, or ``None``."""
+    """The line's ``created_at`` found without parsing the JSON, or ``None``.
+
+    ``None`` too for a time no post may have (the parser rejects the line).
+    """
     found = _CREATED_AT.search(raw)
     if found is None:
         return None
     try:
-        return parse_time(found.group(1).decode("ascii"))
+        moment = parse_time(found.group(1).decode("ascii"))
     except ValueError:  # UnicodeDecodeError is a ValueError
         return None
+    return moment if EARLIEST_POST_TIME <= moment < LATEST_POST_TIME else None
 
 
 def _not_found(path: str) -> FileNotFoundError:
@@ -107,20 +114,23 @@ class _ReplayPartition(StatefulSourcePartition[Line, int]):
         self._last_created: datetime | None = None
         self._last_due: datetime | None = None
 
-    def _read(self) -> tuple[bytes, int] | None:
-        """The next raw line without its line end, and its size in the file; ``None`` at EOF."""
+    def _read(self) -> tuple[bytes, int, bool] | None:
+        """The next raw line without its line end, its size in the file, and whether it
+        was cut (longer than :data:`MAX_LINE_BYTES`); ``None`` at EOF."""
         raw = self._file.readline(MAX_LINE_BYTES)
         if not raw:
             return None
         size = len(raw)
+        cut = False
         if len(raw) == MAX_LINE_BYTES and not raw.endswith(b"\n"):
             while True:  # skip the rest of an overlong line
                 rest = self._file.readline(MAX_LINE_BYTES)
                 size += len(rest)
+                cut = cut or rest not in (b"\n", b"\r\n", b"")
                 if not rest or rest.endswith(b"\n"):
                     break
         raw = raw.removesuffix(b"\n").removesuffix(b"\r")
-        return raw, size
+        return raw, size, cut
 
     def _schedule(self, created_at: datetime | None, now: datetime) -> datetime:
         """When a line created at ``created_at`` is due, given the lines already emitted."""
@@ -128,8 +138,11 @@ class _ReplayPartition(StatefulSourcePartition[Line, int]):
             return now
         if self._last_created is None or self._last_due is None:
             return now
-        gap = max(created_at - self._last_created, timedelta(0)) / self._speed
-        return max(self._last_due + gap, now - MAX_LAG)
+        try:
+            gap = max(created_at - self._last_created, timedelta(0)) / self._speed
+            return max(self._last_due + gap, now - MAX_LAG)
+        except OverflowError:  # a gap of millennia at this speed: not worth waiting for
+            return now
 
     def _emitted(self, held: _Held) -> None:
         self._offset += held.size
@@ -149,14 +162,15 @@ class _ReplayPartition(StatefulSourcePartition[Line, int]):
                     if batch:
                         break
                     raise StopIteration
-                raw, size = read
-                if not raw.strip():  # X keep-alive
+                raw, size, cut = read
+                if not raw.strip() and not cut:  # X keep-alive
                     self._offset += size
                     continue
-                created_at = _created_at(raw)
+                created_at = None if cut else _created_at(raw)
                 line = Line(
                     raw.decode("utf-8", errors="surrogateescape"),
                     origin=f"{self._key}:{self._offset}",
+                    rejected=(RejectCode.TOO_LARGE, _TOO_LARGE) if cut else None,
                 )
                 held = _Held(line, size, created_at, self._schedule(created_at, now))
             if held.due > now:

@@ -43,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -97,6 +98,8 @@ _FATAL_STATUSES: Final = frozenset({400, 401, 403, 404})
 """Stream statuses that no reconnect can fix (bad request, credentials, access)."""
 
 _REDACTED: Final = "[redacted]"
+_ID: Final = re.compile(r"[0-9A-Za-z_-]{1,64}")
+"""What a post id used in an origin may look like (X's are digits)."""
 _MAX_DETAIL: Final = 500
 
 
@@ -507,7 +510,8 @@ class _StreamClient(tweepy.StreamingClient):  # type: ignore[misc]  # tweepy is 
 
     def on_errors(self, errors: Any) -> None:
         self._owner._count("stream_errors")
-        logger.warning("X stream error: %s", self._owner._scrub("; ".join(_messages(errors))))
+        detail = self._owner._scrub("; ".join(_messages(errors)))  # then cut: no token part
+        logger.warning("X stream error: %s", detail[:_MAX_DETAIL])
 
     def on_exception(self, exception: Exception) -> None:
         self._owner._fail(exception)
@@ -834,8 +838,9 @@ class XStream:
                 self._seen[post_id] = None
                 if len(self._seen) > self.settings.dedup_size:
                     self._seen.popitem(last=False)
+            if post_id is not None and _ID.fullmatch(post_id):
                 origin = f"x:{post_id}"
-            else:
+            else:  # no id, or one no post has (X's are digits): the line's number names it
                 self._unnamed += 1
                 origin = f"x:line-{self._unnamed}"
             if len(self._lines) == self._lines.maxlen:

@@ -178,18 +178,24 @@ def account_event(
 # The server
 
 
+def _bytes(encoded: str | bytes) -> bytes:
+    return encoded if isinstance(encoded, bytes) else encoded.encode("utf-8", "surrogatepass")
+
+
 @dataclass(eq=False)  # hashed by identity, kept in a set
 class _Subscriber:
     ws: ServerConnection
     collections: list[str]
     dids: set[str]
     max_bytes: int
-    queue: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[str | bytes] = field(default_factory=asyncio.Queue)
 
-    def wants(self, event: dict[str, Any], encoded: str) -> bool:
+    def wants(self, event: dict[str, Any], encoded: str | bytes) -> bool:
+        if event.get("raw"):
+            return True
         if self.dids and event.get("did") not in self.dids:
             return False
-        if self.max_bytes and len(encoded.encode("utf-8")) > self.max_bytes:
+        if self.max_bytes and len(_bytes(encoded)) > self.max_bytes:
             return False
         if event.get("kind") != "commit" or not self.collections:
             return True
@@ -214,7 +220,7 @@ class FakeJetstream:
         """Close codes of connections the client closed cleanly."""
         self.dropped = 0
         """Connections cut by :meth:`drop`."""
-        self._history: list[tuple[dict[str, Any], str]] = []
+        self._history: list[tuple[dict[str, Any], str | bytes]] = []
         self._subscribers: set[_Subscriber] = set()
         self._refusals: list[int] = []
         self._lock = threading.Lock()
@@ -256,11 +262,19 @@ class FakeJetstream:
 
     def publish(self, *events: dict[str, Any]) -> None:
         """Add events to the history and send them to every open connection that wants them."""
-        self._call(self._publish(events))
+        self._call(self._publish([(event, json.dumps(event)) for event in events]))
 
-    async def _publish(self, events: Sequence[dict[str, Any]]) -> None:
-        for event in events:
-            encoded = json.dumps(event)
+    def publish_raw(self, *messages: str | bytes, time_us: int = 0) -> None:
+        """Send messages exactly as given (bytes as binary frames) to every connection.
+
+        No filter applies to them; ``time_us`` places them in the history for cursors.
+        A string must be encodable as UTF-8 (a text frame is): send bytes otherwise.
+        """
+        stamp = {"time_us": time_us, "raw": True}
+        self._call(self._publish([(stamp, message) for message in messages]))
+
+    async def _publish(self, events: Sequence[tuple[dict[str, Any], str | bytes]]) -> None:
+        for event, encoded in events:
             self._history.append((event, encoded))
             for subscriber in self._subscribers:
                 if subscriber.wants(event, encoded):
@@ -337,7 +351,7 @@ class FakeJetstream:
         if protocol.close_rcvd is not None and protocol.close_rcvd_then_sent:
             self.client_closes.append(protocol.close_rcvd.code)
 
-    async def _send(self, subscriber: _Subscriber, backlog: list[str]) -> None:
+    async def _send(self, subscriber: _Subscriber, backlog: list[str | bytes]) -> None:
         with contextlib.suppress(Exception):  # the connection closed under us
             for encoded in backlog:
                 await subscriber.ws.send(encoded)

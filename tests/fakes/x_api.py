@@ -267,8 +267,12 @@ class FakeXApi:
         self._to_streams(line)
         return [str(rule["tag"]) for rule in matching]
 
-    def push_raw(self, line: str) -> None:
-        """Send one line exactly as given on the open streams."""
+    def push_raw(self, line: str | bytes) -> None:
+        """Send one line exactly as given on the open streams.
+
+        Bytes are sent as they are (invalid UTF-8 too); a string is encoded as
+        UTF-8 with its lone surrogates as their three bytes each (invalid UTF-8).
+        """
         self._to_streams(line)
 
     def wait(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -507,12 +511,16 @@ class FakeXApi:
                 if item is _DROP:
                     sock.shutdown(socket.SHUT_RDWR)
                     return
-                data = b"\r\n" if item is None else item.encode("utf-8") + b"\r\n"
+                if isinstance(item, bytes):
+                    data, sent = item + b"\r\n", item.decode("utf-8", "surrogateescape")
+                else:
+                    data = b"\r\n" if item is None else _encode(item) + b"\r\n"
+                    sent = item
                 handler.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
                 handler.wfile.flush()
-                if item is not None:
+                if sent is not None:
                     with self._lock:
-                        self.delivered.append(item)
+                        self.delivered.append(sent)
                     self._changed()
         except OSError:
             with self._lock:
@@ -540,6 +548,11 @@ class FakeXApi:
             if stream.silent:
                 continue
             yield item
+
+
+def _encode(line: str) -> bytes:
+    """UTF-8, lone surrogates included (as the invalid bytes a broken encoder writes)."""
+    return line.encode("utf-8", "surrogatepass")
 
 
 def _peer_closed(sock: socket.socket) -> bool:

@@ -13,14 +13,17 @@ import json
 import os
 import socket
 import struct
+import urllib.request
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosedError
 
-from flows.model import format_time
+from flows.model import Line, format_time
+from flows.store import open_store
 from server.protocol import SUBPROTOCOL_V2
 
 POST_FIELDS = {"type", "query", "id", "created_at", "compound", "polarityIndex", "hashtags"}
@@ -504,3 +507,53 @@ async def test_client_that_never_reads_does_not_delay_others(serve: Any) -> None
             # A message is only written while the buffer is at most the limit:
             # at worst the limit plus one frame (a header of at most 10 bytes).
             assert 0 < buffered <= 4096 + largest + 10
+
+
+# Hostile source input
+
+
+def metrics_samples(port: int) -> dict[str, str]:
+    """The samples of ``/metrics``, by name with labels (blocking)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        body = response.read().decode("utf-8")
+    return dict(line.rsplit(" ", 1) for line in body.splitlines() if not line.startswith("#"))
+
+
+async def test_rejected_lines_are_counted_by_code_stored_and_posts_still_flow(
+    serve: Any, tmp_path: Path
+) -> None:
+    """Lines the parser rejects are counted on /metrics by source and code (a fixed set of
+    labels), kept in the store's rejected table, and the posts after them still arrive."""
+    store = f"sqlite:///{tmp_path / 'senti.db'}"
+    async with serve(store=store) as senti, senti.connect(v2=True) as ws:
+        await ws.send(json.dumps({"type": "track", "query": "python"}))
+        assert (await senti.receive(ws))["type"] == "tracking"
+        await senti.until_tracking(ws, "python")
+        created = format_time(datetime.now(UTC))
+        bad = [
+            '{"data": {"id": "b1", "text": "python',
+            json.dumps({"data": {"id": "b2", "text": "python", "created_at": 5}}),
+            json.dumps({"data": {"id": "b3", "text": "python", "created_at": created, "lang": 1}}),
+        ]
+        for number, line in enumerate(bad):
+            senti.posts.push(Line(line, f"test:bad{number}"))
+        good = senti.post("python after the bad lines")
+        while (message := await senti.receive(ws))["id"] != good:
+            assert message["id"] not in ("b1", "b2", "b3")
+        wanted = {
+            'senti_source_rejected_total{source="synthetic",reason="invalid-json"}': "1",
+            'senti_source_rejected_total{source="synthetic",reason="wrong-type"}': "2",
+        }
+        port = senti.server.port
+        # The rejections may come in a later batch than the post: poll until they are in.
+        while True:
+            samples = await asyncio.to_thread(metrics_samples, port)
+            if wanted.items() <= samples.items():
+                break
+            await asyncio.sleep(0.02)
+        assert not [name for name in samples if "reason=" in name and name not in wanted]
+    with open_store(store, readonly=True) as reader:
+        rows = reader.select("SELECT origin, reason, raw FROM rejected ORDER BY origin")
+    assert [(origin, raw) for origin, _, raw in rows] == [
+        (f"test:bad{number}", line) for number, line in enumerate(bad)
+    ]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
 from factories import make_match, make_window
 from websockets.asyncio.client import connect
 
-from flows.model import ALL_POSTS, Match, PostMatches
+from flows.model import ALL_POSTS, Match, PostMatches, RejectCode, Rejected
 from server.app import SentiServer
 from server.flowproc import EncodedPost, EncodedWindow, ProcessBackend, encode_items
 from server.protocol import SUBPROTOCOL_V2, Dialect, encode_post, encode_window
@@ -80,3 +81,39 @@ def test_thread_mode_is_still_available() -> None:
     """SENTI_DATAFLOW=thread keeps the dataflow on a thread of the server."""
     settings = ServerSettings(_env_file=None, dataflow="thread")  # type: ignore[call-arg]
     assert SentiServer(settings).backend is None
+
+
+def test_rejected_lines_cross_to_the_server_without_their_raw_text() -> None:
+    """A rejected line reaches the server for /metrics with its code; its raw text stays
+    in the child (the store has it)."""
+    rejected = Rejected("f:1", "invalid JSON: x", "{" * 10_000, RejectCode.INVALID_JSON)
+    assert encode_items([rejected]) == [
+        Rejected("f:1", "invalid JSON: x", "", RejectCode.INVALID_JSON)
+    ]
+
+
+def test_a_replay_server_counts_the_rejected_lines_of_its_child(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With the dataflow in a child process, the lines it rejects are counted on /metrics."""
+    for name in list(os.environ):
+        if name.startswith("SENTI_"):
+            monkeypatch.delenv(name)
+    replay = tmp_path / "bad.jsonl"
+    replay.write_bytes(b'{"data": 1}\n{"truncated\n\xff\xfe\n')
+    settings = ServerSettings(  # type: ignore[call-arg]
+        _env_file=None, host="127.0.0.1", port=0, source="replay", replay=[replay]
+    )
+
+    async def scenario() -> dict[str, int]:
+        server = SentiServer(settings)
+        await server.start()
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                while sum(server.metrics.source_rejected.values()) < 3:
+                    await asyncio.sleep(0.02)
+        finally:
+            await server.close()
+        return dict(server.metrics.source_rejected)
+
+    assert asyncio.run(scenario()) == {"not-an-object": 1, "invalid-json": 2}

@@ -6,6 +6,7 @@ waits for the test to open a gate), so the whole module runs in seconds.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import threading
@@ -28,10 +29,22 @@ from fakes.jetstream import (
     tag_facet,
     update_event,
 )
+from hypothesis import given, settings
+from mutations import check_parsed, encoded
 
 from flows.dataflow import FlowSettings, build_flow
 from flows.matching import parse_query
-from flows.model import ALL_POSTS, Line, Match, Post, WindowSummary, parse_line, per_query
+from flows.model import (
+    ALL_POSTS,
+    Line,
+    Match,
+    Post,
+    RejectCode,
+    Rejected,
+    WindowSummary,
+    parse_line,
+    per_query,
+)
 from flows.sources.bluesky import (
     DEFAULT_URL,
     JetstreamError,
@@ -507,3 +520,92 @@ def test_run_capture_reports_an_unwritable_file(
     out = tmp_path / "missing" / "bluesky.jsonl"
     with pytest.raises(JetstreamError, match="cannot write"):
         run_capture(out, count=1)
+
+
+# Hostile events
+
+
+_JETSTREAM_KINDS = {"kind": ["sync", ""], "operation": ["merge"], "collection": ["x.y.z"]}
+
+
+def _until_origin(stream: JetstreamStream, origin: str) -> list[Received]:
+    """Items from the stream up to the one from ``origin`` (fails after the timeout)."""
+    items: list[Received] = []
+    deadline = time.monotonic() + TIMEOUT
+    while not items or items[-1].line.origin != origin:
+        assert time.monotonic() < deadline, f"{origin} did not arrive; got {items}"
+        items += stream.take(1, timeout=0.05)
+    return items
+
+
+def test_a_post_with_langs_a_number_is_rejected_and_the_stream_goes_on(
+    fake: FakeJetstream, streams: Streams
+) -> None:
+    """The reported event ("langs": 1) killed the reader thread: it is now queued as a
+    rejected line (wrong-type, the raw event kept) and the next post arrives."""
+    stream = _started(streams)
+    bad = post_event("bad", "hello", time_us=T0_US + 1, langs=None)
+    bad["commit"]["record"]["langs"] = 1
+    fake.publish(bad, post_event("good", "hello", time_us=T0_US + 2))
+    first, second = _collect(stream, 2)
+    assert first.line.origin == f"bluesky:{T0_US + 1}"
+    rejected = parse_line(first.line)
+    assert isinstance(rejected, Rejected)
+    assert rejected.code is RejectCode.WRONG_TYPE
+    assert json.loads(rejected.raw) == bad
+    assert _ids([second]) == [_uri("good")]
+    assert stream.running
+    stats = stream.stats()
+    assert (stats.posts, stats.rejected, stats.skipped, stats.cursor) == (1, 1, 0, T0_US + 2)
+
+
+def test_a_replayed_rejected_event_is_not_passed_on_twice(
+    fake: FakeJetstream, streams: Streams
+) -> None:
+    """What a reconnect's margin replays of malformed events is dropped like duplicate posts;
+    one without a usable time_us is recognised by its content."""
+    streams.gate = threading.Event()
+    stream = _started(streams, cursor_margin=3.0)
+    fake.publish_raw('{"time_us": "soon", "kind": "commit"}', time_us=T0_US + SECOND)
+    fake.publish({**post_event("x", "hi", time_us=T0_US + 2 * SECOND), "kind": "sync"})
+    fake.publish(*_posts(3, 3))
+    assert len(_collect(stream, 3)) == 3
+    fake.drop()
+    fake.wait(lambda: streams.waits == [0.25], TIMEOUT)
+    streams.gate.set()
+    fake.wait(lambda: len(fake.requests) == 2, TIMEOUT)
+    fake.publish_raw('{"time_us": "soon", "kind": "commit"}', time_us=T0_US + 4 * SECOND)
+    fake.publish(*_posts(5, 5))
+    [last] = _collect(stream, 1)
+    assert _ids([last]) == [_uri("p5")]
+    assert stream.stats().rejected == 2
+
+
+def test_mutated_events_never_stop_the_stream(fake: FakeJetstream, streams: Streams) -> None:
+    """After each hostile message (wrong types, missing fields, unknown kinds, broken
+    encoding, binary frames) a good post still arrives on the same connection, and every
+    item before it is a post or a rejection with a known code."""
+    stream = _started(streams)
+    numbers = itertools.count(1)
+    template = post_event(
+        "m", "hostile #python", time_us=T0_US, facets=[tag_facet("hostile #python", "#python")]
+    )
+
+    @settings(max_examples=80, deadline=None)
+    @given(raw=encoded(template, _JETSTREAM_KINDS))
+    def hostile_then_good(raw: str | bytes) -> None:
+        number = next(numbers)
+        if isinstance(raw, str):  # a text frame is UTF-8: a lone surrogate goes as bytes
+            raw = raw.encode("utf-8", "surrogatepass")
+        fake.publish_raw(raw)
+        good_us = T0_US + number * SECOND
+        fake.publish(post_event(f"good{number}", "fine", time_us=good_us))
+        items = _until_origin(stream, f"bluesky:{good_us}")
+        assert isinstance(parse_line(items[-1].line), Post)
+        for item in items[:-1]:
+            check_parsed(parse_line(item.line))
+        assert stream.running
+
+    hostile_then_good()
+    assert stream.stats().connections == 1
+    assert stream.error is None

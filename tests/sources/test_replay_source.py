@@ -13,8 +13,11 @@ import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import StatefulSourcePartition
 from bytewax.testing import TestingSink, TimeTestingGetter, run_main
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mutations import check_parsed, encoded
 
-from flows.model import Line, Post, Rejected, parse_line
+from flows.model import Line, Post, RejectCode, Rejected, parse_line
 from flows.sources import replay
 from flows.sources.replay import ReplaySource
 from flows.sources.synthetic import write_synthetic
@@ -164,6 +167,57 @@ def test_overlong_line_is_cut_and_the_rest_skipped(
     out = _run(ReplaySource([path]))
     assert [line.text for line in out] == ["x" * 16, "short"]
     assert out[1].origin == f"{path}:51"
+    rejected = parse_line(out[0])
+    assert isinstance(rejected, Rejected)
+    assert rejected.code is RejectCode.TOO_LARGE
+    assert out[1].rejected is None
+
+
+def test_a_line_of_exactly_the_limit_is_not_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A line of exactly MAX_LINE_BYTES (its line end after the limit) is passed on whole."""
+    monkeypatch.setattr(replay, "MAX_LINE_BYTES", 16)
+    path = _write(tmp_path / "edge.jsonl", b"y" * 16, b"z" * 16, end=b"\r\n")
+    out = _run(ReplaySource([path]))
+    assert [(line.text, line.rejected) for line in out] == [("y" * 16, None), ("z" * 16, None)]
+
+
+def test_a_line_dated_out_of_range_does_not_stall_a_paced_replay(tmp_path: Path) -> None:
+    """Pacing ignores a created_at no post may have (year 9999): the lines after it are due."""
+    late = _post(2).replace(b"2024-05-01T12:00:00.000Z", b"9999-12-31T23:59:59.000Z")
+    path = _write(tmp_path / "far.jsonl", _post(1), late, _post(3, at=1.0))
+    clock = TimeTestingGetter(T0)
+    part = ReplaySource([path], speed=1.0, clock=clock.get).build_part("s", str(path), None)
+    assert len(list(part.next_batch())) == 2  # the first line, and the far one, now
+    clock.advance(timedelta(seconds=1))
+    assert len(list(part.next_batch())) == 1
+    part.close()
+
+
+@settings(max_examples=150, deadline=None)
+@given(lines=st.lists(encoded(json.loads(_post(1, text="python #fun"))), min_size=1, max_size=8))
+def test_a_file_of_mutated_lines_replays_every_line_to_a_post_or_a_rejection(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[str | bytes]
+) -> None:
+    """Each line of a file of hostile lines, and the good one after them, comes out once:
+    a usable post or a rejection with a known code; the source never raises."""
+    raws = [
+        (raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")).replace(
+            b"\n", b" "
+        )
+        for raw in lines
+    ]
+    raws = [raw for raw in raws if raw.strip()]  # blank lines are keep-alives, skipped
+    path = _write(tmp_path_factory.mktemp("fuzz") / "hostile.jsonl", *raws, _post(99))
+    part = ReplaySource([path]).build_part("s", str(path), None)
+    out = _drain(part)
+    part.close()
+    assert [line.text.encode("utf-8", "surrogateescape") for line in out] == [*raws, _post(99)]
+    results = [parse_line(line) for line in out]
+    for result in results:
+        check_parsed(result)
+    assert isinstance(results[-1], Post)
 
 
 def test_missing_file_is_named_when_listed_or_built(tmp_path: Path) -> None:

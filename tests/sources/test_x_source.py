@@ -6,6 +6,7 @@ stalls use a sub-second timeout, so the whole module runs in seconds.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -19,6 +20,8 @@ import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink
 from fakes.x_api import FakeXApi, RuleOp
+from hypothesis import given, settings
+from mutations import check_parsed, encoded
 from xlines import x_envelope
 
 from flows.cli import main
@@ -528,3 +531,43 @@ def test_capture_without_a_token_is_a_one_line_error(
     """senti capture with no token exits 1 with senti: error naming the variable."""
     assert main(["capture", "--out", str(tmp_path / "x.jsonl"), "--seconds", "1"]) == 1
     assert "SENTI_X_BEARER_TOKEN" in capsys.readouterr().err
+
+
+# Hostile lines
+
+
+_X_KINDS = {"type": ["liked", ""], "tag": [""]}
+
+
+def _until_line(stream: XStream, origin: str) -> list[Line]:
+    """Lines from the stream up to the one from ``origin`` (fails after the timeout)."""
+    lines: list[Line] = []
+    deadline = time.monotonic() + TIMEOUT
+    while not lines or lines[-1].origin != origin:
+        assert time.monotonic() < deadline, f"{origin} did not arrive; got {lines}"
+        lines += stream.take(1, timeout=0.05)
+    return lines
+
+
+def test_mutated_lines_never_stop_the_stream(fake: FakeXApi, streams: Streams) -> None:
+    """After each hostile line (wrong types, missing fields, broken encoding) a good post
+    still arrives on the same connection, and every line before it parses to a post or a
+    rejection with a known code."""
+    stream = _started(streams, fake)
+    numbers = itertools.count(1)
+
+    @settings(max_examples=60, deadline=None)
+    @given(raw=encoded(x_envelope(7, "python rocks", hashtags=["py"]), _X_KINDS))
+    def hostile_then_good(raw: str | bytes) -> None:
+        number = next(numbers)
+        fake.push_raw(raw)
+        fake.push(x_envelope(f"good-{number}", "a good post"), force=True)
+        lines = _until_line(stream, f"x:good-{number}")
+        assert isinstance(parse_line(lines[-1]), Post)
+        for line in lines[:-1]:
+            check_parsed(parse_line(line))
+        assert stream.running
+
+    hostile_then_good()
+    assert fake.connections == 1
+    assert stream.error is None
