@@ -1,14 +1,17 @@
 """Analysis of one post: clean text, VADER polarity, hashtags and match terms.
 
-Pure: composes :mod:`flows.text`, :mod:`flows.sentiment` and
-:mod:`flows.matching`; the dataflow and ``senti analyze`` both call
-:meth:`PostAnalyzer.analyse`, so there is one code path from text to polarity.
+Pure: composes :mod:`flows.text`, :mod:`flows.sentiment`,
+:mod:`flows.languages` and :mod:`flows.matching`; the dataflow and ``senti
+analyze`` both call :meth:`PostAnalyzer.score_text`, so there is one code path
+from text to polarity. A post whose language is not scored skips VADER: it
+gets its hashtags and match terms and no polarity (it is *unscored*).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flows.languages import ScoredLanguages, language_key
 from flows.matching import post_terms
 from flows.model import Polarity, Post, ScoredPost
 from flows.sentiment import Analyzer, Thresholds
@@ -36,9 +39,13 @@ class TextScore:
 
 @dataclass(frozen=True, slots=True)
 class PostAnalyzer:
-    """Scores posts with fixed thresholds; cheap to build, VADER is shared per process."""
+    """Scores posts with fixed thresholds; cheap to build, VADER is shared per process.
+
+    Only posts in one of ``languages`` are scored (:mod:`flows.languages`).
+    """
 
     thresholds: Thresholds = field(default_factory=Thresholds)
+    languages: ScoredLanguages = field(default_factory=ScoredLanguages)
     _analyzer: Analyzer = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -57,12 +64,22 @@ class PostAnalyzer:
         return TextScore(compound, polarity, hashtag_counts(tags))
 
     def analyse(self, post: Post) -> ScoredPost:
-        """Score a post and collect the terms tracked queries can match."""
-        score = self.score_text(post.text, post.hashtags)
+        """Score a post (if its language is scored) and collect the terms queries can match."""
+        if self.languages.scores(language_key(post.lang)):
+            score = self.score_text(post.text, post.hashtags)
+            return ScoredPost(
+                post=post,
+                compound=score.compound,
+                polarity=score.polarity,
+                hashtags=score.hashtags,
+                terms=post_terms(post.text, score.hashtags),
+            )
+        tags = extract_hashtags(post.text) if post.hashtags is None else post.hashtags
+        hashtags = hashtag_counts(tags)
         return ScoredPost(
             post=post,
-            compound=score.compound,
-            polarity=score.polarity,
-            hashtags=score.hashtags,
-            terms=post_terms(post.text, score.hashtags),
+            compound=None,
+            polarity=None,
+            hashtags=hashtags,
+            terms=post_terms(post.text, hashtags),
         )

@@ -159,7 +159,8 @@ def test_lines_are_spread_over_lanes_by_a_stable_hash() -> None:
 
 
 def test_a_matched_post_is_counted_once_for_its_queries_and_all_posts() -> None:
-    """One window record per post: its queries and ``*``, with its time, class and hashtags."""
+    """One window record per post: its queries and ``*``, with its time, class, hashtags
+    and language."""
     post = make_scored(7, polarity=Polarity.NEGATIVE, hashtags={"py": 1})
     record = window_record(PostMatches(post, ("python", "tea")))
     assert record == (
@@ -168,6 +169,7 @@ def test_a_matched_post_is_counted_once_for_its_queries_and_all_posts() -> None:
         int(Polarity.NEGATIVE),
         {"py": 1},
         ("python", "tea", ALL_POSTS),
+        "en",
     )
 
 
@@ -239,7 +241,7 @@ def test_a_lane_tally_counts_as_one_record_at_a_time() -> None:
         for n in range(300)
     ]
     expected: dict[str, tuple[list[int], int, Counter[str]]] = {}
-    for _id, _time, polarity, hashtags, queries in records:
+    for _id, _time, polarity, hashtags, queries, _lang in records:
         for query in queries:
             counts, retweets, tags = expected.setdefault(query, ([0, 0, 0], 0, Counter()))
             if polarity == RETWEET:
