@@ -121,6 +121,7 @@ def build_server_flow(
         sinks,
         settings=FlowSettings(
             thresholds=load_thresholds(settings.thresholds),
+            languages=settings.languages,
             window=timedelta(seconds=settings.window),
             wait=timedelta(seconds=settings.wait),
             live=True,

@@ -172,13 +172,39 @@ def test_analyze_prints_one_json_line_per_input_line_in_order(tmp_path: Path) ->
     assert lines[4] == {"polarityIndex": 2, "compound": 0.0, "hashtags": {}}
 
 
-def test_analyze_survives_invalid_utf8(tmp_path: Path) -> None:
-    """Undecodable bytes on stdin are replaced, and every line is still answered."""
-    stdin = b"good day\n\xff\xfe broken \xc3\n#caf\xc3\xa9 time\n"
+@pytest.mark.parametrize(
+    ("stdin", "line", "problem"),
+    [
+        pytest.param(b"good day\n\xff\xfe broken \xc3\n#caf\xc3\xa9 time\n", 2, "not valid UTF-8",
+                     id="invalid-utf8"),
+        pytest.param(b"good day\nfine\n\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\n", 3, "byte 0x89",
+                     id="binary-png"),
+        pytest.param(b"good day\nfine\nok\x00ok\n", 3, "NUL byte", id="nul-byte"),
+        pytest.param(b"good day\n\xed\xa0\x80 surrogate\n", 2, "not valid UTF-8",
+                     id="encoded-surrogate"),
+    ],
+)  # fmt: skip
+def test_analyze_refuses_input_that_is_not_utf8_text(
+    tmp_path: Path, stdin: bytes, line: int, problem: str
+) -> None:
+    """Bytes that are not UTF-8 text stop analyze with one ``senti: error:`` line naming the
+    input line, exit status 1; the lines before it are answered."""
+    result = senti("analyze", cwd=tmp_path, stdin=stdin)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"senti: error: stdin line {line} ")
+    assert problem in result.stderr
+    answered = [json.loads(text) for text in result.stdout.splitlines()]
+    assert len(answered) == line - 1
+
+
+def test_analyze_reads_utf8_with_a_byte_order_mark_and_crlf(tmp_path: Path) -> None:
+    """A leading byte order mark and CRLF line endings are not part of the texts."""
+    stdin = "\ufeff#Café time\r\nI love it\r\n".encode()
     result = ok(senti("analyze", cwd=tmp_path, stdin=stdin))
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(lines) == 3
-    assert lines[2]["hashtags"] == {"café": 1}
+    lines = [json.loads(text) for text in result.stdout.splitlines()]
+    assert lines[0]["hashtags"] == {"café": 1}
+    assert lines[1]["polarityIndex"] == 0
 
 
 def test_analyze_thresholds_file_changes_classes(tmp_path: Path) -> None:
