@@ -20,6 +20,7 @@ __all__ = [
     "class_scale",
     "hashtag_bars",
     "hashtag_trend",
+    "language_bars",
     "polarity_area",
     "rate_line",
 ]
@@ -134,6 +135,27 @@ def hashtag_trend(
                 alt.Tooltip("start:T", title="window", format="%H:%M:%S"),
                 alt.Tooltip("tag:N"),
                 alt.Tooltip("count:Q", title="posts"),
+            ],
+        )
+        .properties(height=height)
+    )
+    return chart
+
+
+def language_bars(mix: pd.DataFrame, *, height: int = 240) -> alt.Chart:
+    """Horizontal bars of posts by ``lang``, in the frame's order (from
+    :func:`dashboard.summary.language_mix`: most frequent first, ``other`` last)."""
+    frame = mix.loc[:, ["lang", "posts", "share"]].copy()
+    chart: alt.Chart = (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X("posts:Q", title="posts"),
+            y=alt.Y("lang:N", sort=list(frame["lang"]), title="language"),
+            tooltip=[
+                alt.Tooltip("lang:N", title="language"),
+                alt.Tooltip("posts:Q"),
+                alt.Tooltip("share:Q", format=".1%"),
             ],
         )
         .properties(height=height)

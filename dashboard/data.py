@@ -15,8 +15,11 @@ to both backends and run through :meth:`~flows.store.Store.select`:
 * :func:`latest_ms`: the newest event time in the store, the dashboard's "now"
   for replayed data;
 * :func:`load_matches`: posts of a query in a time range with a text search;
-* :func:`load_compounds`: compound scores of posts in a time range, for the
-  what-if panel.
+* :func:`load_compounds`: compound scores of scored posts in a time range, for
+  the what-if panel.
+
+These reads name the columns schema 4 added (``posts.scored``) only when the
+store has them: on an older store every post is scored.
 
 Errors: every function raises :class:`StoreUnavailable` with a message fit for
 the page when the store is missing, not (yet) a senti store, or a read fails;
@@ -38,7 +41,7 @@ from typing import Any, Final, TypeVar
 import pandas as pd
 import streamlit as st
 
-from dashboard.summary import CLASSES
+from dashboard.summary import CLASSES, UNSCORED
 from flows.model import ALL_POSTS, Polarity
 from flows.store import (
     Store,
@@ -80,8 +83,10 @@ _WINDOW_COLUMNS: Final = (
     "neutral",
     "retweets",
     "top_hashtags",
+    "unscored",
+    "langs",
 )
-_MATCH_COLUMNS: Final = ("time", "id", "text", "compound", "class")
+_MATCH_COLUMNS: Final = ("time", "id", "text", "compound", "class", "lang")
 _T = TypeVar("_T")
 
 
@@ -208,7 +213,8 @@ def load_windows(url: str, query: str, since_ms: int | None, until_ms: int | Non
 
     Columns: ``start``, ``end`` (UTC timestamps), ``posts``, ``positive``,
     ``negative``, ``neutral``, ``retweets``, ``top_hashtags`` (list of
-    ``[tag, count]``), in start order.
+    ``[tag, count]``), ``unscored`` and ``langs`` (dict of language key to posts,
+    empty for windows written before senti counted languages), in start order.
     """
     since = None if since_ms is None else _to_time(since_ms)
     rows = _read(url, lambda reader: reader.store.windows(query, since=since))
@@ -224,12 +230,14 @@ def load_windows(url: str, query: str, since_ms: int | None, until_ms: int | Non
                 row.neutral,
                 row.retweets,
                 [list(pair) for pair in row.top_hashtags],
+                row.unscored,
+                dict(row.langs),
             )
             for row in rows
             if until is None or row.start < until
         ],
         columns=list(_WINDOW_COLUMNS),
-    ).astype(dict.fromkeys(("posts", *CLASSES, "retweets"), "int64"))
+    ).astype(dict.fromkeys(("posts", *CLASSES, "retweets", "unscored"), "int64"))
 
 
 @st.cache_data(ttl=TTL, show_spinner=False, max_entries=256)
@@ -247,20 +255,25 @@ def load_matches(
     ``search`` keeps posts whose text contains it, ignoring case (ASCII case
     on SQLite, all of it on PostgreSQL). The order is
     :meth:`~flows.store.Store.recent_matches`' (time, then id, both descending).
-    Columns: ``time``, ``id``, ``text``, ``compound``, ``class``.
+    Columns: ``time``, ``id``, ``text``, ``compound`` (NaN for an unscored post),
+    ``class`` (``unscored`` for one) and ``lang`` (as declared, ``None`` if not).
     """
     if limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")
-    sql = (
-        "SELECT m.created_at_ms, m.post_id, p.text, p.compound, p.polarity"
-        " FROM matches AS m JOIN posts AS p ON p.id = m.post_id"
-        " WHERE m.query = ? AND m.created_at_ms >= ? AND m.created_at_ms < ?"
-        " AND lower(p.text) LIKE lower(?) ESCAPE '\\'"
-        " ORDER BY m.created_at_ms DESC, m.post_id DESC LIMIT ?"
-    )
     params = (query, *_bounds(since_ms, until_ms), _like(search), limit)
-    rows = _read(url, lambda reader: reader.store.select(sql, params))
-    return _matches_frame(rows)
+
+    def read(reader: Reader) -> list[tuple[Any, ...]]:
+        sql = (
+            f"SELECT m.created_at_ms, m.post_id, p.text, p.compound, p.polarity,"
+            f" {_scored(reader.store)}, p.lang"
+            " FROM matches AS m JOIN posts AS p ON p.id = m.post_id"
+            " WHERE m.query = ? AND m.created_at_ms >= ? AND m.created_at_ms < ?"
+            " AND lower(p.text) LIKE lower(?) ESCAPE '\\'"
+            " ORDER BY m.created_at_ms DESC, m.post_id DESC LIMIT ?"
+        )
+        return reader.store.select(sql, params)
+
+    return _matches_frame(_read(url, read))
 
 
 @st.cache_data(ttl=TTL, show_spinner=False, max_entries=64)
@@ -272,30 +285,39 @@ def load_compounds(
     until_ms: int | None = None,
     limit: int = 5000,
 ) -> pd.DataFrame:
-    """Compound scores of the newest ``limit`` posts in ``[since, until)``, newest first.
+    """Compound scores of the newest ``limit`` scored posts in ``[since, until)``, newest
+    first: unscored posts have none to re-classify.
 
     ``query`` is a tracked query's key, or ``"*"`` for every stored post (each
     once, however many queries it matched). Same columns as :func:`load_matches`.
     """
     if limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")
-    if query == ALL_POSTS:
-        sql = (
-            "SELECT created_at_ms, id, text, compound, polarity FROM posts"
-            " WHERE created_at_ms >= ? AND created_at_ms < ?"
-            " ORDER BY created_at_ms DESC, id DESC LIMIT ?"
-        )
-        params: tuple[Any, ...] = (*_bounds(since_ms, until_ms), limit)
-    else:
-        sql = (
-            "SELECT m.created_at_ms, m.post_id, p.text, p.compound, p.polarity"
-            " FROM matches AS m JOIN posts AS p ON p.id = m.post_id"
-            " WHERE m.query = ? AND m.created_at_ms >= ? AND m.created_at_ms < ?"
-            " ORDER BY m.created_at_ms DESC, m.post_id DESC LIMIT ?"
-        )
-        params = (query, *_bounds(since_ms, until_ms), limit)
-    rows = _read(url, lambda reader: reader.store.select(sql, params))
-    return _matches_frame(rows)
+    params: tuple[Any, ...] = (*_bounds(since_ms, until_ms), limit)
+    if query != ALL_POSTS:
+        params = (query, *params)
+
+    def read(reader: Reader) -> list[tuple[Any, ...]]:
+        scored = _scored(reader.store)
+        if query == ALL_POSTS:
+            sql = (
+                f"SELECT p.created_at_ms, p.id, p.text, p.compound, p.polarity, {scored}, p.lang"
+                " FROM posts AS p"
+                f" WHERE p.created_at_ms >= ? AND p.created_at_ms < ? AND {scored} = 1"
+                " ORDER BY p.created_at_ms DESC, p.id DESC LIMIT ?"
+            )
+        else:
+            sql = (
+                f"SELECT m.created_at_ms, m.post_id, p.text, p.compound, p.polarity,"
+                f" {scored}, p.lang"
+                " FROM matches AS m JOIN posts AS p ON p.id = m.post_id"
+                " WHERE m.query = ? AND m.created_at_ms >= ? AND m.created_at_ms < ?"
+                f" AND {scored} = 1"
+                " ORDER BY m.created_at_ms DESC, m.post_id DESC LIMIT ?"
+            )
+        return reader.store.select(sql, params)
+
+    return _matches_frame(_read(url, read))
 
 
 # Client counts (hook)
@@ -363,11 +385,23 @@ def _like(search: str) -> str:
     return f"%{escaped}%"
 
 
+def _scored(store: Store) -> str:
+    """The SQL of ``posts.scored`` (as ``p``): the column, or 1 on a store that predates it."""
+    return "p.scored" if store.schema_version >= 4 else "1"
+
+
 def _matches_frame(rows: list[Any]) -> pd.DataFrame:
     frame = pd.DataFrame(
         [
-            (_to_time(ms), str(post_id), text, float(compound), CLASSES[Polarity(polarity)])
-            for ms, post_id, text, compound, polarity in rows
+            (
+                _to_time(ms),
+                str(post_id),
+                text,
+                float(compound) if scored else float("nan"),
+                CLASSES[Polarity(polarity)] if scored else UNSCORED,
+                lang,
+            )
+            for ms, post_id, text, compound, polarity, scored, lang in rows
         ],
         columns=list(_MATCH_COLUMNS),
     )

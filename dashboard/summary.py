@@ -6,6 +6,7 @@ never modified.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,15 +14,18 @@ from typing import Final
 
 import pandas as pd
 
+from flows.languages import top_languages
 from flows.sentiment import Thresholds, classify
 
 __all__ = [
     "CLASSES",
     "RANGES",
+    "UNSCORED",
     "TimeRange",
     "Totals",
     "confusion",
     "hashtag_series",
+    "language_mix",
     "reclassify",
     "resolve_range",
     "top_hashtags",
@@ -31,10 +35,18 @@ __all__ = [
 CLASSES: Final = ("positive", "negative", "neutral")
 """Class names indexed by :class:`~flows.model.Polarity` (0 positive, 1 negative, 2 neutral)."""
 
+UNSCORED: Final = "unscored"
+"""The class shown for a post whose language senti does not score."""
+
 
 @dataclass(frozen=True, slots=True)
 class Totals:
-    """Sums over a run of windows, and the rate and shares of the newest one."""
+    """Sums over a run of windows, and the rate and shares of the newest one.
+
+    ``posts`` counts every original post, scored or not; the classes share the
+    *scored* posts (``posts - unscored``), so posts in languages senti does not
+    score do not dilute them. :data:`UNSCORED` shares all posts.
+    """
 
     posts: int
     retweets: int
@@ -45,14 +57,28 @@ class Totals:
     latest_posts_per_second: float | None
     """Posts per second in the newest window; ``None`` without windows."""
     latest_shares: dict[str, float] | None
-    """Share of each class in the newest window; ``None`` if it holds no posts."""
+    """Share of each class (of the scored posts) and of unscored posts (of all posts) in
+    the newest window; ``None`` if it holds no posts, a class's ``None`` if none is scored."""
+    unscored: int = 0
 
     def share(self, name: str) -> float | None:
-        """Share of class ``name`` over all the windows; ``None`` without posts."""
-        if self.posts == 0:
-            return None
+        """Share of class ``name`` over the scored posts of all the windows, or of
+        :data:`UNSCORED` over all of them; ``None`` without such posts."""
         count: int = getattr(self, name)
-        return count / self.posts
+        whole = self.posts if name == UNSCORED else self.posts - self.unscored
+        return count / whole if whole > 0 else None
+
+
+def _shares(row: pd.Series) -> dict[str, float] | None:
+    posts = int(row["posts"])
+    if posts == 0:
+        return None
+    if "unscored" not in row:  # a frame from before unscored posts
+        return {name: int(row[name]) / posts for name in CLASSES}
+    unscored = int(row["unscored"])
+    scored = posts - unscored
+    shares = {name: int(row[name]) / scored for name in CLASSES} if scored > 0 else {}
+    return shares | {UNSCORED: unscored / posts}
 
 
 def totals(windows: pd.DataFrame) -> Totals:
@@ -62,7 +88,6 @@ def totals(windows: pd.DataFrame) -> Totals:
     latest = windows.sort_values("start").iloc[-1]
     seconds = (latest["end"] - latest["start"]).total_seconds()
     latest_posts = int(latest["posts"])
-    shares = {name: int(latest[name]) / latest_posts for name in CLASSES} if latest_posts else None
     return Totals(
         posts=int(windows["posts"].sum()),
         retweets=int(windows["retweets"].sum()),
@@ -71,8 +96,33 @@ def totals(windows: pd.DataFrame) -> Totals:
         neutral=int(windows["neutral"].sum()),
         windows=len(windows),
         latest_posts_per_second=latest_posts / seconds if seconds > 0 else None,
-        latest_shares=shares,
+        latest_shares=_shares(latest),
+        unscored=int(windows["unscored"].sum()) if "unscored" in windows else 0,
     )
+
+
+def language_mix(windows: pd.DataFrame) -> pd.DataFrame:
+    """Posts by language over ``windows``: columns ``lang``, ``posts``, ``share``.
+
+    The windows' language counts (``langs``) added up, the ten most frequent
+    languages first and ``other`` (the rest, and malformed languages) last;
+    ``share`` is of the posts counted by language. Windows written before senti
+    counted languages have none and add nothing.
+    """
+    counts: Counter[str] = Counter()
+    if "langs" in windows:
+        for langs in windows["langs"]:
+            counts.update({str(lang): int(n) for lang, n in dict(langs).items()})
+    pairs = top_languages(counts)
+    total = sum(n for _lang, n in pairs)
+    frame = pd.DataFrame(
+        {
+            "lang": pd.Series([lang for lang, _n in pairs], dtype=str),
+            "posts": pd.Series([n for _lang, n in pairs], dtype="int64"),
+            "share": pd.Series([n / total for _lang, n in pairs], dtype="float64"),
+        }
+    )
+    return frame
 
 
 def top_hashtags(windows: pd.DataFrame) -> pd.DataFrame:

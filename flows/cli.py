@@ -2,7 +2,7 @@
 
 Subcommands::
 
-    senti analyze [--thresholds FILE]                 texts on stdin -> JSON lines on stdout
+    senti analyze [--thresholds FILE]                 UTF-8 texts on stdin -> JSON lines on stdout
     senti generate --count N [--seed S] --out FILE    a synthetic stream file (X API v2 lines)
     senti replay FILE... --track QUERY ...            run the dataflow over recorded files
     senti run [--source synthetic] --track QUERY ...  run the dataflow live, printing windows
@@ -39,6 +39,7 @@ from tqdm import tqdm
 from flows.analysis import PostAnalyzer
 from flows.dataflow import FlowSettings, build_flow, window_wait
 from flows.evaluation import compound_scores, describe_files, evaluate, read_labelled
+from flows.languages import DEFAULT_SCORED_LANGUAGES, parse_scored_languages
 from flows.matching import InvalidQuery, Query, Subscription, parse_query
 from flows.model import parse_time
 from flows.recovery import (
@@ -162,6 +163,7 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=_positive_float, default=None, help="window seconds")
     parser.add_argument("--workers", type=_positive_int, default=None)
     _add_thresholds(parser)
+    _add_scored_langs(parser, default=None)
     _add_recovery_options(parser, defaults=False)
 
 
@@ -266,6 +268,27 @@ def _add_thresholds(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_scored_langs(parser: argparse.ArgumentParser, *, default: str | None) -> None:
+    parser.add_argument(
+        "--scored-langs",
+        type=_scored_langs,
+        default=default,
+        metavar="LANGS",
+        help="languages VADER scores, comma-separated ('*': all); posts in others are "
+        f"unscored (default {DEFAULT_SCORED_LANGUAGES}"
+        + ("" if default is not None else ", or SENTI_SCORED_LANGS")
+        + ")",
+    )
+
+
+def _scored_langs(text: str) -> str:
+    """A ``--scored-langs`` value, checked and spelled canonically (``und,en`` is ``en,und``)."""
+    try:
+        return str(parse_scored_languages(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_flow_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--track",
@@ -297,6 +320,7 @@ def _add_flow_options(parser: argparse.ArgumentParser) -> None:
         help="worker threads (they share a GIL; scale with senti dataflow -p)",
     )
     _add_thresholds(parser)
+    _add_scored_langs(parser, default=DEFAULT_SCORED_LANGUAGES)
 
 
 def _positive_int(text: str) -> int:
@@ -349,15 +373,40 @@ def _queries(texts: Sequence[str]) -> list[Query]:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-
+    """Score each line of stdin; stop at the first line that is not UTF-8 text."""
     analyzer = PostAnalyzer(_thresholds(args.thresholds))
-    stdin = open(sys.stdin.fileno(), encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+    stdin = open(sys.stdin.fileno(), "rb", closefd=False)  # noqa: SIM115
     out = sys.stdout
-    for line in stdin:
-        score = analyzer.score_text(line.rstrip("\r\n"))
-        out.write(json.dumps(score.message(), ensure_ascii=False) + "\n")
-    out.flush()
+    try:
+        for number, raw in enumerate(stdin, start=1):
+            score = analyzer.score_text(_text_line(raw, number))
+            out.write(json.dumps(score.message(), ensure_ascii=False) + "\n")
+    finally:
+        out.flush()  # the lines before a bad one are answered
     return 0
+
+
+def _text_line(raw: bytes, number: int) -> str:
+    """Line ``number`` of ``senti analyze``'s input as text, without its line ending.
+
+    Raises :class:`CliError`, naming the line, for a NUL byte (binary input) or
+    bytes that are not UTF-8: guessing would score text that is not there.
+    """
+    if b"\0" in raw:
+        raise CliError(
+            f"stdin line {number} holds a NUL byte: binary input? "
+            "senti analyze reads UTF-8 text, one post per line"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CliError(
+            f"stdin line {number} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column "
+            f"{exc.start + 1}); senti analyze reads UTF-8 text, one post per line"
+        ) from None
+    if number == 1:
+        text = text.removeprefix("\ufeff")  # a byte order mark some editors write
+    return text.rstrip("\r\n")
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -447,6 +496,7 @@ def _run_flow(args: argparse.Namespace, source: Any, *, live: bool) -> int:
 
     settings = FlowSettings(
         thresholds=_thresholds(args.thresholds),
+        languages=parse_scored_languages(args.scored_langs),
         queries=_queries(args.track),
         window=timedelta(seconds=args.window),
         wait=window_wait(args.wait, live=live),
@@ -496,7 +546,7 @@ def _server_settings(args: argparse.Namespace, **defaults: Any) -> ServerSetting
     """Settings from defaults, .env, SENTI_* and the flags (last wins), checked up front."""
     names = (
         "source", "replay", "speed", "rate", "host", "port", "store", "origins", "dev",
-        "certfile", "keyfile", "window", "workers", "thresholds",
+        "certfile", "keyfile", "window", "workers", "thresholds", "scored_langs",
         "recovery_dir", "snapshot_interval",
     )  # fmt: skip
     overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}

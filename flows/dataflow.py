@@ -40,6 +40,7 @@ from bytewax.operators import KeyedStream
 from bytewax.outputs import Sink
 
 from flows.analysis import PostAnalyzer
+from flows.languages import ScoredLanguages
 from flows.matching import Query, Subscription
 from flows.model import Line, Post, PostMatches, Rejected, ScoredPost, parse_line
 from flows.sentiment import Thresholds
@@ -71,6 +72,8 @@ class FlowSettings:
 
     # Analysis
     thresholds: Thresholds = field(default_factory=Thresholds)
+    languages: ScoredLanguages = field(default_factory=ScoredLanguages)
+    """The languages VADER scores; posts in others are unscored (:mod:`flows.languages`)."""
 
     # Routing
     queries: Sequence[Query] = ()
@@ -132,7 +135,7 @@ def build_flow(
     :class:`~flows.matching.Subscription` items.
     """
     settings = settings or FlowSettings()
-    analyzer = PostAnalyzer(settings.thresholds)
+    analyzer = PostAnalyzer(settings.thresholds, settings.languages)
     lanes = Lanes(settings.lanes, local=_partitions(post_source) >= settings.lanes)
     matcher = PhraseMatcher(settings.queries)
     grid = WindowGrid(settings.window, settings.align_to, settings.top_n)

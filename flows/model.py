@@ -158,21 +158,33 @@ class Post:
 
 @dataclass(frozen=True, slots=True)
 class ScoredPost:
-    """A post after analysis: VADER compound, polarity class, hashtags and match terms."""
+    """A post after analysis: VADER compound, polarity class, hashtags and match terms.
+
+    A post in a language senti does not score (:mod:`flows.languages`) is
+    *unscored*: ``compound`` and ``polarity`` are ``None``; it is still
+    matched and delivered with its hashtags.
+    """
 
     post: Post
-    compound: float
-    polarity: Polarity
+    compound: float | None
+    """VADER's compound score in [-1, 1]; ``None`` when unscored."""
+    polarity: Polarity | None
+    """The class of ``compound``; ``None`` when unscored."""
     hashtags: dict[str, int]
     """This post's hashtag frequencies, case-folded, as in the documented message."""
     terms: frozenset[str] = field(default_factory=frozenset)
     """Terms a tracked query can match: words, ``#tags`` and ``@mentions`` (see matching)."""
 
+    @property
+    def unscored(self) -> bool:
+        """Whether the post was not scored, its language being one senti does not score."""
+        return self.polarity is None
+
     def __reduce__(self) -> tuple[Any, ...]:
         return _rebuild_scored, (
             self.post,
             self.compound,
-            int(self.polarity),
+            None if self.polarity is None else int(self.polarity),
             self.hashtags,
             self.terms,
         )
@@ -190,15 +202,18 @@ class Match:
         return Match, (self.query, self.scored)
 
     def message(self) -> dict[str, Any]:
-        """The per-post message: the documented fields plus query, id, time and compound."""
-        post = self.scored.post
+        """The per-post message: the documented fields plus query, id, time, compound and
+        language; ``polarityIndex`` and ``compound`` are ``None`` for an unscored post."""
+        scored = self.scored
+        post = scored.post
         return {
-            "polarityIndex": int(self.scored.polarity),
-            "hashtags": dict(self.scored.hashtags),
+            "polarityIndex": None if scored.polarity is None else int(scored.polarity),
+            "hashtags": dict(scored.hashtags),
             "query": self.query,
             "id": post.id,
             "created_at": format_time(post.created_at),
-            "compound": self.scored.compound,
+            "compound": scored.compound,
+            "lang": post.lang,
         }
 
 
@@ -242,12 +257,19 @@ class WindowSummary:
     start: datetime
     end: datetime
     posts: int
+    """Original posts: ``positive + negative + neutral + unscored``."""
     positive: int
     negative: int
     neutral: int
     top_hashtags: tuple[tuple[str, int], ...]
     retweets: int = 0
     """Retweets seen (and dropped) in the window; only counted for :data:`ALL_POSTS`."""
+    unscored: int = 0
+    """Posts in a language senti does not score (:mod:`flows.languages`)."""
+    langs: tuple[tuple[str, int], ...] = ()
+    """Posts by language key, most frequent first, at most
+    :data:`~flows.languages.TOP_LANGUAGES` of them, then ``other`` with the rest
+    (:func:`~flows.languages.top_languages`); the counts add up to :attr:`posts`."""
 
     def message(self) -> dict[str, Any]:
         """JSON-ready form, tagged ``"type": "window"``."""
@@ -260,8 +282,10 @@ class WindowSummary:
             "positive": self.positive,
             "negative": self.negative,
             "neutral": self.neutral,
+            "unscored": self.unscored,
             "retweets": self.retweets,
             "top_hashtags": [[tag, count] for tag, count in self.top_hashtags],
+            "langs": dict(self.langs),
         }
 
 
@@ -336,9 +360,15 @@ def _rebuild_post(  # noqa: PLR0917 - one argument per field, as pickle passes t
 
 
 def _rebuild_scored(
-    post: Post, compound: float, polarity: int, hashtags: dict[str, int], terms: frozenset[str]
+    post: Post,
+    compound: float | None,
+    polarity: int | None,
+    hashtags: dict[str, int],
+    terms: frozenset[str],
 ) -> ScoredPost:
-    return ScoredPost(post, compound, Polarity(polarity), hashtags, terms)
+    return ScoredPost(
+        post, compound, None if polarity is None else Polarity(polarity), hashtags, terms
+    )
 
 
 def format_time(moment: datetime) -> str:

@@ -128,12 +128,23 @@ def decode_message(text: str | bytes) -> Match | WindowSummary:
                 neutral=int(data["neutral"]),
                 top_hashtags=tuple((str(tag), int(count)) for tag, count in data["top_hashtags"]),
                 retweets=int(data.get("retweets", 0)),
+                unscored=int(data.get("unscored", 0)),
+                langs=tuple(
+                    (str(lang), int(count)) for lang, count in data.get("langs", {}).items()
+                ),
             )
-        post = Post(id=str(data["id"]), text="", created_at=parse_time(data["created_at"]))
+        lang = data.get("lang")
+        post = Post(
+            id=str(data["id"]),
+            text="",
+            created_at=parse_time(data["created_at"]),
+            lang=None if lang is None else str(lang),
+        )
+        index, compound = data["polarityIndex"], data["compound"]
         scored = ScoredPost(
             post=post,
-            compound=float(data["compound"]),
-            polarity=Polarity(int(data["polarityIndex"])),
+            compound=None if compound is None else float(compound),
+            polarity=None if index is None else Polarity(int(index)),
             hashtags={str(tag): int(count) for tag, count in data["hashtags"].items()},
         )
         return Match(str(data["query"]), scored)

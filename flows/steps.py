@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import copy
 import heapq
 import zlib
 from collections import Counter
@@ -15,6 +16,7 @@ from itertools import chain
 from typing import Final, TypeGuard, TypeVar
 
 from flows.lanes import lane_keys, local_lane
+from flows.languages import language_key, top_languages
 from flows.matching import Query, Subscription, TermIndex
 from flows.model import (
     ALL_POSTS,
@@ -31,6 +33,7 @@ from flows.model import (
 
 __all__ = [
     "RETWEET",
+    "UNSCORED",
     "Counted",
     "Keyed",
     "LaneTally",
@@ -54,26 +57,38 @@ Keyed = tuple[str, X]
 """An item of a keyed stream: ``(key, value)``."""
 
 
-Counted = tuple[str, int, int, dict[str, int], tuple[str, ...]]
-"""What a window counts of a post: ``(post_id, created_us, polarity, hashtags, queries)``.
+Counted = tuple[str, int, int, dict[str, int], tuple[str, ...], str]
+"""What a window counts of a post: ``(post_id, created_us, polarity, hashtags, queries, lang)``.
 
 ``created_us`` is ``created_at`` in microseconds since the epoch, ``polarity``
-is :data:`RETWEET` for a retweet (only the global window counts those) and
+is :data:`UNSCORED` for a post in a language senti does not score and
+:data:`RETWEET` for a retweet (only the global window counts those),
 ``queries`` are the windows it counts in: tracked query keys, and
-:data:`~flows.model.ALL_POSTS` for the global window. A plain tuple rather than a
-class: one is made for every post, and it is counted in the lane that analysed
-the post (:mod:`flows.windows`).
+:data:`~flows.model.ALL_POSTS` for the global window, and ``lang`` is the
+:func:`~flows.languages.language_key` of its language (empty for a retweet,
+whose language is not counted). A plain tuple rather than a class: one is made
+for every post, and it is counted in the lane that analysed the post
+(:mod:`flows.windows`).
 """
 
+UNSCORED: Final = 3
+"""The class of an unscored post in a :data:`Counted` record, after the three polarities."""
 RETWEET: Final = -1
 
 
 def counted(item: ScoredPost | Post, queries: tuple[str, ...] = ()) -> Counted:
-    """The window record of a scored post, or of a retweet."""
+    """The window record of a scored (or unscored) post, or of a retweet."""
     if isinstance(item, Post):
-        return item.id, micros(item.created_at), RETWEET, {}, queries
-    post = item.post
-    return post.id, micros(post.created_at), int(item.polarity), item.hashtags, queries
+        return item.id, micros(item.created_at), RETWEET, {}, queries, ""
+    post, polarity = item.post, item.polarity
+    return (
+        post.id,
+        micros(post.created_at),
+        UNSCORED if polarity is None else int(polarity),
+        item.hashtags,
+        queries,
+        language_key(post.lang),
+    )
 
 
 def window_record(item: PostMatches | Post) -> Counted:
@@ -199,21 +214,38 @@ class PhraseMatcher:
 
 @dataclass(slots=True)
 class Tally:
-    """Running counts of one window of one query: posts by class, retweets, hashtags.
+    """Running counts of one window of one query: posts by class, retweets, hashtags, languages.
 
     :meth:`LaneTally.count` counts a window's records into it.
     """
 
     counts: list[int] = field(default_factory=lambda: [0, 0, 0])
+    """Scored posts by :class:`~flows.model.Polarity`."""
     retweets: int = 0
     hashtags: Counter[str] = field(default_factory=Counter)
+    unscored: int = 0
+    """Posts in a language senti does not score."""
+    langs: Counter[str] = field(default_factory=Counter)
+    """Posts (scored or not) by :func:`~flows.languages.language_key`: at most one key per
+    language code, plus ``other``, so bounded whatever the stream declares."""
 
     def merge(self, other: Tally) -> Tally:
         """Add ``other`` into this tally (the lanes of one window, or a snapshot and later)."""
         self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
         self.retweets += other.retweets
         self.hashtags.update(other.hashtags)
+        self.unscored += other.unscored
+        self.langs.update(other.langs)
         return self
+
+    def __setstate__(self, state: tuple[None, dict[str, object]] | dict[str, object]) -> None:
+        """Restore a pickled tally (a recovery snapshot); fields it predates start at zero."""
+        slots = state[1] if isinstance(state, tuple) else state
+        for name, value in _EMPTY_TALLY.items():
+            setattr(self, name, slots.get(name, copy.copy(value)))
+
+
+_EMPTY_TALLY: Final[dict[str, object]] = {name: getattr(Tally(), name) for name in Tally.__slots__}
 
 
 @dataclass(slots=True)
@@ -224,37 +256,35 @@ class LaneTally:
 
     @classmethod
     def count(cls, records: Iterable[Counted]) -> LaneTally:
-        """The tallies of a window's records: per query, posts by class, retweets, hashtags.
+        """The tallies of a window's records: per query, posts by class, retweets, hashtags
+        and languages.
 
         A window's records are counted all at once, when it closes: the query
-        lists of the records of each class, and of each hashtag, go through one
-        ``Counter`` in C each, where counting each record in Python as it came
-        cost half a microsecond per match.
+        lists of the records of each language and class, and of each hashtag,
+        go through one ``Counter`` in C each, where counting each record in
+        Python as it came cost half a microsecond per match. A count gives both
+        the class and the language of its posts, so languages cost a dictionary
+        lookup per record, not a second count.
         """
-        # The queries of the records of each class, indexed by polarity (RETWEET, -1, last),
-        # and of each hashtag (once per time the post has it).
-        by_class: tuple[list[tuple[str, ...]], ...] = ([], [], [], [])
-        by_tag: dict[str, list[tuple[str, ...]]] = {}
-        for _post_id, _created, polarity, hashtags, queries in records:
-            by_class[polarity].append(queries)
-            if hashtags and polarity != RETWEET:
-                for tag, times in hashtags.items():
-                    found = by_tag.get(tag)
-                    if found is None:
-                        found = by_tag[tag] = []
-                    found.append(queries)
-                    if times > 1:
-                        found.extend([queries] * (times - 1))
+        by_lang, by_tag = _group(records)
         tallies: dict[str, Tally] = {}
-        for polarity, lists in enumerate(by_class):
-            for query, count in Counter(chain.from_iterable(lists)).items():
-                tally = tallies.get(query)
-                if tally is None:
-                    tally = tallies[query] = Tally()
-                if polarity == len(by_class) - 1:
-                    tally.retweets += count
-                else:
-                    tally.counts[polarity] += count
+        retweets = len(_CLASSES) - 1
+        for lang, by_class in by_lang.items():
+            for polarity, lists in enumerate(by_class):
+                if not lists:
+                    continue
+                for query, count in Counter(chain.from_iterable(lists)).items():
+                    tally = tallies.get(query)
+                    if tally is None:
+                        tally = tallies[query] = Tally()
+                    if polarity == retweets:
+                        tally.retweets += count
+                        continue
+                    if polarity == UNSCORED:
+                        tally.unscored += count
+                    else:
+                        tally.counts[polarity] += count
+                    tally.langs[lang] += count
         for tag, lists in by_tag.items():
             for query, count in Counter(chain.from_iterable(lists)).items():
                 tallies[query].hashtags[tag] = count
@@ -266,6 +296,38 @@ class LaneTally:
             mine = self.tallies.get(query)
             self.tallies[query] = tally if mine is None else mine.merge(tally)
         return self
+
+
+_CLASSES: Final = range(5)
+"""The classes of a :data:`Counted` record by list index: the three polarities,
+:data:`UNSCORED`, then :data:`RETWEET` (-1) last."""
+
+_Lists = list[tuple[str, ...]]
+
+
+def _group(records: Iterable[Counted]) -> tuple[dict[str, tuple[_Lists, ...]], dict[str, _Lists]]:
+    """The query lists of a window's records by language and class, and by hashtag.
+
+    By language, then indexed by class (:data:`_CLASSES`; retweets, whose
+    language is empty, count for none). By hashtag: once per time the post has
+    it (a retweet has none).
+    """
+    by_lang: dict[str, tuple[_Lists, ...]] = {}
+    by_tag: dict[str, _Lists] = {}
+    for _post_id, _created, polarity, hashtags, queries, lang in records:
+        by_class = by_lang.get(lang)
+        if by_class is None:
+            by_class = by_lang[lang] = ([], [], [], [], [])
+        by_class[polarity].append(queries)
+        if hashtags and polarity != RETWEET:
+            for tag, times in hashtags.items():
+                found = by_tag.get(tag)
+                if found is None:
+                    found = by_tag[tag] = []
+                found.append(queries)
+                if times > 1:
+                    found.extend([queries] * (times - 1))
+    return by_lang, by_tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,17 +356,19 @@ class WindowGrid:
             query=query,
             start=start,
             end=start + self.length,
-            posts=sum(tally.counts),
+            posts=sum(tally.counts) + tally.unscored,
             positive=tally.counts[Polarity.POSITIVE],
             negative=tally.counts[Polarity.NEGATIVE],
             neutral=tally.counts[Polarity.NEUTRAL],
             top_hashtags=tuple(top),
             retweets=tally.retweets if query == ALL_POSTS else 0,
+            unscored=tally.unscored,
+            langs=top_languages(tally.langs),
         )
 
     def late(self, item: Keyed[tuple[int, Counted]]) -> list[LatePost]:
         """Record a post that reached its window after the window closed (per query)."""
-        _lane, (window_id, (post_id, _created, polarity, _hashtags, queries)) = item
+        _lane, (window_id, (post_id, _created, polarity, _hashtags, queries, _lang)) = item
         start = self.start_of(window_id)
         retweet = polarity == RETWEET
         return [LatePost(query, start, post_id, retweet) for query in queries]

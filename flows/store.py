@@ -53,7 +53,7 @@ queries    key                      ``active`` updated; ``last_changed`` only
                                     when ``active`` actually changes
 ========== ======================== ===========================================
 
-Schema (version 3)
+Schema (version 4)
 ------------------
 The same tables on both backends. SQLite's ``INTEGER`` and ``REAL`` are
 PostgreSQL's ``BIGINT`` and ``DOUBLE PRECISION`` (``INTEGER`` for the 0/1/2
@@ -65,8 +65,13 @@ epoch (``*_ms``) to compare and index. JSON columns hold compact UTF-8 JSON.
 
 ``meta(key TEXT PRIMARY KEY, value TEXT)``
     ``app = 'senti'`` marks a senti store; ``schema_version`` is an integer.
-``posts(id, created_at, created_at_ms, text, lang, author, compound, polarity, hashtags)``
-    One row per scored post that matched at least one query. ``polarity`` is
+``posts(id, created_at, created_at_ms, text, lang, author, compound, polarity, hashtags, scored)``
+    One row per analysed post that matched at least one query. ``lang`` is the
+    language the post declares, as the source gave it (``NULL`` when none).
+    ``scored`` is 1 for a scored post and 0 for an *unscored* one, whose
+    language senti does not score (:mod:`flows.languages`): ``compound`` and
+    ``polarity`` mean something only where ``scored = 1`` (they are ``NOT
+    NULL`` from older schemas, and an unscored post has 0 and 2 there). ``polarity`` is
     :class:`~flows.model.Polarity` (0 positive, 1 negative, 2 neutral);
     ``hashtags`` is a JSON object of case-folded tag to count.
     Index ``posts_by_time(created_at_ms)``.
@@ -79,10 +84,14 @@ epoch (``*_ms``) to compare and index. JSON columns hold compact UTF-8 JSON.
     store's most frequent write (26 a post with 1,000 queries in the benchmark),
     so it holds nothing else: schema 2 also copied ``polarity`` and ``compound``,
     and writing them took a third of the writer's time.
-``windows(query, start_ms, end_ms, posts, positive, negative, neutral, retweets, top_hashtags)``
-    One tumbling window per query (``'*'`` for all posts); primary key
-    ``(query, start_ms)``, which is also the dashboard's lookup order.
-    ``top_hashtags`` is a JSON list of ``[tag, count]`` pairs.
+``windows(query, start_ms, end_ms, posts, positive, negative, neutral, retweets, ...)``
+    Then ``top_hashtags``, ``unscored`` and ``langs``. One tumbling window per
+    query (``'*'`` for all posts); primary key ``(query, start_ms)``, which is
+    also the dashboard's lookup order.
+    ``posts = positive + negative + neutral + unscored``. ``top_hashtags`` is a
+    JSON list of ``[tag, count]`` pairs; ``langs`` a JSON object of language
+    key to posts, most frequent first, ``other`` last (``{}`` in windows
+    written before schema 4, which did not count languages).
 ``late_posts(query, post_id, window_start_ms)``
     Posts that arrived after their window closed; primary key ``(query, post_id)``.
 ``rejected(origin, reason, raw, seen_at)``
@@ -91,6 +100,10 @@ epoch (``*_ms``) to compare and index. JSON columns hold compact UTF-8 JSON.
 ``queries(key, active, first_seen, last_changed)``
     Tracked queries by canonical key; ``active`` is 0 or 1; times are the
     writer's clock (ISO text).
+
+Schema 4 added ``posts.scored``, ``windows.unscored`` and ``windows.langs``
+(with defaults that describe older rows: scored, none unscored, languages not
+counted); a writer adds them to a version 2 or 3 store when it opens it.
 
 ``posts.id`` is referenced by ``matches.post_id`` and ``late_posts.post_id``,
 but the reference is not enforced: several workers write concurrently and a
@@ -152,12 +165,15 @@ __all__ = [
     "parse_store_url",
 ]
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 """Version of the schema this module writes and reads."""
 
-READABLE_VERSIONS: Final = frozenset({2, 3})
-"""Schema versions this module reads; a writer upgrades a version 2 store to 3 when it
-opens it (it drops the ``polarity`` and ``compound`` copies from ``matches``)."""
+READABLE_VERSIONS: Final = frozenset({2, 3, 4})
+"""Schema versions this module reads; a writer upgrades an older store to
+:data:`SCHEMA_VERSION` when it opens it, one version at a time: 2 to 3 drops the
+``polarity`` and ``compound`` copies from ``matches``, 3 to 4 adds the columns
+of unscored posts and languages (``posts.scored``, ``windows.unscored``,
+``windows.langs``). A reader of an older store reads those as their defaults."""
 
 BUSY_TIMEOUT: Final = timedelta(seconds=10)
 """How long a connection waits for a lock (SQLite) or for the server (PostgreSQL)."""
@@ -282,6 +298,10 @@ class WindowRow:
     neutral: int
     retweets: int
     top_hashtags: tuple[tuple[str, int], ...]
+    unscored: int = 0
+    """Posts in a language senti does not score (0 in windows before schema 4)."""
+    langs: tuple[tuple[str, int], ...] = ()
+    """Posts by language key, ``other`` last (empty in windows before schema 4)."""
 
     def summary(self) -> WindowSummary:
         """The row as the record the flow wrote."""
@@ -295,6 +315,8 @@ class WindowRow:
             neutral=self.neutral,
             top_hashtags=self.top_hashtags,
             retweets=self.retweets,
+            unscored=self.unscored,
+            langs=self.langs,
         )
 
 
@@ -306,8 +328,10 @@ class MatchRow:
     """When the post was created."""
     id: str
     text: str
-    compound: float
-    polarity: Polarity
+    compound: float | None
+    """``None`` for an unscored post."""
+    polarity: Polarity | None
+    """``None`` for an unscored post (its language is not scored)."""
 
 
 # Interface
@@ -337,6 +361,12 @@ class Store(ABC):
         What :meth:`write` does after collecting; the store sink collects in the
         dataflow and writes in a separate process (:mod:`flows.sinks.store`).
         """
+
+    @property
+    @abstractmethod
+    def schema_version(self) -> int:
+        """The schema version of the store as last read (:data:`SCHEMA_VERSION` once a
+        writer has opened it): raw SQL through :meth:`select` may depend on it."""
 
     @abstractmethod
     def counts(self) -> StoreCounts:
@@ -519,7 +549,8 @@ _SCHEMA: Final = (
         author TEXT,
         compound {real} NOT NULL,
         polarity INTEGER NOT NULL CHECK (polarity = 0 OR polarity = 1 OR polarity = 2),
-        hashtags TEXT NOT NULL
+        hashtags TEXT NOT NULL,
+        {scored}
     )""",
     "CREATE INDEX IF NOT EXISTS posts_by_time ON posts (created_at_ms)",
     """CREATE TABLE IF NOT EXISTS matches (
@@ -538,6 +569,8 @@ _SCHEMA: Final = (
         neutral {int} NOT NULL,
         retweets {int} NOT NULL,
         top_hashtags TEXT NOT NULL,
+        {unscored},
+        {langs},
         PRIMARY KEY (query, start_ms)
     )""",
     """CREATE TABLE IF NOT EXISTS late_posts (
@@ -560,16 +593,41 @@ _SCHEMA: Final = (
     )""",
 )
 """The schema of both backends; ``{int}``, ``{real}`` and ``{without_rowid}`` are
-each dialect's wide integer, double and (SQLite only) clustered-table clause.
+each dialect's wide integer, double and (SQLite only) clustered-table clause,
+and the columns schema 4 added (:data:`_SCHEMA_4_COLUMNS`) are at the end of
+their tables, as a writer adds them to an older store.
 
 The polarity checks spell out ``= 0 OR = 1 OR = 2``: SQLite evaluated
 ``IN (0, 1, 2)`` at about 2 µs a row, as much as the rest of a match insert.
 Stores created with the ``IN`` spelling hold the same rows and stay valid."""
 
 
+_SCHEMA_4_COLUMNS: Final = {
+    "scored": ("posts", "scored INTEGER NOT NULL DEFAULT 1 CHECK (scored = 0 OR scored = 1)"),
+    "unscored": ("windows", "unscored {int} NOT NULL DEFAULT 0"),
+    "langs": ("windows", "langs TEXT NOT NULL DEFAULT '{{}}'"),
+}
+"""The columns schema 4 added: name -> (table, definition). Their defaults
+describe the rows of an older store: every post scored, no window with an
+unscored post, no language counted (``{}``)."""
+
+
 def _schema(*, int_type: str, real_type: str, without_rowid: str) -> tuple[str, ...]:
+    columns = {
+        name: definition.format(int=int_type)
+        for name, (_table, definition) in _SCHEMA_4_COLUMNS.items()
+    }
     return tuple(
-        ddl.format(int=int_type, real=real_type, without_rowid=without_rowid) for ddl in _SCHEMA
+        ddl.format(int=int_type, real=real_type, without_rowid=without_rowid, **columns)
+        for ddl in _SCHEMA
+    )
+
+
+def _migrate_3_to_4(*, int_type: str) -> tuple[str, ...]:
+    """Schema 3 to 4: add the columns of unscored posts and languages (additive)."""
+    return tuple(
+        f"ALTER TABLE {table} ADD COLUMN {definition.format(int=int_type)}"
+        for table, definition in _SCHEMA_4_COLUMNS.values()
     )
 
 
@@ -588,7 +646,8 @@ class _SQL:
 
     INSERT_POST: ClassVar[str] = (
         "INSERT INTO posts (id, created_at, created_at_ms, text, lang, author, compound,"
-        " polarity, hashtags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
+        " polarity, hashtags, scored) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (id) DO NOTHING"
     )
     INSERT_MATCH: ClassVar[str] = (
         "INSERT INTO matches (query, post_id, created_at_ms)"
@@ -598,6 +657,13 @@ class _SQL:
         "ALTER TABLE matches DROP COLUMN compound",
         "ALTER TABLE matches DROP COLUMN polarity",
     )
+    MIGRATE_3_TO_4: ClassVar[tuple[str, ...]] = _migrate_3_to_4(int_type="INTEGER")
+
+    @classmethod
+    def migrations(cls) -> dict[int, tuple[str, ...]]:
+        """The statements that upgrade a store from each version to the next."""
+        return {2: cls.MIGRATE_2_TO_3, 3: cls.MIGRATE_3_TO_4}
+
     INSERT_MATCHES_OF_POST: ClassVar[str] = (
         "INSERT OR IGNORE INTO matches (query, post_id, created_at_ms)"
         " SELECT value, ?1, ?2 FROM json_each(?3)"
@@ -626,11 +692,12 @@ class _SQL:
 
     UPSERT_WINDOW: ClassVar[str] = (
         "INSERT INTO windows (query, start_ms, end_ms, posts, positive, negative, neutral,"
-        " retweets, top_hashtags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " retweets, top_hashtags, unscored, langs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (query, start_ms) DO UPDATE SET end_ms = excluded.end_ms,"
         " posts = excluded.posts, positive = excluded.positive, negative = excluded.negative,"
         " neutral = excluded.neutral, retweets = excluded.retweets,"
-        " top_hashtags = excluded.top_hashtags"
+        " top_hashtags = excluded.top_hashtags, unscored = excluded.unscored,"
+        " langs = excluded.langs"
     )
     INSERT_LATE: ClassVar[str] = (
         "INSERT INTO late_posts (query, post_id, window_start_ms) VALUES (?, ?, ?)"
@@ -657,14 +724,18 @@ class _SQL:
     )
     WINDOWS: ClassVar[str] = (
         "SELECT query, start_ms, end_ms, posts, positive, negative, neutral, retweets,"
-        " top_hashtags FROM windows WHERE query = ? AND start_ms >= ? ORDER BY start_ms"
+        " top_hashtags, {unscored}, {langs}"
+        " FROM windows WHERE query = ? AND start_ms >= ? ORDER BY start_ms"
     )
+    """Windows of a query; format it with :func:`_columns_of` the store's version."""
     RECENT_MATCHES: ClassVar[str] = (
-        "SELECT m.created_at_ms, m.post_id, p.text, p.compound, p.polarity"
+        "SELECT m.created_at_ms, m.post_id, p.text, p.compound, p.polarity, {scored}"
         " FROM matches AS m JOIN posts AS p ON p.id = m.post_id"
         " WHERE m.query = ? AND m.created_at_ms >= ?"
         " ORDER BY m.created_at_ms DESC, m.post_id DESC LIMIT ?"
     )
+    """Recent matches of a query; format it with :func:`_columns_of` the store's version."""
+    GET_VERSION: ClassVar[str] = "SELECT value FROM meta WHERE key = 'schema_version'"
 
     @staticmethod
     def translate(sql: str) -> str:
@@ -711,6 +782,7 @@ class _PostgresSQL(_SQL):
         ]
         return cls.INSERT_MATCH, sorted(rows, key=_MATCH_KEY)
 
+    MIGRATE_3_TO_4: ClassVar[tuple[str, ...]] = _migrate_3_to_4(int_type="BIGINT")
     SET_META: ClassVar[str] = _to_pyformat(_SQL.SET_META)
     INSERT_POST: ClassVar[str] = _to_pyformat(_SQL.INSERT_POST)
     INSERT_MATCH: ClassVar[str] = _to_pyformat(_SQL.INSERT_MATCH)
@@ -723,7 +795,7 @@ class _PostgresSQL(_SQL):
     )
     WINDOWS: ClassVar[str] = _to_pyformat(_SQL.WINDOWS)
     RECENT_MATCHES: ClassVar[str] = (
-        "SELECT m.created_at_ms, m.post_id, p.text, p.compound, p.polarity"
+        "SELECT m.created_at_ms, m.post_id, p.text, p.compound, p.polarity, {scored}"
         " FROM matches AS m JOIN posts AS p ON p.id = m.post_id"
         " WHERE m.query = %s AND m.created_at_ms >= %s"
         ' ORDER BY m.created_at_ms DESC, m.post_id COLLATE "C" DESC LIMIT %s'
@@ -752,11 +824,22 @@ class _SQLStore(Store):
         self._label = label
         self._readonly = readonly
         self._clock = clock or _utc_now
+        self._version = SCHEMA_VERSION
+        """Set by the backend as it opens the store."""
 
     @property
     def readonly(self) -> bool:
         """Whether this store was opened for reading only."""
         return self._readonly
+
+    @property
+    def schema_version(self) -> int:
+        """See :attr:`Store.schema_version`; a reader of an older store reads it again
+        each time, so it sees the upgrade as soon as a writer has made it."""
+        if self._version < SCHEMA_VERSION:
+            rows = self._fetch(self._sql.GET_VERSION, ())
+            self._version = int(rows[0][0]) if rows else self._version
+        return self._version
 
     # Backend hooks
 
@@ -826,7 +909,8 @@ class _SQLStore(Store):
 
     def windows(self, query: str, *, since: datetime | None = None) -> list[WindowRow]:
         """See :meth:`Store.windows`."""
-        rows = self._fetch(self._sql.WINDOWS, (query, _since_ms(since)))
+        sql = self._sql.WINDOWS.format_map(_columns_of(self.schema_version))
+        rows = self._fetch(sql, (query, _since_ms(since)))
         return [
             WindowRow(
                 query=row[0],
@@ -838,6 +922,8 @@ class _SQLStore(Store):
                 neutral=row[6],
                 retweets=row[7],
                 top_hashtags=tuple((str(tag), int(n)) for tag, n in json.loads(row[8])),
+                unscored=int(row[9]),
+                langs=tuple((str(lang), int(n)) for lang, n in json.loads(row[10]).items()),
             )
             for row in rows
         ]
@@ -848,16 +934,17 @@ class _SQLStore(Store):
         """See :meth:`Store.recent_matches`."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
-        rows = self._fetch(self._sql.RECENT_MATCHES, (query, _since_ms(since), limit))
+        sql = self._sql.RECENT_MATCHES.format_map(_columns_of(self.schema_version))
+        rows = self._fetch(sql, (query, _since_ms(since), limit))
         return [
             MatchRow(
                 time=_from_ms(ms),
                 id=post_id,
                 text=text,
-                compound=compound,
-                polarity=Polarity(polarity),
+                compound=compound if scored else None,
+                polarity=Polarity(polarity) if scored else None,
             )
-            for ms, post_id, text, compound, polarity in rows
+            for ms, post_id, text, compound, polarity, scored in rows
         ]
 
     def select(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -866,21 +953,33 @@ class _SQLStore(Store):
 
 
 def _prepare_schema(execute: Callable[..., Any], sql: type[_SQL], version: int | None) -> None:
-    """Create the schema of an empty store, or upgrade a schema 2 store to 3.
+    """Create the schema of an empty store, or upgrade an older store version by version.
 
     Runs inside the writer's transaction, under its write lock (SQLite) or
     schema lock (PostgreSQL), so concurrent writers do it once.
     """
     if version is None:
         statements, meta = sql.SCHEMA, [("app", _APP), ("schema_version", str(SCHEMA_VERSION))]
-    elif version == 2:
-        statements, meta = sql.MIGRATE_2_TO_3, [("schema_version", str(SCHEMA_VERSION))]
+    elif version < SCHEMA_VERSION:
+        migrations = sql.migrations()
+        statements = tuple(
+            statement for step in range(version, SCHEMA_VERSION) for statement in migrations[step]
+        )
+        meta = [("schema_version", str(SCHEMA_VERSION))]
     else:
         return
     for statement in statements:
         execute(statement)
     for row in meta:
         execute(sql.SET_META, row)
+
+
+def _columns_of(version: int) -> dict[str, str]:
+    """What the reads select for the columns schema 4 added: the columns themselves, or on
+    an older store their defaults (every post scored, none unscored, no languages)."""
+    if version >= 4:
+        return {"scored": "p.scored", "unscored": "unscored", "langs": "langs"}
+    return {"scored": "1", "unscored": "0", "langs": "'{}'"}
 
 
 def _check_meta(label: str, meta: dict[str, str]) -> int:
@@ -989,7 +1088,7 @@ class SQLiteStore(_SQLStore):
             raise StoreError(f"{self._label}: no such file")
         conn = _open_readonly(self._path, self._label)
         try:
-            _schema_version(conn, self._label, allow_empty=False)
+            self._version = _schema_version(conn, self._label, allow_empty=False) or SCHEMA_VERSION
         except BaseException:
             conn.close()
             raise
@@ -1160,7 +1259,8 @@ class PostgresStore(_SQLStore):
         conn = _pg_connect(self._url, self._label, readonly=True)
         try:
             with self._errors("cannot open"):
-                _pg_schema_version(conn, self._label, allow_empty=False)
+                version = _pg_schema_version(conn, self._label, allow_empty=False)
+                self._version = version or SCHEMA_VERSION
         except BaseException:
             conn.close()
             raise
@@ -1289,7 +1389,8 @@ class Rows:
     """
 
     posts: list[tuple[Any, ...]]
-    """Per post, its fields as values (time as a datetime, hashtags as a dict):
+    """Per post, its fields as values (time as a datetime, polarity as a
+    :class:`~flows.model.Polarity` or ``None`` when unscored, hashtags as a dict):
     :meth:`statements` formats them, so a writer process does that work."""
     matches: list[tuple[Any, ...]]
     """Per matched post: its queries, then the rest of each of their match rows."""
@@ -1325,7 +1426,7 @@ class Rows:
                             post.lang,
                             post.author,
                             scored.compound,
-                            int(scored.polarity),
+                            scored.polarity,
                             scored.hashtags,
                         )
                     )
@@ -1343,6 +1444,8 @@ class Rows:
                         item.neutral,
                         item.retweets,
                         _json([[tag, count] for tag, count in item.top_hashtags]),
+                        item.unscored,
+                        _json(dict(item.langs)),
                     )
                 )
             elif isinstance(item, LatePost):
@@ -1379,9 +1482,12 @@ class Rows:
         table, key by key), so concurrent writers never deadlock. The sort is
         stable: of two items with one key, the later is still written last.
         """
+        # An unscored post (no compound, no polarity) fills those NOT NULL columns with
+        # 0 and 2 and is marked scored = 0.
         posts = [
-            (post_id, format_time(created), ms, text, lang, author, compound, polarity,
-             _json(dict(sorted(hashtags.items()))))
+            (post_id, format_time(created), ms, text, lang, author,
+             0.0 if polarity is None else compound, 2 if polarity is None else int(polarity),
+             _json(dict(sorted(hashtags.items()))), 0 if polarity is None else 1)
             for post_id, created, ms, text, lang, author, compound, polarity, hashtags in self.posts
         ]  # fmt: skip
         yield sql.INSERT_POST, sorted(posts, key=_first)

@@ -32,6 +32,7 @@ import redis
 from pydantic import ValidationError
 
 from flows.dataflow import FlowSettings, build_flow, window_wait
+from flows.languages import DEFAULT_SCORED_LANGUAGES, parse_scored_languages
 from flows.redis_bus import BusKeys, BusSnapshot
 from flows.runner import settled_heap, stop_on_signals
 from flows.sinks.redis_fanout import RedisFanoutSink
@@ -97,6 +98,8 @@ def _add_bus_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_dataflow_options(parser: argparse.ArgumentParser) -> None:
+    from flows.cli import _scored_langs  # noqa: PLC0415 - flows.cli imports this module
+
     parser.add_argument("--source", choices=["synthetic", "replay"], default="synthetic")
     parser.add_argument("--replay", type=Path, action="append", default=[], metavar="FILE",
                         help="replay file (repeatable; one partition each)")  # fmt: skip
@@ -109,6 +112,8 @@ def _add_dataflow_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=float, default=60.0, help="window seconds")
     parser.add_argument("--wait", type=float, default=None, help="window wait (30 replay, 5 live)")
     parser.add_argument("--thresholds", type=Path, default=None, help="thresholds TOML")
+    parser.add_argument("--scored-langs", type=_scored_langs, default=DEFAULT_SCORED_LANGUAGES,
+                        metavar="LANGS", help="languages VADER scores ('*': all)")  # fmt: skip
     parser.add_argument("--gateway-ttl", type=float, default=6.0,
                         help="reap gateways silent this long (3 x their heartbeat)")  # fmt: skip
     _add_bus_options(parser)
@@ -252,6 +257,7 @@ def _dataflow(args: argparse.Namespace) -> int:  # noqa: PLR0912, PLR0915 - one 
         posts = CountedEnd(posts, url, run_id, prefix=args.redis_prefix)
     settings = FlowSettings(
         thresholds=thresholds,
+        languages=parse_scored_languages(args.scored_langs),
         queries=snapshot.tracked().active(),
         lanes=total_workers,
         window=timedelta(seconds=args.window),
@@ -356,6 +362,7 @@ def _child_argv(
         "--partitions": args.partitions or len(addresses) * args.workers,
         "--window": args.window, "--wait": args.wait,
         "--thresholds": args.thresholds, "--gateway-ttl": args.gateway_ttl,
+        "--scored-langs": args.scored_langs,
         "--redis-url": _redis_url(args.redis_url), "--redis-prefix": args.redis_prefix,
         "--workers": args.workers, "--run-id": run_id,
     }  # fmt: skip

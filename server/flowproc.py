@@ -56,10 +56,11 @@ logger = logging.getLogger("senti.dataflow")
 
 @dataclass(frozen=True, slots=True)
 class EncodedPost:
-    """A per-post message for one query, in both dialects."""
+    """A per-post message for one query, in both dialects (``v1`` is ``None`` for an
+    unscored post, which v1 clients do not receive)."""
 
     query: str
-    v1: str
+    v1: str | None
     v2: str
 
 
@@ -123,6 +124,7 @@ def build_server_flow(
         sinks,
         settings=FlowSettings(
             thresholds=load_thresholds(settings.thresholds),
+            languages=settings.languages,
             window=timedelta(seconds=settings.window),
             wait=timedelta(seconds=settings.wait),
             live=True,

@@ -176,20 +176,24 @@ class Hub:
         if not members:
             return
         for dialect, conns in self._split(members).items():
-            self._send(conns, post.v1 if dialect is Dialect.V1 else post.v2)
+            text = post.v1 if dialect is Dialect.V1 else post.v2
+            if text is not None:  # v1 clients get no unscored posts
+                self._send(conns, text)
 
     def _deliver_post(self, item: PostMatches) -> None:
         v1: str | None = None  # the same for every query: encoded once
+        unscored = item.scored.unscored  # not sent to v1 clients (docs/protocol.md)
         for match in item.matches():
             members = self._by_query.get(match.query)
             if not members:
                 continue
             for dialect, conns in self._split(members).items():
-                if dialect is Dialect.V1:
+                if dialect is Dialect.V2:
+                    self._send(conns, encode_post(match, Dialect.V2))
+                elif not unscored:
                     v1 = v1 or encode_post(match, Dialect.V1)
-                    self._send(conns, v1)
-                else:
-                    self._send(conns, encode_post(match, dialect))
+                    if v1 is not None:
+                        self._send(conns, v1)
 
     def _deliver_window(self, summary: WindowSummary, text: str | None = None) -> None:
         members = self._by_query.get(summary.query)

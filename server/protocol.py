@@ -12,7 +12,8 @@ Two dialects share the endpoint ``/track`` (see ``docs/protocol.md``):
 
 * :attr:`Dialect.V1` (no subprotocol) is the original protocol: the client
   sends ``{"track": "query"}`` or ``{"track": null}`` and receives only
-  ``{"polarityIndex": 0|1|2, "hashtags": {...}}`` messages, plus errors.
+  ``{"polarityIndex": 0|1|2, "hashtags": {...}}`` messages, plus errors; posts
+  senti does not score (their language) are not sent.
 * :attr:`Dialect.V2` (subprotocol :data:`SUBPROTOCOL_V2`) has typed messages:
   several queries per connection, acknowledgements, per-post details and
   window summaries.
@@ -31,7 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from types import MappingProxyType
-from typing import Annotated, Final, TypeAlias
+from typing import Annotated, Final, Literal, TypeAlias, overload
 
 import msgspec
 
@@ -301,18 +302,28 @@ class PongMessage(_Reply, tag="pong", frozen=True):
 
 
 class PostMessage(_Reply, tag="post", frozen=True):
-    """v2 per-post message for one tracked query."""
+    """v2 per-post message for one tracked query.
+
+    ``compound`` and ``polarity_index`` are ``None`` (``null``) for an unscored
+    post; ``lang`` is the post's declared language as the source gave it,
+    ``None`` when it declares none. Neither has a default, so both are always sent.
+    """
 
     query: str
     id: str
     created_at: str
-    compound: float
-    polarity_index: int
+    compound: float | None
+    polarity_index: int | None
     hashtags: dict[str, int]
+    lang: str | None
 
 
 class WindowMessage(_Reply, tag="window", frozen=True):
-    """v2 summary of one tumbling event-time window for one query."""
+    """v2 summary of one tumbling event-time window for one query.
+
+    ``posts = positive + negative + neutral + unscored``; ``langs`` counts the
+    posts by language key (:mod:`flows.languages`), ``other`` last.
+    """
 
     query: str
     start: str
@@ -321,8 +332,10 @@ class WindowMessage(_Reply, tag="window", frozen=True):
     positive: int
     negative: int
     neutral: int
+    unscored: int
     retweets: int
     top_hashtags: tuple[tuple[str, int], ...]
+    langs: dict[str, int]
 
 
 class ErrorMessage(_Reply, tag="error", frozen=True):
@@ -433,13 +446,23 @@ def _scrub(text: str) -> str:
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
-def encode_post(match: Match, dialect: Dialect) -> str:
+@overload
+def encode_post(match: Match, dialect: Literal[Dialect.V2]) -> str: ...
+@overload
+def encode_post(match: Match, dialect: Dialect) -> str | None: ...
+def encode_post(match: Match, dialect: Dialect) -> str | None:
     """The per-post message for ``match`` in ``dialect``, as compact JSON text.
 
     v1 is exactly ``{"polarityIndex": n, "hashtags": {...}}``; v2 adds ``type``,
-    ``query``, the post ``id``, ``created_at`` and the VADER ``compound``.
-    Encode once per match and dialect, then send the text to every connection.
+    ``query``, the post ``id``, ``created_at``, the VADER ``compound`` and the
+    declared ``lang``. An unscored post (its language is not scored) has no
+    v1 message, ``None``: v1 clients count every message they receive as
+    positive, negative or neutral. In v2 its ``compound`` and
+    ``polarityIndex`` are ``null``. Encode once per match and dialect, then
+    send the text to every connection.
     """
+    if dialect is Dialect.V1 and match.scored.polarity is None:
+        return None
     try:
         return _encode(_post_message(match, dialect, str))
     except UnicodeEncodeError:
@@ -449,16 +472,20 @@ def encode_post(match: Match, dialect: Dialect) -> str:
 
 def _post_message(match: Match, dialect: Dialect, clean: Callable[[str], str]) -> msgspec.Struct:
     scored = match.scored
+    polarity = None if scored.polarity is None else int(scored.polarity)
     hashtags = {clean(tag): count for tag, count in scored.hashtags.items()}
     if dialect is Dialect.V1:
-        return V1PostMessage(polarity_index=int(scored.polarity), hashtags=hashtags)
+        assert polarity is not None  # noqa: S101 (encode_post sends unscored posts to v2 only)
+        return V1PostMessage(polarity_index=polarity, hashtags=hashtags)
+    lang = scored.post.lang
     return PostMessage(
         query=clean(match.query),
         id=clean(scored.post.id),
         created_at=format_time(scored.post.created_at),
         compound=scored.compound,
-        polarity_index=int(scored.polarity),
+        polarity_index=polarity,
         hashtags=hashtags,
+        lang=None if lang is None else clean(lang),
     )
 
 
@@ -473,8 +500,10 @@ def encode_window(summary: WindowSummary) -> str:
             positive=summary.positive,
             negative=summary.negative,
             neutral=summary.neutral,
+            unscored=summary.unscored,
             retweets=summary.retweets,
             top_hashtags=tuple((_scrub(tag), count) for tag, count in summary.top_hashtags),
+            langs=dict(summary.langs),
         )
     )
 

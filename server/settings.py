@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from flows.languages import DEFAULT_SCORED_LANGUAGES, ScoredLanguages, parse_scored_languages
 
 __all__ = ["ServerSettings"]
 
@@ -66,6 +68,9 @@ class ServerSettings(BaseSettings):
     window: float = Field(default=60.0, gt=0)
     wait: float = Field(default=5.0, ge=0)
     thresholds: Path | None = None
+    scored_langs: str = DEFAULT_SCORED_LANGUAGES
+    """Languages VADER scores, comma-separated (``en,und``; ``*`` for all); posts in
+    others are delivered and counted as unscored (docs/operations.md)."""
     workers: int = Field(default=1, ge=1)
 
     # Recovery
@@ -74,6 +79,11 @@ class ServerSettings(BaseSettings):
     snapshot_interval: float = Field(default=5.0, gt=0)
     """Seconds between snapshots."""
 
+    @field_validator("scored_langs")
+    @classmethod
+    def _check_languages(cls, value: str) -> str:
+        return str(parse_scored_languages(value))
+
     @model_validator(mode="after")
     def _check_pairs(self) -> ServerSettings:
         if (self.certfile is None) != (self.keyfile is None):
@@ -81,6 +91,11 @@ class ServerSettings(BaseSettings):
         if self.source == "replay" and not self.replay:
             raise ValueError("source 'replay' needs at least one replay file")
         return self
+
+    @property
+    def languages(self) -> ScoredLanguages:
+        """:attr:`scored_langs` as the dataflow takes it."""
+        return parse_scored_languages(self.scored_langs)
 
     @property
     def scheme(self) -> str:

@@ -42,13 +42,17 @@ def make_scored(
     text: str = "a post",
     *,
     created_at: datetime | float = 0.0,
-    compound: float = 0.0,
-    polarity: Polarity = Polarity.NEUTRAL,
+    compound: float | None = 0.0,
+    polarity: Polarity | None = Polarity.NEUTRAL,
     hashtags: dict[str, int] | None = None,
+    lang: str | None = "en",
 ) -> ScoredPost:
-    """A :class:`ScoredPost` around :func:`make_post`."""
+    """A :class:`ScoredPost` around :func:`make_post`; ``polarity=None`` is unscored
+    (and has no compound)."""
     tags = dict(hashtags or {})
-    post = make_post(post_id, text, created_at=created_at, hashtags=tuple(tags) or None)
+    post = make_post(post_id, text, created_at=created_at, hashtags=tuple(tags) or None, lang=lang)
+    if polarity is None:
+        compound = None
     return ScoredPost(post=post, compound=compound, polarity=polarity, hashtags=tags)
 
 
@@ -58,9 +62,10 @@ def make_match(
     text: str = "a post",
     *,
     created_at: datetime | float = 0.0,
-    compound: float = 0.0,
-    polarity: Polarity = Polarity.NEUTRAL,
+    compound: float | None = 0.0,
+    polarity: Polarity | None = Polarity.NEUTRAL,
     hashtags: dict[str, int] | None = None,
+    lang: str | None = "en",
 ) -> Match:
     """A :class:`Match` of a :func:`make_scored` post to ``query`` (a canonical key)."""
     scored = make_scored(
@@ -70,6 +75,7 @@ def make_match(
         compound=compound,
         polarity=polarity,
         hashtags=hashtags,
+        lang=lang,
     )
     return Match(query=query, scored=scored)
 
@@ -85,8 +91,13 @@ def make_window(
     neutral: int = 1,
     retweets: int = 0,
     top_hashtags: tuple[tuple[str, int], ...] = (("python", 2),),
+    unscored: int = 0,
+    langs: tuple[tuple[str, int], ...] = (),
 ) -> WindowSummary:
-    """A :class:`WindowSummary`; ``start`` may be seconds after :data:`T0`."""
+    """A :class:`WindowSummary`; ``start`` may be seconds after :data:`T0`.
+
+    ``posts`` is given as is: add ``unscored`` to it when both matter.
+    """
     begin = start if isinstance(start, datetime) else at(start)
     return WindowSummary(
         query=query,
@@ -98,6 +109,8 @@ def make_window(
         neutral=neutral,
         top_hashtags=top_hashtags,
         retweets=retweets,
+        unscored=unscored,
+        langs=langs,
     )
 
 

@@ -9,6 +9,7 @@ import pytest
 from factories import make_post
 
 from flows.analysis import PostAnalyzer
+from flows.languages import parse_scored_languages
 from flows.matching import parse_query
 from flows.model import Polarity
 from flows.sentiment import Thresholds
@@ -125,3 +126,42 @@ def test_score_text_uses_given_hashtags(analyzer: PostAnalyzer) -> None:
     """Hashtags passed to score_text replace those found in the text."""
     assert analyzer.score_text("#a #b", ["C", "c"]).hashtags == {"c": 2}
     assert analyzer.score_text("#a #b", []).hashtags == {}
+
+
+# Languages
+
+
+def test_posts_in_unscored_languages_are_unscored_not_neutral(analyzer: PostAnalyzer) -> None:
+    """A Portuguese post gets no compound and no class (VADER would call it neutral), but keeps
+    its hashtags and the terms queries match."""
+    post = make_post(1, "Que dia horrível #Python @ada", lang="pt-BR")
+    result = analyzer.analyse(post)
+    assert result.unscored
+    assert (result.compound, result.polarity) == (None, None)
+    assert result.hashtags == {"python": 1}
+    assert {"#python", "@ada", "horrível"} <= result.terms
+    assert analyzer.analyse(make_post(2, "Que dia horrível", lang=None)).polarity is not None
+
+
+@pytest.mark.parametrize("lang", ["en", "EN-us", "und", None, ""])
+def test_english_and_undeclared_posts_are_scored_by_default(
+    analyzer: PostAnalyzer, lang: str | None
+) -> None:
+    """English in any spelling, and posts that declare no language, are scored."""
+    result = analyzer.analyse(make_post(1, "what a lovely day", lang=lang))
+    assert result.polarity is Polarity.POSITIVE
+
+
+def test_scored_languages_are_a_setting() -> None:
+    """Another setting scores other languages; ``*`` scores everything."""
+    spanish = PostAnalyzer(languages=parse_scored_languages("es"))
+    assert spanish.analyse(make_post(1, "me encanta", lang="es-MX")).polarity is not None
+    assert spanish.analyse(make_post(2, "lovely", lang="en")).unscored
+    every = PostAnalyzer(languages=parse_scored_languages("*"))
+    assert every.analyse(make_post(3, "lovely", lang="ja")).polarity is Polarity.POSITIVE
+
+
+def test_unscored_post_uses_entities_hashtags_too(analyzer: PostAnalyzer) -> None:
+    """Hashtags X sent in entities are an unscored post's hashtags, as for a scored one."""
+    post = make_post(1, "Bom dia #cafe", lang="pt", hashtags=("Café", "CAFÉ"))
+    assert analyzer.analyse(post).hashtags == {"café": 2}

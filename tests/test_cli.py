@@ -172,13 +172,39 @@ def test_analyze_prints_one_json_line_per_input_line_in_order(tmp_path: Path) ->
     assert lines[4] == {"polarityIndex": 2, "compound": 0.0, "hashtags": {}}
 
 
-def test_analyze_survives_invalid_utf8(tmp_path: Path) -> None:
-    """Undecodable bytes on stdin are replaced, and every line is still answered."""
-    stdin = b"good day\n\xff\xfe broken \xc3\n#caf\xc3\xa9 time\n"
+@pytest.mark.parametrize(
+    ("stdin", "line", "problem"),
+    [
+        pytest.param(b"good day\n\xff\xfe broken \xc3\n#caf\xc3\xa9 time\n", 2, "not valid UTF-8",
+                     id="invalid-utf8"),
+        pytest.param(b"good day\nfine\n\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\n", 3, "byte 0x89",
+                     id="binary-png"),
+        pytest.param(b"good day\nfine\nok\x00ok\n", 3, "NUL byte", id="nul-byte"),
+        pytest.param(b"good day\n\xed\xa0\x80 surrogate\n", 2, "not valid UTF-8",
+                     id="encoded-surrogate"),
+    ],
+)  # fmt: skip
+def test_analyze_refuses_input_that_is_not_utf8_text(
+    tmp_path: Path, stdin: bytes, line: int, problem: str
+) -> None:
+    """Bytes that are not UTF-8 text stop analyze with one ``senti: error:`` line naming the
+    input line, exit status 1; the lines before it are answered."""
+    result = senti("analyze", cwd=tmp_path, stdin=stdin)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"senti: error: stdin line {line} ")
+    assert problem in result.stderr
+    answered = [json.loads(text) for text in result.stdout.splitlines()]
+    assert len(answered) == line - 1
+
+
+def test_analyze_reads_utf8_with_a_byte_order_mark_and_crlf(tmp_path: Path) -> None:
+    """A leading byte order mark and CRLF line endings are not part of the texts."""
+    stdin = "\ufeff#Café time\r\nI love it\r\n".encode()
     result = ok(senti("analyze", cwd=tmp_path, stdin=stdin))
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(lines) == 3
-    assert lines[2]["hashtags"] == {"café": 1}
+    lines = [json.loads(text) for text in result.stdout.splitlines()]
+    assert lines[0]["hashtags"] == {"café": 1}
+    assert lines[1]["polarityIndex"] == 0
 
 
 def test_analyze_thresholds_file_changes_classes(tmp_path: Path) -> None:
@@ -257,7 +283,8 @@ def test_replay_writes_per_post_messages_and_window_summaries(replayed: Replayed
     keys = {parse_query(query).key for query in TRACKED}
     assert posts
     assert all(
-        set(message) == {"polarityIndex", "hashtags", "query", "id", "created_at", "compound"}
+        set(message)
+        == {"polarityIndex", "hashtags", "query", "id", "created_at", "compound", "lang"}
         for message in posts
     )
     assert {message["query"] for message in posts} == keys
@@ -359,6 +386,51 @@ def test_replay_with_two_workers_gives_the_same_output(replayed: Replayed, tmp_p
     result = ok(senti(*replay_args(replayed.stream, out=out), "--workers", "2", cwd=tmp_path))
     assert canonical(read_jsonl(out)) == canonical(replayed.messages)
     assert summary_of(result.stderr) == summary_of(replayed.result.stderr)
+
+
+def test_replay_counts_other_languages_as_unscored_unless_told(
+    replayed: Replayed, tmp_path: Path
+) -> None:
+    """By default the synthetic stream's non-English posts are unscored in the windows and
+    counted by language; ``--scored-langs '*'`` scores them all."""
+    overall = [w for w in of_type(replayed.messages, "window") if w["query"] == "*"]
+    unscored = sum(window["unscored"] for window in overall)
+    by_lang: Counter[str] = Counter()
+    for window in overall:
+        by_lang.update(window["langs"])
+        assert sum(window["langs"].values()) == window["posts"]
+    assert unscored == sum(n for lang, n in by_lang.items() if lang not in ("en", "und")) > 0
+    out = tmp_path / "all.jsonl"
+    ok(senti(*replay_args(replayed.stream, out=out), "--scored-langs", "*", cwd=tmp_path))
+    everything = [w for w in of_type(read_jsonl(out), "window") if w["query"] == "*"]
+    assert sum(window["unscored"] for window in everything) == 0
+    assert sum(w["posts"] for w in everything) == sum(w["posts"] for w in overall)
+    assert all(m["polarityIndex"] is not None for m in per_post(read_jsonl(out)))
+
+
+@pytest.mark.parametrize("value", ["english", "*,en", ""])
+def test_bad_scored_langs_is_refused(stream: Path, tmp_path: Path, value: str) -> None:
+    """A ``--scored-langs`` that names no language code is a usage error, exit status 2."""
+    result = senti(*replay_args(stream), "--scored-langs", value, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--scored-langs" in result.stderr
+
+
+def test_serve_refuses_bad_scored_langs_from_the_environment(tmp_path: Path) -> None:
+    """SENTI_SCORED_LANGS that names no language code stops serve with one error line."""
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "serve", "--port", "0"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=os.environ | {"SENTI_SCORED_LANGS": "english"},
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("senti: error: scored_langs:")
+    assert "'english' is not a language code" in result.stderr
+    assert result.stderr.count("\n") == 1
 
 
 def test_replay_twice_into_one_store_is_idempotent(stream: Path, tmp_path: Path) -> None:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.testing import TestingSink, TestingSource
-from xlines import T0, x_line
+from xlines import T0, x_envelope, x_line
 
 from flows.dataflow import FlowSettings, build_flow
+from flows.languages import parse_scored_languages
 from flows.matching import Subscription, parse_query
 from flows.model import (
     ALL_POSTS,
@@ -26,6 +29,7 @@ from flows.model import (
     WindowSummary,
     per_query,
 )
+from flows.sources.replay import ReplaySource
 
 
 def run(
@@ -354,3 +358,73 @@ def test_windows_are_the_same_for_any_number_of_lanes(entry_point: Any, lanes: i
 
 def _key(query: str) -> str:
     return parse_query(query).key
+
+
+# Languages
+
+MULTILINGUAL = [
+    # (id, text, lang, hashtags); None: no declared language
+    (1, "I love #coffee in the morning", "en", ["coffee"]),
+    (2, "Que dia horrível, sem #coffee", "pt-BR", ["coffee"]),
+    (3, "Odio el café frío #coffee", "es", ["coffee"]),
+    (4, "terrible coffee again", "en-US", []),
+    (5, "coffee is fine", None, []),
+    (6, "コーヒーが好き #coffee", "ja", ["coffee"]),
+    (7, "Bom dia com café", "PT", []),
+    (8, "tea time", "und", []),
+]
+
+
+def _multilingual_replay(tmp_path: Path) -> Path:
+    """A replay file of X lines in several languages, one of them declaring none."""
+    path = tmp_path / "multilingual.jsonl"
+    lines = []
+    for post_id, text, lang, tags in MULTILINGUAL:
+        envelope = x_envelope(post_id, text, at=post_id, hashtags=tags, lang=lang or "")
+        if lang is None:
+            del envelope["data"]["lang"]
+        lines.append(json.dumps(envelope, ensure_ascii=False))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_multilingual_replay_counts_other_languages_as_unscored(
+    entry_point: Any, tmp_path: Path
+) -> None:
+    """Posts in languages senti does not score are delivered with their hashtags but no
+    polarity, and windows count them as unscored and every post by language."""
+    source = ReplaySource([_multilingual_replay(tmp_path)])
+    out = run(entry_point, [], ["coffee"], post_source=source, wait=timedelta(minutes=5))
+    delivered = {m.scored.post.id: m.scored for m in per_query(out) if isinstance(m, Match)}
+    assert set(delivered) == {"1", "2", "3", "4", "5", "6"}
+    assert {key for key, scored in delivered.items() if scored.unscored} == {"2", "3", "6"}
+    assert delivered["2"].hashtags == {"coffee": 1}
+    assert delivered["2"].compound is None
+    assert delivered["4"].polarity is Polarity.NEGATIVE
+    (overall,) = windows(out, ALL_POSTS)
+    assert (overall.posts, overall.unscored) == (8, 4)
+    assert overall.positive + overall.negative + overall.neutral == 4
+    assert overall.langs == (("en", 2), ("pt", 2), ("und", 2), ("es", 1), ("ja", 1))
+    (coffee,) = windows(out, "coffee")
+    assert (coffee.posts, coffee.unscored) == (6, 3)
+    assert dict(coffee.langs) == {"en": 2, "pt": 1, "es": 1, "ja": 1, "und": 1}
+    assert dict(coffee.top_hashtags) == {"coffee": 4}
+
+
+def test_the_scored_languages_are_a_flow_setting(entry_point: Any, tmp_path: Path) -> None:
+    """With every language scored nothing is unscored; with Portuguese added, only the others."""
+    path = _multilingual_replay(tmp_path)
+    every = run(
+        entry_point, [], ["coffee"], post_source=ReplaySource([path]),
+        languages=parse_scored_languages("*"),
+    )  # fmt: skip
+    (overall,) = windows(every, ALL_POSTS)
+    assert (overall.posts, overall.unscored) == (8, 0)
+    assert not any(m.scored.unscored for m in per_query(every) if isinstance(m, Match))
+    with_pt = run(
+        entry_point, [], ["coffee"], post_source=ReplaySource([path]),
+        languages=parse_scored_languages("en,pt,und"),
+    )  # fmt: skip
+    (overall,) = windows(with_pt, ALL_POSTS)
+    assert overall.unscored == 2
+    assert dict(overall.langs) == {"en": 2, "pt": 2, "und": 2, "es": 1, "ja": 1}

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from factories import T0, make_late, make_match, make_rejected, make_window
+from factories import T0, make_late, make_match, make_rejected, make_scored, make_window
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mutations import as_received, check_parsed, encoded
@@ -356,7 +356,8 @@ def test_lone_surrogates_never_reach_a_post(overrides: dict[str, Any]) -> None:
 
 
 def test_match_message_shape() -> None:
-    """A per-post message has exactly polarityIndex, hashtags, query, id, created_at, compound."""
+    """A per-post message has exactly polarityIndex, hashtags, query, id, created_at, compound
+    and lang."""
     match = make_match(
         "python",
         9,
@@ -373,9 +374,32 @@ def test_match_message_shape() -> None:
         "id": "9",
         "created_at": "2024-05-01T12:00:01.500Z",
         "compound": 0.61,
+        "lang": "en",
     }
     assert type(message["polarityIndex"]) is int
     json.dumps(message)
+
+
+def test_unscored_match_message_has_null_polarity_and_compound() -> None:
+    """An unscored post's message says so: polarityIndex and compound are None (JSON null)."""
+    message = make_match(polarity=None, hashtags={"py": 1}, lang="pt").message()
+    assert (message["polarityIndex"], message["compound"], message["lang"]) == (None, None, "pt")
+    assert message["hashtags"] == {"py": 1}
+    assert '"polarityIndex": null' in json.dumps(message)
+
+
+def test_scored_post_says_whether_it_was_scored() -> None:
+    """``unscored`` is true exactly when the post has no polarity."""
+    assert not make_scored(polarity=Polarity.NEUTRAL).unscored
+    assert make_scored(polarity=None).unscored
+
+
+def test_unscored_post_pickles_as_unscored() -> None:
+    """An unscored post crosses between workers with no polarity and no compound."""
+    scored = make_scored(3, polarity=None, hashtags={"a": 1}, lang="ja")
+    again = pickle.loads(pickle.dumps(scored))  # noqa: S301 - our own bytes
+    assert again == scored
+    assert (again.polarity, again.compound, again.post.lang) == (None, None, "ja")
 
 
 def test_match_message_hashtags_are_a_copy() -> None:
@@ -400,8 +424,10 @@ def test_window_summary_message_shape() -> None:
         "positive": 2,
         "negative": 1,
         "neutral": 1,
+        "unscored": 0,
         "retweets": 3,
         "top_hashtags": [["py", 3], ["ai", 1]],
+        "langs": {},
     }
     json.dumps(summary.message())
 

@@ -550,7 +550,7 @@ def test_v1_post_without_hashtags() -> None:
 
 
 def test_v2_post_shape() -> None:
-    """A v2 post adds its type, query, id, time and compound score."""
+    """A v2 post adds its type, query, id, time, compound score and declared language."""
     match = make_match(
         "#ai ml,python",
         42,
@@ -558,6 +558,7 @@ def test_v2_post_shape() -> None:
         compound=-0.4,
         polarity=Polarity.NEGATIVE,
         hashtags={"ai": 1},
+        lang="en-GB",
     )
     text = encode_post(match, Dialect.V2)
     assert json.loads(text) == {
@@ -568,6 +569,7 @@ def test_v2_post_shape() -> None:
         "compound": -0.4,
         "polarityIndex": 1,
         "hashtags": {"ai": 1},
+        "lang": "en-GB",
     }
     assert list(json.loads(text)) == [
         "type",
@@ -577,9 +579,50 @@ def test_v2_post_shape() -> None:
         "compound",
         "polarityIndex",
         "hashtags",
+        "lang",
     ]
     assert ": " not in text
     assert ", " not in text
+
+
+def test_v2_post_of_a_post_without_a_language_says_null() -> None:
+    """A post that declares no language has ``"lang": null``, present rather than omitted."""
+    text = encode_post(make_match(lang=None), Dialect.V2)
+    assert '"lang":null' in text
+    assert json.loads(text)["lang"] is None
+
+
+def test_v2_unscored_post_says_so_with_nulls_and_keeps_its_hashtags() -> None:
+    """An unscored post's v2 message has null compound and polarityIndex, its hashtags and
+    its language."""
+    match = make_match("#ai", 5, polarity=None, hashtags={"ai": 2}, lang="pt-BR")
+    message = json.loads(encode_post(match, Dialect.V2))
+    assert message == {
+        "type": "post",
+        "query": "#ai",
+        "id": "5",
+        "created_at": "2024-05-01T12:00:00.000Z",
+        "compound": None,
+        "polarityIndex": None,
+        "hashtags": {"ai": 2},
+        "lang": "pt-BR",
+    }
+
+
+def test_v1_clients_get_no_message_for_an_unscored_post() -> None:
+    """v1 clients read every message as positive, negative or neutral: an unscored post
+    has no v1 message (documented in docs/protocol.md)."""
+    match = make_match(polarity=None, hashtags={"ai": 1}, lang="pt")
+    assert encode_post(match, Dialect.V1) is None
+    assert encode_post(make_match(polarity=Polarity.NEUTRAL, lang="pt"), Dialect.V1) == (
+        '{"polarityIndex":2,"hashtags":{}}'
+    )
+
+
+def test_v2_post_language_with_a_lone_surrogate_still_encodes() -> None:
+    """A declared language UTF-8 cannot carry is scrubbed like the other strings."""
+    message = json.loads(encode_post(make_match(lang="e\ud800n"), Dialect.V2))
+    assert message["lang"] == "e?n"
 
 
 def test_v2_post_agrees_with_match_message() -> None:
@@ -592,26 +635,38 @@ def test_post_with_lone_surrogate_hashtag_still_encodes() -> None:
     """A hashtag that UTF-8 cannot carry is replaced rather than breaking the broadcast."""
     match = make_match(hashtags={"bad\ud800": 1})
     for dialect in Dialect:
-        message = json.loads(encode_post(match, dialect))
-        assert message["hashtags"] == {"bad?": 1}
+        text = encode_post(match, dialect)
+        assert text is not None
+        assert json.loads(text)["hashtags"] == {"bad?": 1}
 
 
 def test_window_shape() -> None:
-    """A window summary is a typed v2 message with ISO times and tag/count pairs."""
-    summary = make_window("python", 0.0, top_hashtags=(("ai", 3), ("ml", 1)))
+    """A window summary is a typed v2 message with ISO times, tag/count pairs, its unscored
+    posts and its posts by language."""
+    summary = make_window(
+        "python",
+        0.0,
+        posts=5,
+        unscored=2,
+        top_hashtags=(("ai", 3), ("ml", 1)),
+        langs=(("en", 3), ("pt", 1), ("other", 1)),
+    )
     message = json.loads(encode_window(summary))
     assert message == {
         "type": "window",
         "query": "python",
         "start": "2024-05-01T12:00:00.000Z",
         "end": "2024-05-01T12:01:00.000Z",
-        "posts": 3,
+        "posts": 5,
         "positive": 1,
         "negative": 1,
         "neutral": 1,
+        "unscored": 2,
         "retweets": 0,
         "top_hashtags": [["ai", 3], ["ml", 1]],
+        "langs": {"en": 3, "pt": 1, "other": 1},
     }
+    assert list(message["langs"]) == ["en", "pt", "other"], "most frequent first, other last"
     assert message == summary.message()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import random
 from collections import Counter
 from dataclasses import replace
@@ -24,6 +25,7 @@ from flows.model import (
 )
 from flows.steps import (
     RETWEET,
+    UNSCORED,
     Lanes,
     LaneTally,
     PhraseMatcher,
@@ -159,7 +161,8 @@ def test_lines_are_spread_over_lanes_by_a_stable_hash() -> None:
 
 
 def test_a_matched_post_is_counted_once_for_its_queries_and_all_posts() -> None:
-    """One window record per post: its queries and ``*``, with its time, class and hashtags."""
+    """One window record per post: its queries and ``*``, with its time, class, hashtags
+    and language."""
     post = make_scored(7, polarity=Polarity.NEGATIVE, hashtags={"py": 1})
     record = window_record(PostMatches(post, ("python", "tea")))
     assert record == (
@@ -168,6 +171,7 @@ def test_a_matched_post_is_counted_once_for_its_queries_and_all_posts() -> None:
         int(Polarity.NEGATIVE),
         {"py": 1},
         ("python", "tea", ALL_POSTS),
+        "en",
     )
 
 
@@ -239,7 +243,7 @@ def test_a_lane_tally_counts_as_one_record_at_a_time() -> None:
         for n in range(300)
     ]
     expected: dict[str, tuple[list[int], int, Counter[str]]] = {}
-    for _id, _time, polarity, hashtags, queries in records:
+    for _id, _time, polarity, hashtags, queries, _lang in records:
         for query in queries:
             counts, retweets, tags = expected.setdefault(query, ([0, 0, 0], 0, Counter()))
             if polarity == RETWEET:
@@ -299,6 +303,78 @@ def test_lane_tallies_count_each_query_separately_and_retweets_only_for_all_post
     assert summaries["tea"].retweets == 0
 
 
+def test_an_unscored_post_is_counted_as_unscored_with_its_language() -> None:
+    """A post in a language senti does not score has its own class in its window record,
+    and its language key (the primary subtag)."""
+    record = counted(make_scored(1, polarity=None, lang="pt-BR"), ("q",))
+    assert (record[2], record[5]) == (UNSCORED, "pt")
+    assert counted(make_scored(2, lang=None), ("q",))[5] == "und"
+    assert counted(replace(make_post(3), is_retweet=True), ("q",))[5] == ""
+
+
+def test_tally_counts_unscored_posts_apart_and_every_post_by_language() -> None:
+    """Unscored posts are not in any class; every post, scored or not, counts for its language;
+    retweets count for no language."""
+    counts = tally(
+        make_scored(1, polarity=Polarity.NEGATIVE, lang="en-US"),
+        make_scored(2, polarity=None, lang="pt", hashtags={"py": 1}),
+        make_scored(3, polarity=None, lang="PT-br"),
+        make_scored(4, polarity=Polarity.NEUTRAL, lang=None),
+        replace(make_post(5, lang="ja"), is_retweet=True),
+    )
+    assert counts.counts == [0, 1, 1]
+    assert counts.unscored == 2
+    assert counts.langs == Counter({"en": 1, "pt": 2, "und": 1})
+    assert counts.hashtags == Counter({"py": 1})
+    assert counts.retweets == 1
+
+
+def test_a_lane_tally_counts_languages_as_one_record_at_a_time() -> None:
+    """Counting a window's records at once gives each query the unscored and language counts
+    that counting them one by one gives."""
+    rng = random.Random(5)
+    langs = ["en", "pt-BR", "ja", None, "xx-long", "e"]
+    records = [
+        counted(
+            make_scored(n, polarity=rng.choice([*Polarity, None]), lang=rng.choice(langs)),
+            (*rng.sample(["a", "b", "c"], rng.randint(0, 2)), ALL_POSTS),
+        )
+        for n in range(300)
+    ]
+    expected: dict[str, tuple[int, Counter[str]]] = {}
+    for _id, _time, polarity, _hashtags, queries, lang in records:
+        for query in queries:
+            unscored, by_lang = expected.setdefault(query, (0, Counter()))
+            by_lang[lang] += 1
+            expected[query] = (unscored + (polarity == UNSCORED), by_lang)
+    lane = LaneTally.count(records)
+    assert {q: (t.unscored, t.langs) for q, t in lane.tallies.items()} == expected
+    assert set(lane.tallies[ALL_POSTS].langs) == {"en", "pt", "ja", "und", "xx", "other"}
+
+
+def test_tally_merge_adds_unscored_and_languages() -> None:
+    """Merging tallies adds their unscored posts and language counts."""
+    left = tally(make_scored(1, polarity=None, lang="pt"))
+    right = tally(make_scored(2, polarity=None, lang="pt"), make_scored(3, lang="en"))
+    merged = left.merge(right)
+    assert (merged.unscored, merged.langs) == (2, Counter({"pt": 2, "en": 1}))
+
+
+def test_a_tally_from_a_snapshot_of_an_older_senti_resumes_with_zero_languages() -> None:
+    """A recovery snapshot pickled before tallies counted languages loads with no unscored
+    posts and no languages, and counts on."""
+    old = tally(make_scored(1, polarity=Polarity.POSITIVE, hashtags={"py": 1}))
+    state = (None, {"counts": old.counts, "retweets": 0, "hashtags": old.hashtags})
+    restored = Tally.__new__(Tally)
+    restored.__setstate__(state)
+    assert (restored.counts, restored.unscored, restored.langs) == ([1, 0, 0], 0, Counter())
+    restored.merge(tally(make_scored(2, polarity=None, lang="ja")))
+    assert (restored.unscored, restored.langs) == (1, Counter({"ja": 1}))
+    again = pickle.loads(pickle.dumps(restored))  # noqa: S301 - our own bytes
+    assert (again.counts, again.unscored, again.langs) == ([1, 0, 0], 1, Counter({"ja": 1}))
+    assert Tally().langs is not Tally().langs
+
+
 # WindowGrid
 
 
@@ -313,6 +389,26 @@ def test_window_summary_counts_and_times() -> None:
         T0 + timedelta(minutes=3),
     )
     assert (summary.posts, summary.positive, summary.negative, summary.neutral) == (4, 2, 1, 1)
+
+
+def test_window_summary_counts_unscored_posts_in_posts_and_languages_bounded() -> None:
+    """Posts count scored and unscored posts; languages are the most frequent ten, then
+    ``other`` with the rest, adding up to the posts."""
+    grid = WindowGrid(timedelta(seconds=60), T0)
+    codes = [f"l{chr(97 + n)}" for n in range(12)]
+    items = [
+        make_scored(f"{code}{k}", polarity=None, lang=code)
+        for n, code in enumerate(codes)
+        for k in range(12 - n)
+    ]
+    items += [make_scored("en1", lang="en"), make_scored("bad", polarity=None, lang="?")]
+    summary = grid.summary((ALL_POSTS, (0, tally(*items))))
+    assert summary.posts == len(items)
+    assert (summary.unscored, summary.neutral) == (len(items) - 1, 1)
+    assert summary.langs[:3] == (("la", 12), ("lb", 11), ("lc", 10))
+    assert len(summary.langs) == 11
+    assert summary.langs[-1] == ("other", 2 + 1 + 1 + 1)
+    assert sum(count for _lang, count in summary.langs) == summary.posts
 
 
 def test_window_top_hashtags_by_count_then_tag() -> None:

@@ -19,11 +19,12 @@ from factories import T0, at, make_match, make_subscription, make_window
 from sinks.test_store_sink import records, store_flow
 from test_store import batches, sample_batch, ticking_clock
 
-from flows.model import Polarity
+from flows.model import ALL_POSTS, Polarity
 from flows.sinks.store import StoreSink, check_store_url
 from flows.store import (
     SCHEMA_VERSION,
     PostgresStore,
+    Store,
     StoreCounts,
     StoreError,
     StoreItem,
@@ -499,47 +500,137 @@ def test_dashboard_reads_postgres(pg_url: str, tmp_path: Path) -> None:
     assert answers(pg_url)[1:3] == [["1"], ["2"]]
 
 
-# Schema 2 -> 3
+# Schema 2 -> 3 -> 4
 
 
-def _downgrade_to_schema_2(url: str) -> None:
-    """Give a fresh store schema 2's matches columns and version, as senti 2 left it."""
-    statements = [
-        "ALTER TABLE matches ADD COLUMN polarity INTEGER NOT NULL DEFAULT 2"
-        " CHECK (polarity IN (0, 1, 2))",
-        "ALTER TABLE matches ADD COLUMN compound {real} NOT NULL DEFAULT 0",
-        "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
-    ]
+def _execute(url: str, statements: list[str]) -> None:
+    """Run raw SQL on the store at ``url`` (``{real}``/``{int}`` are the backend's types)."""
     if url.startswith("sqlite:///"):
         import sqlite3
 
         conn = sqlite3.connect(url.removeprefix("sqlite:///"))
         with conn:
             for statement in statements:
-                conn.execute(statement.format(real="REAL"))
+                conn.execute(statement.format(real="REAL", int="INTEGER"))
         conn.close()
     else:
         import psycopg
 
         with psycopg.connect(url, autocommit=True) as pg_conn:
             for statement in statements:
-                pg_conn.execute(statement.format(real="DOUBLE PRECISION"))  # type: ignore[arg-type]
+                pg_conn.execute(statement.format(real="DOUBLE PRECISION", int="BIGINT"))  # type: ignore[arg-type]
+
+
+def _downgrade_to_schema_3(url: str) -> None:
+    """Take schema 4's columns out of a fresh store and set its version to 3, as senti left
+    it before it knew languages."""
+    _execute(
+        url,
+        [
+            "ALTER TABLE posts DROP COLUMN scored",
+            "ALTER TABLE windows DROP COLUMN unscored",
+            "ALTER TABLE windows DROP COLUMN langs",
+            "UPDATE meta SET value = '3' WHERE key = 'schema_version'",
+        ],
+    )
+
+
+def _downgrade_to_schema_2(url: str) -> None:
+    """Give a fresh store schema 2's matches columns and version, as senti 2 left it."""
+    _downgrade_to_schema_3(url)
+    _execute(
+        url,
+        [
+            "ALTER TABLE matches ADD COLUMN polarity INTEGER NOT NULL DEFAULT 2"
+            " CHECK (polarity IN (0, 1, 2))",
+            "ALTER TABLE matches ADD COLUMN compound {real} NOT NULL DEFAULT 0",
+            "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
+        ],
+    )
+
+
+def _version(reader: Store) -> list[tuple[Any, ...]]:
+    return reader.select("SELECT value FROM meta WHERE key = 'schema_version'")
 
 
 def test_a_writer_upgrades_a_schema_2_store(url: str) -> None:
     """A schema 2 store stays readable; the first writer drops the copied scores from
-    ``matches`` (schema 3), keeping every row, and the scores still come from ``posts``."""
+    ``matches`` (schema 3) and adds the columns of schema 4, keeping every row, and the
+    scores still come from ``posts``."""
     with open_store(url) as store:
         store.write([make_match("python", n, compound=0.5 * (n - 1)) for n in range(3)])
     _downgrade_to_schema_2(url)
     with open_store(url, readonly=True) as reader:
         before = reader.recent_matches("python")
-        assert reader.select("SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+        assert _version(reader) == [("2",)]
     assert [row.compound for row in before] == [0.5, 0.0, -0.5]
     with open_store(url) as writer:
         writer.write([make_match("python", 3)])
     with open_store(url, readonly=True) as reader:
-        assert reader.select("SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+        assert _version(reader) == [(str(SCHEMA_VERSION),)]
         assert reader.recent_matches("python")[1:] == before
         columns = reader.select("SELECT * FROM matches WHERE post_id = ?", ("3",))
         assert [len(row) for row in columns] == [3]
+
+
+def test_a_writer_upgrades_a_schema_3_store_additively(url: str) -> None:
+    """A schema 3 store reads as every post scored, no window unscored, no languages; the
+    first writer adds schema 4's columns with those defaults, keeping every row, and new
+    rows carry unscored posts and languages."""
+    with open_store(url) as store:
+        store.write(
+            [
+                make_match("python", 1, compound=0.5, polarity=Polarity.POSITIVE),
+                make_window("python", 0, posts=3),
+            ]
+        )
+    _downgrade_to_schema_3(url)
+    with open_store(url, readonly=True) as reader:
+        assert _version(reader) == [("3",)]
+        assert reader.schema_version == 3
+        (window,) = reader.windows("python")
+        assert (window.posts, window.unscored, window.langs) == (3, 0, ())
+        assert [row.polarity for row in reader.recent_matches("python")] == [Polarity.POSITIVE]
+        with open_store(url) as writer:
+            writer.write(
+                [
+                    make_match("python", 2, polarity=None, lang="pt"),
+                    make_window("python", 60, posts=4, unscored=1, langs=(("en", 3), ("pt", 1))),
+                ]
+            )
+        assert reader.schema_version == SCHEMA_VERSION, "the reader sees the upgrade"
+        assert [w.langs for w in reader.windows("python")] == [(), (("en", 3), ("pt", 1))]
+        assert [r.polarity for r in reader.recent_matches("python")] == [None, Polarity.POSITIVE]
+    with open_store(url, readonly=True) as reader:
+        assert _version(reader) == [(str(SCHEMA_VERSION),)]
+        rows = reader.select("SELECT id, scored FROM posts ORDER BY id")
+        assert rows == [("1", 1), ("2", 0)]
+        assert reader.select("SELECT unscored, langs FROM windows ORDER BY start_ms") == [
+            (0, "{}"),
+            (1, '{"en":3,"pt":1}'),
+        ]
+
+
+def test_unscored_posts_and_languages_round_trip(url: str) -> None:
+    """An unscored post is stored as scored = 0 and read back with no compound or class;
+    a window's unscored posts and languages are read back as written, in order."""
+    window = make_window(
+        ALL_POSTS, 0, posts=9, unscored=4, langs=(("en", 5), ("pt", 3), ("other", 1))
+    )
+    with open_store(url) as store:
+        store.write(
+            [
+                make_match("python", 1, created_at=1, polarity=None, hashtags={"py": 1}, lang="ja"),
+                make_match("python", 2, created_at=2, compound=0.3, polarity=Polarity.POSITIVE),
+                window,
+            ]
+        )
+        (row,) = store.windows(ALL_POSTS)
+        assert row.summary() == window
+        scored, unscored = store.recent_matches("python")  # newest first
+        assert (unscored.id, unscored.compound, unscored.polarity) == ("1", None, None)
+        assert (scored.id, scored.compound, scored.polarity) == ("2", 0.3, Polarity.POSITIVE)
+        assert store.select("SELECT lang, scored, polarity, compound FROM posts ORDER BY id") == [
+            ("ja", 0, 2, 0.0),
+            ("en", 1, 0, 0.3),
+        ]

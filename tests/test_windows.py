@@ -84,7 +84,7 @@ def test_a_post_older_than_the_watermark_is_late_and_not_counted() -> None:
 def test_retweets_count_as_retweets() -> None:
     """A retweet's record adds to the global window's retweets only."""
     lane = LaneWindows(spec())
-    retweet: Counted = ("9", micros(T0) + 1, RETWEET, {}, (ALL_POSTS,))
+    retweet: Counted = ("9", micros(T0) + 1, RETWEET, {}, (ALL_POSTS,), "")
     lane.on_batch([retweet, record(1, 2, hashtags={"py": 2})])
     [report] = closed(lane.on_eof()[0])
     assert counts(report.windows[0]) == {

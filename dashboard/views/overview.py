@@ -1,4 +1,4 @@
-"""Overview: throughput, polarity shares now and over time, tracked queries."""
+"""Overview: throughput, polarity shares now and over time, language mix, tracked queries."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard import charts, data
 from dashboard.controls import current_view, live, range_caption, store_errors, time_range
-from dashboard.summary import CLASSES, totals
+from dashboard.summary import CLASSES, UNSCORED, language_mix, totals
 from flows.model import ALL_POSTS
 
 view = current_view()
@@ -25,6 +25,18 @@ def _queries_table(queries: pd.DataFrame) -> pd.DataFrame:
     clients = data.client_counts(os.environ.get("SENTI_METRICS_URL"))
     shown = ["n/a" if clients is None else str(clients.get(key, 0)) for key in queries["query"]]
     return queries.assign(clients=pd.Series(shown, index=queries.index, dtype=object))
+
+
+def _language_panel(windows: pd.DataFrame) -> None:
+    """The language mix of the range: bars, and the same figures as a table."""
+    st.subheader("Language mix")
+    mix = language_mix(windows)
+    if mix.empty:
+        st.caption("No language counts in this range (windows written before senti counted them).")
+        return
+    left, right = st.columns([2, 1])
+    left.altair_chart(charts.language_bars(mix), width="stretch")
+    right.table(mix.assign(share=[f"{share:.1%}" for share in mix["share"]]).set_index("lang"))
 
 
 def overview() -> None:
@@ -59,18 +71,20 @@ def overview() -> None:
             delta_color="off",
             delta_arrow="off",
         )
-        second = st.columns(3)
-        for column, name in zip(second, CLASSES, strict=True):
+        second = st.columns(4)
+        for column, name in zip(second, (*CLASSES, UNSCORED), strict=True):
             share = figures.share(name)
-            now = None if figures.latest_shares is None else figures.latest_shares[name]
+            now = None if figures.latest_shares is None else figures.latest_shares.get(name)
             delta = None if share is None or now is None else f"{now:.1%} in newest window"
+            of = "all posts" if name == UNSCORED else "the scored posts"
             column.metric(
                 name.capitalize(),
                 _percent(share),
                 delta,
                 delta_color="off",
                 delta_arrow="off",
-                help=f"Share of {name} posts in the range; below: in the newest window.",
+                help=f"Share of {name} posts among {of} in the range; below: in the newest "
+                "window. Unscored posts are in languages senti does not score.",
             )
         if windows.empty:
             st.info("No closed windows in this range yet.", icon=":material/hourglass_empty:")
@@ -79,6 +93,7 @@ def overview() -> None:
             st.altair_chart(charts.polarity_area(windows, share=True), width="stretch")
             st.subheader("Posts per second")
             st.altair_chart(charts.rate_line(windows), width="stretch")
+            _language_panel(windows)
         st.subheader("Tracked queries")
         st.dataframe(
             _queries_table(queries),

@@ -1,4 +1,4 @@
-"""Per query: polarity over time, top hashtags and their trend, recent matching posts."""
+"""Per query: polarity over time, languages, top hashtags and their trend, recent posts."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ import streamlit as st
 
 from dashboard import charts, data
 from dashboard.controls import current_view, live, range_caption, store_errors, time_range
-from dashboard.summary import CLASSES, hashtag_series, top_hashtags, totals
+from dashboard.summary import (
+    CLASSES,
+    UNSCORED,
+    hashtag_series,
+    language_mix,
+    top_hashtags,
+    totals,
+)
 
 ROW_CHOICES = (25, 100, 500)
 
@@ -42,11 +49,17 @@ def query_panel(query: str) -> None:
         windows = data.load_windows(view.url, query, span.since_ms, span.until_ms)
         st.caption(range_caption(view, span))
         figures = totals(windows)
-        columns = st.columns(4)
+        columns = st.columns(5)
         columns[0].metric("Posts", f"{figures.posts:,}", help="Posts matching the query in range.")
-        for column, name in zip(columns[1:], CLASSES, strict=True):
+        for column, name in zip(columns[1:], (*CLASSES, UNSCORED), strict=True):
             share = figures.share(name)
-            column.metric(name.capitalize(), "n/a" if share is None else f"{share:.1%}")
+            column.metric(
+                name.capitalize(),
+                "n/a" if share is None else f"{share:.1%}",
+                help="Share of all posts: their language is not scored."
+                if name == UNSCORED
+                else "Share of the scored posts.",
+            )
         if windows.empty:
             st.info(
                 f"No closed windows for {query!r} in this range yet.",
@@ -55,6 +68,11 @@ def query_panel(query: str) -> None:
         else:
             st.subheader("Polarity over time")
             st.altair_chart(charts.polarity_area(windows, share=False), width="stretch")
+            mix = language_mix(windows)
+            if not mix.empty:
+                st.subheader("Languages")
+                shown = mix.assign(share=[f"{share:.1%}" for share in mix["share"]])
+                st.table(shown.set_index("lang"))
             tags = top_hashtags(windows)
             left, right = st.columns(2)
             with left:
@@ -86,7 +104,7 @@ def query_panel(query: str) -> None:
         if posts.empty:
             st.info("No matching posts in this range.", icon=":material/search_off:")
         st.dataframe(
-            posts.loc[:, ["time", "text", "compound", "class"]],
+            posts.loc[:, ["time", "text", "compound", "class", "lang"]],
             hide_index=True,
             width="stretch",
             column_config={

@@ -22,7 +22,8 @@ st.title("What-if thresholds")
 notebook = os.environ.get("SENTI_NOTEBOOK_URL", NOTEBOOK_URL)
 st.markdown(
     "Move the cut-offs and see how the newest posts (their stored VADER compound) would be "
-    "classified. Tune them on labelled data in "
+    "classified (posts in languages senti does not score have no compound and are left "
+    "out). Tune them on labelled data in "
     f"[notebooks/threshold_tuning.ipynb]({notebook}), then set `[thresholds]` in the "
     "thresholds TOML (`senti ... --thresholds FILE`)."
 )

@@ -14,13 +14,15 @@ __all__ = ["ConsoleSink", "describe_window"]
 
 
 def describe_window(summary: WindowSummary) -> str:
-    """``12:01 python  posts 12  +5 -3 =4  #python3 4, #ai 2``."""
+    """``12:01 python  posts 12  +5 -3 =2 ?2  #python3 4, #ai 2`` (``?``: unscored posts,
+    shown when there are some)."""
     scope = "all posts" if summary.query == ALL_POSTS else summary.query
     tags = ", ".join(f"#{tag} {count}" for tag, count in summary.top_hashtags[:5])
     extra = f"  retweets {summary.retweets}" if summary.query == ALL_POSTS else ""
+    unscored = f" ?{summary.unscored}" if summary.unscored else ""
     return (
         f"{summary.start:%H:%M:%S} {scope:<20} posts {summary.posts:>5}{extra}  "
-        f"+{summary.positive} -{summary.negative} ={summary.neutral}  {tags}"
+        f"+{summary.positive} -{summary.negative} ={summary.neutral}{unscored}  {tags}"
     )
 
 

@@ -83,6 +83,37 @@ def small_store(tmp_path: Path) -> str:
     return url_of(path)
 
 
+@pytest.fixture
+def multilingual_store(tmp_path: Path) -> str:
+    """Two global windows and one ``python`` window with unscored posts and languages; three
+    ``python`` posts, one of them unscored (Portuguese)."""
+    path = tmp_path / "multilingual.db"
+    items: list[object] = [
+        make_subscription("python"),
+        make_window(
+            ALL_POSTS, 0, posts=10, positive=3, negative=2, neutral=1, unscored=4,
+            langs=(("en", 6), ("pt", 3), ("ja", 1)),
+        ),
+        make_window(
+            ALL_POSTS, 60, posts=10, positive=4, negative=1, neutral=1, unscored=4,
+            langs=(("en", 5), ("pt", 2), ("es", 2), ("other", 1)),
+        ),
+        make_window(
+            "python", 0, posts=3, positive=1, negative=1, neutral=0, unscored=1,
+            langs=(("en", 2), ("pt", 1)),
+        ),
+        make_match("python", 1, "python is great", created_at=1, compound=0.6,
+                   polarity=Polarity.POSITIVE),
+        make_match("python", 2, "python is awful", created_at=2, compound=-0.5,
+                   polarity=Polarity.NEGATIVE),
+        make_match("python", 3, "Que dia horrível, python", created_at=3, polarity=None,
+                   lang="pt-BR"),
+    ]  # fmt: skip
+    with open_store(url_of(path)) as store:
+        store.write(items)
+    return url_of(path)
+
+
 @pytest.fixture(scope="session")
 def large_store(tmp_path_factory: pytest.TempPathFactory) -> str:
     """3,000 synthetic posts run through the real dataflow into a store."""

@@ -12,6 +12,7 @@ from dashboard.data import parse_client_counts
 from dashboard.summary import (
     confusion,
     hashtag_series,
+    language_mix,
     reclassify,
     resolve_range,
     top_hashtags,
@@ -153,3 +154,74 @@ def test_parse_client_counts_hook() -> None:
         "senti_connections 4\n"
     )
     assert parse_client_counts(text) == {"python": 3, 'say "hi"': 1}
+
+
+def multilingual_frame() -> pd.DataFrame:
+    """Two windows with unscored posts and language counts, as load_windows returns them."""
+    frame = windows_frame()
+    return frame.assign(
+        posts=[14, 40],
+        unscored=[4, 10],
+        langs=[
+            {"en": 10, "pt": 3, "other": 1},
+            {"en": 25, "ja": 8, "pt": 5, "other": 2},
+        ],
+    )
+
+
+def test_totals_share_classes_of_scored_posts_and_unscored_of_all() -> None:
+    """Posts in unscored languages do not dilute the classes; their own share is of all posts."""
+    figures = totals(multilingual_frame())
+    assert (figures.posts, figures.unscored) == (54, 14)
+    assert figures.share("positive") == pytest.approx(11 / 40)
+    assert figures.share("unscored") == pytest.approx(14 / 54)
+    assert figures.latest_shares == pytest.approx(
+        {"positive": 0.2, "negative": 0.4, "neutral": 0.4, "unscored": 10 / 40}
+    )
+
+
+def test_totals_with_every_post_unscored_have_no_class_shares() -> None:
+    """When no post of the range was scored the classes have no share (not 0 %)."""
+    frame = multilingual_frame().assign(positive=0, negative=0, neutral=0, unscored=[14, 40])
+    figures = totals(frame)
+    assert figures.share("positive") is None
+    assert figures.share("unscored") == 1.0
+    assert figures.latest_shares == {"unscored": 1.0}
+
+
+def test_language_mix_adds_windows_up_most_frequent_first_other_last() -> None:
+    """The mix sums the windows' languages, most frequent first, ``other`` last, with shares."""
+    frame = multilingual_frame()
+    before = frame.copy(deep=True)
+    mix = language_mix(frame)
+    pd.testing.assert_frame_equal(frame, before)
+    assert list(mix["lang"]) == ["en", "ja", "pt", "other"]
+    assert list(mix["posts"]) == [35, 8, 8, 3]
+    assert mix["share"].sum() == pytest.approx(1.0)
+
+
+def test_language_mix_is_bounded() -> None:
+    """Beyond ten languages the rest are added to ``other``."""
+    langs = {f"l{chr(97 + n)}": 20 - n for n in range(14)}
+    mix = language_mix(windows_frame().iloc[:1].assign(langs=[langs]))
+    assert len(mix) == 11
+    assert mix["lang"].iloc[-1] == "other"
+    assert int(mix["posts"].iloc[-1]) == sum(range(7, 11))
+
+
+def test_language_mix_without_language_counts_is_empty() -> None:
+    """Windows from before language counting (or none at all) give an empty mix."""
+    assert language_mix(windows_frame()).empty
+    assert language_mix(multilingual_frame().assign(langs=[{}, {}])).empty
+
+
+def test_language_bars_keep_the_mix_order() -> None:
+    """Bars are sorted as the mix lists them (``other`` last), not alphabetically."""
+    mix = language_mix(multilingual_frame())
+    before = mix.copy(deep=True)
+    chart = charts.language_bars(mix)
+    pd.testing.assert_frame_equal(mix, before)
+    encoding = spec(chart)["encoding"]
+    assert isinstance(encoding, dict)
+    assert encoding["y"]["sort"] == ["en", "ja", "pt", "other"]
+    assert encoding["x"]["field"] == "posts"

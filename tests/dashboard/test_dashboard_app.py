@@ -131,6 +131,54 @@ def test_overview_on_dataflow_output(large_store: str, monkeypatch: pytest.Monke
     assert sum(w.posts for w in windows) > 1000
 
 
+def test_overview_shows_unscored_share_and_language_mix(
+    multilingual_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unscored posts have their own share (of all posts), the classes share the scored posts,
+    and the language mix table adds up the windows' languages, ``other`` last."""
+    at = run_page(PAGES[0], monkeypatch, multilingual_store)
+    shown = metrics(at)
+    assert shown["Total posts"] == "20"
+    assert shown["Unscored"] == f"{8 / 20:.1%}"
+    assert shown["Positive"] == f"{7 / 12:.1%}"
+    assert shown["Neutral"] == f"{2 / 12:.1%}"
+    deltas = {m.label: m.delta for m in at.metric}
+    assert deltas["Unscored"] == f"{4 / 10:.1%} in newest window"
+    mix = at.table[0].value
+    assert list(mix.index) == ["en", "pt", "es", "ja", "other"]
+    assert list(mix["posts"]) == [11, 5, 2, 1, 1]
+    assert list(mix["share"]) == ["55.0%", "25.0%", "10.0%", "5.0%", "5.0%"]
+    assert len(at.get("vega_lite_chart")) == 3  # polarity share, posts/s, language mix
+
+
+def test_overview_language_mix_on_dataflow_output(
+    large_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over the real dataflow's output the language mix counts every post once, English first,
+    and the non-English synthetic posts are the unscored ones."""
+    at = run_page(PAGES[0], monkeypatch, large_store)
+    at.sidebar.selectbox(key="range").set_value("All").run()
+    with open_store(large_store, readonly=True) as store:
+        windows = store.windows(ALL_POSTS)
+    mix = at.table[0].value
+    assert int(mix["posts"].sum()) == sum(w.posts for w in windows)
+    assert mix.index[0] == "en"
+    unscored = sum(w.unscored for w in windows)
+    assert unscored == int(mix.loc[mix.index != "en", "posts"].sum())
+    assert unscored > 0
+    assert metrics(at)["Unscored"] == f"{unscored / sum(w.posts for w in windows):.1%}"
+
+
+def test_overview_of_windows_without_languages_says_so(
+    small_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows that counted no languages (written before senti did) show a caption, no table."""
+    at = run_page(PAGES[0], monkeypatch, small_store)
+    assert "No language counts in this range" in texts(at)
+    assert not at.table
+    assert metrics(at)["Unscored"] == "0.0%"
+
+
 # Per query
 
 
@@ -189,6 +237,33 @@ def test_query_metrics_and_hashtags(small_store: str, monkeypatch: pytest.Monkey
     assert len(charts) == 3
 
 
+def test_query_page_marks_unscored_posts_and_lists_languages(
+    multilingual_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unscored post is listed with class ``unscored``, no compound and its language; the
+    query's language table and unscored share come from its windows."""
+    at = run_page(PAGES[1], monkeypatch, multilingual_store)
+    at.selectbox(key="query").set_value("python").run()
+    table = at.dataframe[0].value
+    assert list(table["class"]) == ["unscored", "negative", "positive"]
+    assert table["compound"].isna().tolist() == [True, False, False]
+    assert list(table["lang"]) == ["pt-BR", "en", "en"]
+    shown = metrics(at)
+    assert shown["Unscored"] == f"{1 / 3:.1%}"
+    assert shown["Positive"] == f"{1 / 2:.1%}"
+    languages = at.table[0].value
+    assert list(languages.index) == ["en", "pt"]
+    assert list(languages["posts"]) == [2, 1]
+
+
+def test_what_if_leaves_unscored_posts_out(
+    multilingual_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only scored posts are re-classified: an unscored post has no compound."""
+    at = run_page(PAGES[2], monkeypatch, multilingual_store)
+    assert sum(int(value) for value in metrics(at).values()) == 2
+
+
 # What-if
 
 
@@ -234,5 +309,6 @@ def test_what_if_per_query_scope(large_store: str, monkeypatch: pytest.MonkeyPat
     at.sidebar.selectbox(key="range").set_value("All").run()
     at.selectbox(key="whatif_scope").set_value("coffee").run()
     with open_store(large_store, readonly=True) as store:
-        expected = len(store.recent_matches("coffee", limit=5000))
+        rows = store.recent_matches("coffee", limit=5000)
+    expected = sum(row.polarity is not None for row in rows)  # unscored posts are left out
     assert sum(int(value.replace(",", "")) for value in metrics(at).values()) == expected

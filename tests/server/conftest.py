@@ -143,11 +143,17 @@ class Senti:
     # Posts
 
     def post(
-        self, text: str, *, hashtags: list[str] | None = None, at: datetime | None = None
+        self,
+        text: str,
+        *,
+        hashtags: list[str] | None = None,
+        at: datetime | None = None,
+        lang: str = "en",
     ) -> str:
-        """Push one live post (created now unless ``at``); return its id."""
+        """Push one live post (created now unless ``at``, in ``lang``); return its id."""
         post_id = str(next(self._ids))
-        self.posts.push(x_line(post_id, text, hashtags=hashtags, at=at or datetime.now(UTC)))
+        line = x_line(post_id, text, hashtags=hashtags, at=at or datetime.now(UTC), lang=lang)
+        self.posts.push(line)
         return post_id
 
     def unique(self, prefix: str) -> str:

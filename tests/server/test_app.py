@@ -26,7 +26,9 @@ from flows.model import Line, format_time
 from flows.store import open_store
 from server.protocol import SUBPROTOCOL_V2
 
-POST_FIELDS = {"type", "query", "id", "created_at", "compound", "polarityIndex", "hashtags"}
+POST_FIELDS = {
+    "type", "query", "id", "created_at", "compound", "polarityIndex", "hashtags", "lang",
+}  # fmt: skip
 
 
 async def track(ws: ClientConnection, query: str | None) -> None:
@@ -201,6 +203,28 @@ async def test_v2_post_messages_carry_details_once_per_matching_query(serve: Any
         assert (negative["polarityIndex"], negative["hashtags"]) == (1, {"one": 1})
         assert negative["compound"] < 0
         await senti.expect_silence(ws)
+
+
+async def test_unscored_post_reaches_v2_clients_with_nulls_and_not_v1_clients(
+    serve: Any,
+) -> None:
+    """A post in a language senti does not score reaches a v2 client marked unscored, with
+    its hashtags and language; a v1 client tracking the same query never receives it."""
+    async with serve() as senti, senti.connect(v2=True) as v2, senti.connect() as v1:
+        await senti.request(v2, {"type": "track", "query": "alpha"})
+        await track(v1, "alpha")
+        await senti.until_tracking(v2, "alpha")
+        await senti.until_tracking(v1, "alpha")
+        foreign = senti.post("alpha: que dia horrível #ruim", lang="pt-BR")
+        english = senti.post("alpha is wonderful #bom")
+        received = [await senti.receive(v2) for _ in range(2)]
+        by_id = {message["id"]: message for message in received}
+        assert set(by_id[foreign]) == POST_FIELDS
+        assert (by_id[foreign]["compound"], by_id[foreign]["polarityIndex"]) == (None, None)
+        assert (by_id[foreign]["hashtags"], by_id[foreign]["lang"]) == ({"ruim": 1}, "pt-BR")
+        assert (by_id[english]["polarityIndex"], by_id[english]["lang"]) == (0, "en")
+        before = await senti.barrier(v1, "alpha")
+        assert before == [{"polarityIndex": 0, "hashtags": {"bom": 1}}]
 
 
 @pytest.mark.async_timeout(15)

@@ -250,6 +250,23 @@ def test_demo_page_from_allowed_origin_shows_live_posts(
     assert len(data) > 10_000
 
 
+def test_demo_page_shows_unscored_posts_apart(senti: SentiServer, page: Any) -> None:
+    """Posts in languages senti does not score are listed as unscored with their language and
+    counted apart, without a script error (the synthetic stream has Spanish and Portuguese
+    #café posts)."""
+    page.goto(f"http://{HOST}:{senti.port}/")
+    expect(page.locator("#status")).to_have_text("connected", timeout=TIMEOUT_MS)
+    page.locator("#query").fill("#café")
+    page.locator("#track").click()
+    expect(page.locator("#posts li.uns").first).to_have_text(
+        re.compile(r"^unscored (es|pt) #café$"), timeout=TIMEOUT_MS
+    )
+    page.wait_for_function(
+        """() => Number(document.getElementById("unscored").textContent) > 0""",
+        timeout=TIMEOUT_MS,
+    )
+
+
 def test_page_from_disallowed_origin_cannot_connect(
     senti: SentiServer, foreign_origin: str, page: Any
 ) -> None:

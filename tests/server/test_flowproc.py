@@ -40,6 +40,16 @@ def test_matches_and_windows_are_encoded_once_for_both_dialects() -> None:
     assert counted == EncodedWindow(overall, "")
 
 
+def test_an_unscored_post_is_encoded_for_v2_only() -> None:
+    """An unscored post has no v1 text (v1 clients do not receive it) and a v2 text that
+    says it is unscored."""
+    match = make_match("python", polarity=None, hashtags={"py": 1}, lang="pt")
+    (posted,) = encode_items([PostMatches(match.scored, ("python",))])
+    assert isinstance(posted, EncodedPost)
+    assert posted.v1 is None
+    assert json.loads(posted.v2)["polarityIndex"] is None
+
+
 def test_a_synthetic_server_runs_its_dataflow_in_a_child_process(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
