@@ -20,6 +20,11 @@ HTTP routes, answered in ``process_request`` before any websocket handshake:
 Shutdown (SIGTERM, SIGINT or :meth:`SentiServer.close`): stop accepting, close
 clients with 1001 (going away), end the dataflow's inputs so its windows close
 and its sinks (the store) flush, and wait for it.
+
+A source that cannot go on (Jetstream or X refusing for good, an unreadable
+replay file, a bug) ends the dataflow the same way, and :func:`run_server`
+then raises :class:`DataflowFailed`, whose one-line message names the source
+and the reason (``senti serve`` prints it and exits 1).
 """
 
 from __future__ import annotations
@@ -32,7 +37,6 @@ import logging
 import signal
 import ssl
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,7 +53,7 @@ from flows.model import Line
 from flows.runner import FlowThread
 from flows.sinks.callback import CallbackSink
 from flows.sources.bluesky import JetstreamSource, JetstreamStream, settings_from_env
-from flows.sources.control import SubscriptionSource
+from flows.sources.control import FlowStop, SourceError, SourceFailed, SubscriptionSource
 from flows.sources.x import RuleRejected, XApiError, XSettings, XSource, XStream
 from flows.xrules import RuleError
 from server.auth import token_from_request, token_matches
@@ -61,11 +65,16 @@ from server.origins import OriginPolicy
 from server.protocol import SUBPROTOCOL_V2, Limits, Session, dialect_for
 from server.settings import ServerSettings
 
-__all__ = ["SentiServer", "run_server"]
+__all__ = ["DataflowFailed", "SentiServer", "run_server"]
 
 logger = logging.getLogger("senti.server")
 
 TRACK_PATH = "/track"
+
+
+class DataflowFailed(Exception):
+    """The server's dataflow ended because of an error; the message is one line for the user
+    (``bluesky source: Jetstream refused the connection (HTTP 404 Not Found)``)."""
 
 
 class SentiServer:
@@ -85,7 +94,7 @@ class SentiServer:
         backend: Backend | None = None,
     ) -> None:
         self.settings = settings
-        self.stop = threading.Event()
+        self.stop = FlowStop()
         self.metrics = Metrics()
         if (
             backend is None
@@ -156,7 +165,9 @@ class SentiServer:
             stop=self.stop,
             recovery=recovery,
         )
-        self._flow = FlowThread(flow, workers=self.settings.workers, recovery=recovery)
+        self._flow = FlowThread(
+            flow, workers=self.settings.workers, recovery=recovery, stop=self.stop
+        )
         self._flow.start()
         await self._listen()
 
@@ -198,6 +209,26 @@ class SentiServer:
         return f"{self.settings.scheme}://{self.settings.host}:{self.port}{TRACK_PATH}"
 
     @property
+    def source_name(self) -> str:
+        """The post source's name, as errors call it (``bluesky``, ``x``, ``replay``...)."""
+        if self.x_stream is not None:
+            return "x"
+        if self.bluesky_stream is not None:
+            return "bluesky"
+        return self.settings.source
+
+    @property
+    def failure(self) -> str | None:
+        """Why the dataflow ended, in one line, if it failed (known once it has ended)."""
+        if self._flow is not None and self._flow.error is not None:
+            error = self._flow.error
+            if isinstance(error, SourceFailed):
+                return f"{self.source_name} source: {error}"
+            return f"dataflow failed: {_one_line(error)}"
+        backend_error = getattr(self.backend, "error", None)
+        return str(backend_error) if backend_error else None
+
+    @property
     def flow_running(self) -> bool:
         """Whether the dataflow thread is alive (or the backend delivers)."""
         if self.backend is not None:
@@ -217,7 +248,8 @@ class SentiServer:
         if self._flow is not None:
             await asyncio.to_thread(self._flow.join)
             if self._flow.error is not None:
-                logger.error("dataflow failed", exc_info=self._flow.error)
+                logger.error("dataflow failed", extra={"error": self.failure})
+                logger.debug("dataflow failure", exc_info=self._flow.error)
         if self.x_stream is not None:
             await asyncio.to_thread(self.x_stream.stop)
         logger.info("stopped", extra={"posts": self.metrics.posts})
@@ -440,14 +472,43 @@ def apply_switch_interval(settings: ServerSettings) -> None:
     sys.setswitchinterval(settings.switch_interval)
 
 
+def _one_line(error: BaseException) -> str:
+    """``Type: message`` of the innermost cause of ``error``, on one line."""
+    seen: set[int] = set()
+    while error.__cause__ is not None and id(error) not in seen:
+        seen.add(id(error))
+        error = error.__cause__
+    return " ".join(f"{type(error).__name__}: {error}".split())
+
+
+async def start_server(server: SentiServer) -> None:
+    """:meth:`SentiServer.start`; a source refusing at once (X rules) is :class:`DataflowFailed`."""
+    try:
+        await server.start()
+    except SourceError as exc:
+        await server.close()
+        raise DataflowFailed(f"{server.source_name} source: {' '.join(str(exc).split())}") from None
+
+
+def raise_failure(server: SentiServer) -> None:
+    """Raise :class:`DataflowFailed` if the closed ``server``'s dataflow failed."""
+    failure = server.failure
+    if failure is not None:
+        raise DataflowFailed(failure)
+
+
 async def run_server(settings: ServerSettings) -> None:
-    """``senti serve``: start, print the URLs, run until a signal, shut down cleanly."""
+    """``senti serve``: start, print the URLs, run until a signal, shut down cleanly.
+
+    Raises :class:`DataflowFailed` when the dataflow ends because of an error.
+    """
     apply_switch_interval(settings)
     server = SentiServer(settings)
-    await server.start()
+    await start_server(server)
     page = f"{'https' if settings.certfile else 'http'}://{settings.host}:{server.port}/"
     print(f"senti: websocket {server.url}  demo {page}  metrics {page}metrics", flush=True)
     try:
         await server.wait_stopped()
     finally:
         await server.close()
+    raise_failure(server)

@@ -10,7 +10,8 @@ The child talks to the server over one duplex pipe:
 * server -> child: ``("track", Subscription)`` changes and ``("stop", None)``;
 * child -> server: batches of :class:`Encoded` items, the per-post and window
   messages already encoded for both dialects, so the event loop only writes
-  them to sockets; then ``("done", error or None)`` when the flow has ended.
+  them to sockets; then ``("done", error or None)`` when the flow has ended,
+  the error one line for the user (``replay source: ...``).
 
 A full pipe blocks the child's sink: a server that cannot keep up slows the
 dataflow instead of buffering without bound.
@@ -41,7 +42,7 @@ from flows.recovery import Recovery, prepare_recovery_dir, stoppable
 from flows.runner import FlowThread
 from flows.sentiment import load_thresholds
 from flows.sinks.store import StoreSink
-from flows.sources.control import SubscriptionSource
+from flows.sources.control import FlowStop, SourceFailed, SubscriptionSource
 from flows.sources.replay import ReplaySource
 from flows.sources.synthetic import SyntheticSource
 from server.backend import Deliver
@@ -162,7 +163,7 @@ def _child(settings: ServerSettings, conn: Connection) -> None:
     # flushed; a signal here would abort the flow mid-batch instead.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    stop = threading.Event()
+    stop = FlowStop()
     subscriptions = SubscriptionSource(stop)
     send_lock = threading.Lock()
 
@@ -184,12 +185,16 @@ def _child(settings: ServerSettings, conn: Connection) -> None:
         flow = build_server_flow(
             settings, default_source(settings), subscriptions, sinks, stop=stop, recovery=recovery
         )
-        runner = FlowThread(flow, workers=settings.workers, recovery=recovery)
+        runner = FlowThread(flow, workers=settings.workers, recovery=recovery, stop=stop)
         runner.run()  # on this thread: the child has nothing else to do
-        if runner.error is not None:
-            error = f"{type(runner.error).__name__}: {runner.error}"
+        if isinstance(runner.error, SourceFailed):
+            error = f"{settings.source} source: {runner.error}"
+        elif runner.error is not None:
+            error = f"dataflow failed: {type(runner.error).__name__}: {runner.error}"
     except Exception as exc:  # building the flow failed; reported to the server
-        error = f"{type(exc).__name__}: {exc}"
+        error = f"dataflow failed: {type(exc).__name__}: {exc}"
+    if error is not None:
+        error = " ".join(error.split())  # the server prints it as one line
     with send_lock, contextlib.suppress(OSError):
         conn.send(("done", error))
 

@@ -45,6 +45,7 @@ Jetstream's contract, and how it is kept:
 
 from __future__ import annotations
 
+import http
 import logging
 import threading
 import time
@@ -66,7 +67,7 @@ from websockets.sync.client import ClientConnection, connect
 from flows.bluesky import POST_COLLECTION, Skipped, map_message
 from flows.model import Line
 from flows.runner import stop_on_signals
-from flows.sources.control import POLL_INTERVAL, PollingPartition
+from flows.sources.control import POLL_INTERVAL, PollingPartition, SourceError
 from flows.xbackoff import Backoff, BackoffPolicy, Failure
 
 __all__ = [
@@ -103,7 +104,7 @@ _CONTROLLED: Final = frozenset(
 # Errors
 
 
-class JetstreamError(Exception):
+class JetstreamError(SourceError):
     """Root of the errors of the Bluesky source; messages are meant for the user."""
 
 
@@ -375,7 +376,6 @@ class JetstreamStream:
                 self._sleep(wait)
         except Exception as exc:  # a bug: end the source with it rather than hang
             self._fail(exc)
-            logger.exception("Jetstream reader failed")
         finally:
             self._set_connected(value=False)
             with self._lock:
@@ -442,7 +442,7 @@ class JetstreamStream:
 
     def _refused(self, status: int) -> Failure | None:
         if status in _FATAL_STATUSES:
-            self._fail(JetstreamRefused(f"Jetstream refused the connection: HTTP {status}"))
+            self._fail(JetstreamRefused(f"Jetstream refused the connection ({_http(status)})"))
             return None
         logger.warning("Jetstream refused the connection with HTTP %d", status)
         return Failure.RATE_LIMIT if status == 429 else Failure.HTTP
@@ -488,7 +488,16 @@ class JetstreamStream:
             if self.error is None:
                 self.error = error
             self._lock.notify_all()
-        logger.error("Jetstream source failed: %s", error)
+        # Whoever runs the source reports the error (one line); the details go here.
+        logger.debug("Jetstream source failed: %s", error, exc_info=error)
+
+
+def _http(status: int) -> str:
+    """``HTTP 404 Not Found``: a status and, when it is a known one, its phrase."""
+    try:
+        return f"HTTP {status} {http.HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"HTTP {status}"
 
 
 # The bytewax source
@@ -612,12 +621,18 @@ def settings_from_env(**overrides: Any) -> JetstreamSettings:
 def run_capture(out: Path, *, count: int | None = None, seconds: float | None = None) -> int:
     """:func:`capture` with settings from ``SENTI_JETSTREAM_*``; Ctrl-C/SIGTERM end it cleanly.
 
-    Raises :class:`JetstreamError` for every problem the user can fix.
+    Raises :class:`JetstreamError` for every problem the user can fix, in one line
+    (``bluesky source: ...`` when Jetstream or its settings are the problem).
     """
-    stream = JetstreamStream(settings_from_env())
+    try:
+        stream = JetstreamStream(settings_from_env())
+    except JetstreamError as exc:
+        raise JetstreamError(f"bluesky source: {exc}") from None
     stop = threading.Event()
     try:
         with stop_on_signals(stop):
             return capture(stream, out, count=count, seconds=seconds, stop=stop)
     except OSError as exc:
         raise JetstreamError(f"cannot write {out}: {exc.strerror or exc}") from None
+    except JetstreamError as exc:
+        raise JetstreamError(f"bluesky source: {exc}") from None

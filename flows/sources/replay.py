@@ -108,7 +108,16 @@ class _ReplayPartition(StatefulSourcePartition[Line, int]):
         self._last_due: datetime | None = None
 
     def _read(self) -> tuple[bytes, int] | None:
-        """The next raw line without its line end, and its size in the file; ``None`` at EOF."""
+        """The next raw line without its line end, and its size in the file; ``None`` at EOF.
+
+        Raises :class:`OSError` naming the file when it cannot be read.
+        """
+        try:
+            return self._read_line()
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror or str(exc), self._key) from exc
+
+    def _read_line(self) -> tuple[bytes, int] | None:
         raw = self._file.readline(MAX_LINE_BYTES)
         if not raw:
             return None
