@@ -38,6 +38,7 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from flows.analysis import PostAnalyzer
+from flows.cursors import Positions, replay_key
 from flows.dataflow import FlowSettings, build_flow, window_wait
 from flows.evaluation import compound_scores, describe_files, evaluate, read_labelled
 from flows.matching import InvalidQuery, Query, Subscription, parse_query
@@ -63,6 +64,7 @@ from flows.tuning import Grid, config_toml, tune_thresholds
 from flows.tweeteval import TweetEvalError
 from server.app import DataflowFailed, run_server
 from server.cluster import add_cluster_commands
+from server.flowproc import stored_resume, write_positions
 from server.logs import configure_logging
 from server.settings import ServerSettings
 from server.up import run_up
@@ -433,8 +435,16 @@ def _replay(args: argparse.Namespace) -> int:
             raise CliError(f"no such file: {path}")
     # A replay's windows follow event time only, so reruns give equal summaries.
     wait = window_wait(args.wait, live=False)
-    source = ReplaySource(list(args.files), speed=args.speed, max_span=wait / 2)
-    return _run_flow(args, source, live=False, name="replay")
+    positions = Positions() if args.store is not None else None
+    try:  # an interrupted replay into this store resumes after its last stored line
+        keys = [replay_key(str(path)) for path in args.files]
+        resume = stored_resume(args.store, keys).cursors
+    except StoreError as exc:
+        raise CliError(f"unusable store {args.store!r}: {exc}") from None
+    source = ReplaySource(
+        list(args.files), speed=args.speed, max_span=wait / 2, positions=positions, resume=resume
+    )
+    return _run_flow(args, source, live=False, name="replay", positions=positions)
 
 
 def _run_live(args: argparse.Namespace) -> int:
@@ -443,11 +453,19 @@ def _run_live(args: argparse.Namespace) -> int:
     return _run_flow(args, source, live=True, name=args.source)
 
 
-def _run_flow(args: argparse.Namespace, source: Any, *, live: bool, name: str) -> int:
+def _run_flow(
+    args: argparse.Namespace,
+    source: Any,
+    *,
+    live: bool,
+    name: str,
+    positions: Positions | None = None,
+) -> int:
     """Run the dataflow over ``source``; Ctrl-C or SIGTERM ends it cleanly.
 
     A source that cannot go on (``name`` says which) is a :class:`CliError`,
-    raised once the flow has flushed what it read before.
+    raised once the flow has flushed what it read before. ``positions`` (the
+    source's, see :mod:`flows.cursors`) go to the store.
     """
 
     settings = FlowSettings(
@@ -463,7 +481,11 @@ def _run_flow(args: argparse.Namespace, source: Any, *, live: bool, name: str) -
     summary = RunSummary()
     sinks: list[Any] = [SummarySink(summary)]
     if args.store is not None:
-        sinks.append(_store_sink(args.store, settings.queries, background=recovery is None))
+        sinks.append(
+            _store_sink(
+                args.store, settings.queries, background=recovery is None, positions=positions
+            )
+        )
     if args.out is not None:
         if not resuming:  # a resumed run appends (at least once: see docs/operations.md)
             _truncate(args.out)
@@ -480,9 +502,12 @@ def _run_flow(args: argparse.Namespace, source: Any, *, live: bool, name: str) -
     except OSError as exc:  # a replay file gone since it was checked
         raise CliError(f"{name} source: {failure_reason(exc)}") from None
     failure: str | None = None
+    ended = False  # the input ended (a stop, its end, a failed source): every sink closed
     try:
         interrupted = run_until_stopped(flow, stop, workers=args.workers, recovery=recovery)
+        ended = True
     except SourceFailed as exc:
+        ended = True
         failure = f"{name} source: {exc}"
     except Exception as exc:  # a step or a sink failed; Bytewax may have printed its panic
         failure = f"dataflow failed: {_innermost(exc)}"
@@ -490,6 +515,8 @@ def _run_flow(args: argparse.Namespace, source: Any, *, live: bool, name: str) -
         summary.finish()
         if progress is not None:
             progress.close()
+    if ended and recovery is None and positions is not None and args.store is not None:
+        write_positions(args.store, positions)
     if failure is not None:
         raise CliError(failure)
     print(summary.line(), file=sys.stderr)
@@ -609,7 +636,9 @@ def _up(args: argparse.Namespace) -> int:
     return _run_async(settings, run_up(settings, dashboard_port=args.dashboard_port))
 
 
-def _store_sink(url: str, queries: Sequence[Query], *, background: bool) -> Any:
+def _store_sink(
+    url: str, queries: Sequence[Query], *, background: bool, positions: Positions | None = None
+) -> Any:
     """The store sink, its queries written first; with recovery it writes on the worker's thread."""
 
     try:
@@ -617,7 +646,7 @@ def _store_sink(url: str, queries: Sequence[Query], *, background: bool) -> Any:
             store.write([Subscription(query) for query in queries])
     except StoreError as exc:
         raise CliError(f"unusable store {url!r}: {exc}") from None
-    return StoreSink(url, background=background)
+    return StoreSink(url, background=background, positions=positions)
 
 
 def _truncate(path: Path) -> None:

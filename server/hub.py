@@ -57,6 +57,7 @@ class Hub:
         self._by_query: dict[str, dict[ServerConnection, None]] = {}
         self._queries: dict[str, Query] = {}
         self._per_ip: Counter[str] = Counter()
+        self._keep = False
 
     # Connections
 
@@ -110,6 +111,14 @@ class Hub:
             self._subscriptions.push(Subscription(query, active=True))
         members[conn] = None
 
+    def keep_queries(self) -> None:
+        """From now on, a query whose last connection leaves stays tracked by the dataflow.
+
+        For a stopping server whose next run resumes from the store: its
+        clients leaving because it stops is not them untracking.
+        """
+        self._keep = True
+
     def _leave(self, conn: ServerConnection, key: str) -> None:
         members = self._by_query.get(key)
         if members is None or conn not in members:
@@ -118,6 +127,8 @@ class Hub:
         if not members:
             del self._by_query[key]
             query = self._queries.pop(key)
+            if self._keep:
+                return
             self._subscriptions.push(Subscription(query, active=False))
             if self._on_drop is not None:
                 self._on_drop(query)
@@ -137,7 +148,8 @@ class Hub:
 
         Items are records (:class:`~flows.model.PostMatches`, :class:`~flows.model.Match`,
         :class:`~flows.model.WindowSummary`) or the same already encoded by a
-        dataflow process (:mod:`server.flowproc`).
+        dataflow process (:mod:`server.flowproc`); the flow's other output (late
+        posts, rejected lines, subscription changes) is for the store, not clients.
         """
         for item in items:
             if isinstance(item, EncodedPost):
@@ -149,7 +161,7 @@ class Hub:
             elif isinstance(item, Match):
                 self._metrics.matches += 1
                 self._deliver_post(PostMatches(item.scored, (item.query,)))
-            else:
+            elif isinstance(item, WindowSummary | EncodedWindow):
                 summary, text = (
                     (item.summary, item.v2) if isinstance(item, EncodedWindow) else (item, None)
                 )

@@ -65,6 +65,7 @@ from websockets.exceptions import InvalidStatus, InvalidURI, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
 from flows.bluesky import POST_COLLECTION, Skipped, map_message
+from flows.cursors import Positions, jetstream_key
 from flows.model import Line
 from flows.runner import stop_on_signals
 from flows.sources.control import POLL_INTERVAL, PollingPartition, SourceError
@@ -505,12 +506,19 @@ def _http(status: int) -> str:
 
 class _JetstreamPartition(PollingPartition[Line, int | None]):
     def __init__(
-        self, stream: JetstreamStream, batch: int, poll: timedelta, resume: int | None
+        self,
+        stream: JetstreamStream,
+        batch: int,
+        poll: timedelta,
+        resume: int | None,
+        positions: Positions | None,
     ) -> None:
         self._stream = stream
         self._batch = batch
         self.poll = poll
         self._last = resume
+        self._positions = positions
+        self._key = jetstream_key(stream.settings.url)
 
     @override
     def fetch(self) -> list[Line]:
@@ -522,10 +530,14 @@ class _JetstreamPartition(PollingPartition[Line, int | None]):
                 raise StopIteration
         for item in items:
             self._last = item.time_us if self._last is None else max(self._last, item.time_us)
+        if items and self._positions is not None and self._last is not None:
+            self._positions.advance(self._key, self._last)
         return [item.line for item in items]
 
     @override
     def snapshot(self) -> int | None:
+        if self._positions is not None:
+            self._positions.mark(self._key)
         return self._last
 
     @override
@@ -540,16 +552,34 @@ class JetstreamSource(FixedPartitionedSource[Line, int | None]):
     is one (the ``time_us`` of the last post emitted); closing it stops the
     stream. The partition ends when the stream is stopped and its queue is
     empty, and raises :class:`JetstreamRefused` if Jetstream refused it for good.
+
+    Without a resume state (no recovery snapshot) it resumes after
+    ``resume_after``, the ``time_us`` the store kept (:mod:`flows.cursors`),
+    if given. It reports its position to ``positions`` under
+    :attr:`cursor_key`.
     """
 
     def __init__(
-        self, stream: JetstreamStream, *, batch_size: int = 1000, poll: timedelta = POLL_INTERVAL
+        self,
+        stream: JetstreamStream,
+        *,
+        batch_size: int = 1000,
+        poll: timedelta = POLL_INTERVAL,
+        positions: Positions | None = None,
+        resume_after: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.stream = stream
         self.batch_size = batch_size
         self.poll = poll
+        self.positions = positions
+        self.resume_after = resume_after
+
+    @property
+    def cursor_key(self) -> str:
+        """Where the store keeps this source's cursor: ``bluesky:<Jetstream URL>``."""
+        return jetstream_key(self.stream.settings.url)
 
     @override
     def list_parts(self) -> list[str]:
@@ -559,8 +589,9 @@ class JetstreamSource(FixedPartitionedSource[Line, int | None]):
     def build_part(
         self, step_id: str, for_part: str, resume_state: int | None
     ) -> _JetstreamPartition:
-        self.stream.start(resume_after=resume_state)
-        return _JetstreamPartition(self.stream, self.batch_size, self.poll, resume_state)
+        resume = resume_state if resume_state is not None else self.resume_after
+        self.stream.start(resume_after=resume)
+        return _JetstreamPartition(self.stream, self.batch_size, self.poll, resume, self.positions)
 
 
 # senti capture --source bluesky
