@@ -143,7 +143,7 @@ def test_a_restart_on_the_same_store_resumes_bluesky_without_loss_or_duplicates(
             time.sleep(0.5)  # a few more posts live
             publisher.halt.set()
             publisher.join(TIMEOUT)
-            _wait(lambda: len(_stored_ids(store)) >= len(publisher.sent), "the second run catches up")
+            _wait(lambda: len(_stored_ids(store)) >= len(publisher.sent), "the restart catches up")
             _stop(second)
         finally:
             second.kill()
