@@ -621,6 +621,8 @@ def _run_async(settings: ServerSettings, main: Coroutine[Any, Any, None]) -> int
         raise CliError(str(exc)) from None
     except DataflowFailed as exc:
         raise CliError(str(exc)) from None
+    except StoreError as exc:  # reading where to resume from
+        raise CliError(" ".join(str(exc).split())) from None
     return 0
 
 
