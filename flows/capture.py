@@ -87,7 +87,8 @@ def run_capture(
 ) -> int:
     """:func:`capture` with settings from ``SENTI_X_*``; Ctrl-C/SIGTERM end it cleanly.
 
-    Raises :class:`CaptureError` for every problem the user can fix.
+    Raises :class:`CaptureError` for every problem the user can fix, in one line
+    (``x source: ...`` when X or its settings are the problem).
     """
     try:
         stream = XStream(XSettings())
@@ -95,14 +96,14 @@ def run_capture(
         problems = "; ".join(
             f"SENTI_X_{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
         )
-        raise CaptureError(problems) from None
+        raise CaptureError(f"x source: {problems}") from None
     except XSourceError as exc:
-        raise CaptureError(str(exc)) from None
+        raise CaptureError(f"x source: {exc}") from None
     stop = threading.Event()
     try:
         with stop_on_signals(stop):
             return capture(stream, out, queries=queries, count=count, seconds=seconds, stop=stop)
     except (XSourceError, RuleError) as exc:
-        raise CaptureError(str(exc)) from None
+        raise CaptureError(f"x source: {' '.join(str(exc).split())}") from None
     except OSError as exc:
         raise CaptureError(f"cannot write {out}: {exc.strerror or exc}") from None

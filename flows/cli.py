@@ -16,8 +16,10 @@ Subcommands::
     senti capture --out FILE [--track QUERY ...]      record the live X stream for replay
 
 Exit status: 0 on success, 1 when the input or environment is unusable (missing
-file, bad store URL, invalid query: a one-line ``senti: error: ...`` on stderr),
-2 for a command line argparse cannot parse, 130 when interrupted.
+file, bad store URL, invalid query) or a source cannot go on (Jetstream or X
+refusing for good, an unreadable file): a one-line ``senti: error: ...`` on
+stderr, naming the source (``senti: error: bluesky source: ...``); 2 for a
+command line argparse cannot parse, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ import asyncio
 import json
 import os
 import sys
-import threading
 from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +38,7 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from flows.analysis import PostAnalyzer
+from flows.cursors import Positions, replay_key
 from flows.dataflow import FlowSettings, build_flow, window_wait
 from flows.evaluation import compound_scores, describe_files, evaluate, read_labelled
 from flows.languages import DEFAULT_SCORED_LANGUAGES, parse_scored_languages
@@ -55,13 +57,15 @@ from flows.sinks.console import ConsoleSink
 from flows.sinks.jsonl import JsonLinesSink
 from flows.sinks.store import StoreSink, check_store_url
 from flows.sinks.summary import RunSummary, SummarySink
+from flows.sources.control import FlowStop, SourceFailed, failure_reason
 from flows.sources.replay import ReplaySource
 from flows.sources.synthetic import SyntheticSource, write_synthetic
 from flows.store import StoreError, open_store
 from flows.tuning import Grid, config_toml, tune_thresholds
 from flows.tweeteval import TweetEvalError
-from server.app import run_server
+from server.app import DataflowFailed, run_server
 from server.cluster import add_cluster_commands
+from server.flowproc import stored_resume, write_positions
 from server.logs import configure_logging
 from server.settings import ServerSettings
 from server.up import run_up
@@ -480,19 +484,38 @@ def _replay(args: argparse.Namespace) -> int:
             raise CliError(f"no such file: {path}")
     # A replay's windows follow event time only, so reruns give equal summaries.
     wait = window_wait(args.wait, live=False)
-    source = ReplaySource(list(args.files), speed=args.speed, max_span=wait / 2)
-    return _run_flow(args, source, live=False)
+    positions = Positions() if args.store is not None else None
+    try:  # an interrupted replay into this store resumes after its last stored line
+        keys = [replay_key(str(path)) for path in args.files]
+        resume = stored_resume(args.store, keys).cursors
+    except StoreError as exc:
+        raise CliError(f"unusable store {args.store!r}: {exc}") from None
+    source = ReplaySource(
+        list(args.files), speed=args.speed, max_span=wait / 2, positions=positions, resume=resume
+    )
+    return _run_flow(args, source, live=False, name="replay", positions=positions)
 
 
 def _run_live(args: argparse.Namespace) -> int:
 
-    return _run_flow(
-        args, SyntheticSource(count=args.count, seed=args.seed, rate=args.rate), live=True
-    )
+    source = SyntheticSource(count=args.count, seed=args.seed, rate=args.rate)
+    return _run_flow(args, source, live=True, name=args.source)
 
 
-def _run_flow(args: argparse.Namespace, source: Any, *, live: bool) -> int:
-    """Run the dataflow over ``source``; Ctrl-C or SIGTERM ends it cleanly."""
+def _run_flow(
+    args: argparse.Namespace,
+    source: Any,
+    *,
+    live: bool,
+    name: str,
+    positions: Positions | None = None,
+) -> int:
+    """Run the dataflow over ``source``; Ctrl-C or SIGTERM ends it cleanly.
+
+    A source that cannot go on (``name`` says which) is a :class:`CliError`,
+    raised once the flow has flushed what it read before. ``positions`` (the
+    source's, see :mod:`flows.cursors`) go to the store.
+    """
 
     settings = FlowSettings(
         thresholds=_thresholds(args.thresholds),
@@ -508,7 +531,11 @@ def _run_flow(args: argparse.Namespace, source: Any, *, live: bool) -> int:
     summary = RunSummary()
     sinks: list[Any] = [SummarySink(summary)]
     if args.store is not None:
-        sinks.append(_store_sink(args.store, settings.queries, background=recovery is None))
+        sinks.append(
+            _store_sink(
+                args.store, settings.queries, background=recovery is None, positions=positions
+            )
+        )
     if args.out is not None:
         if not resuming:  # a resumed run appends (at least once: see docs/operations.md)
             _truncate(args.out)
@@ -517,16 +544,42 @@ def _run_flow(args: argparse.Namespace, source: Any, *, live: bool) -> int:
         sinks.append(ConsoleSink())
     progress = _progress_bar(disable=live)
     summary.on_posts = progress.update if progress is not None else None
-    stop = threading.Event()
-    flow = build_flow(stoppable(source, stop, recovery=recovery), None, sinks, settings=settings)
+    stop = FlowStop()
+    try:
+        flow = build_flow(
+            stoppable(source, stop, recovery=recovery), None, sinks, settings=settings
+        )
+    except OSError as exc:  # a replay file gone since it was checked
+        raise CliError(f"{name} source: {failure_reason(exc)}") from None
+    failure: str | None = None
+    ended = False  # the input ended (a stop, its end, a failed source): every sink closed
     try:
         interrupted = run_until_stopped(flow, stop, workers=args.workers, recovery=recovery)
+        ended = True
+    except SourceFailed as exc:
+        ended = True
+        failure = f"{name} source: {exc}"
+    except Exception as exc:  # a step or a sink failed; Bytewax may have printed its panic
+        failure = f"dataflow failed: {_innermost(exc)}"
     finally:
         summary.finish()
         if progress is not None:
             progress.close()
-        print(summary.line(), file=sys.stderr)
+    if ended and recovery is None and positions is not None and args.store is not None:
+        write_positions(args.store, positions)
+    if failure is not None:
+        raise CliError(failure)
+    print(summary.line(), file=sys.stderr)
     return 130 if interrupted else 0
+
+
+def _innermost(error: BaseException) -> str:
+    """``Type: message`` of the innermost cause of ``error``, on one line."""
+    seen: set[int] = set()
+    while error.__cause__ is not None and id(error) not in seen:
+        seen.add(id(error))
+        error = error.__cause__
+    return " ".join(f"{type(error).__name__}: {error}".split())
 
 
 def _recovery(args: argparse.Namespace) -> tuple[Recovery | None, bool]:
@@ -616,6 +669,10 @@ def _run_async(settings: ServerSettings, main: Coroutine[Any, Any, None]) -> int
         ) from None
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    except DataflowFailed as exc:
+        raise CliError(str(exc)) from None
+    except StoreError as exc:  # reading where to resume from
+        raise CliError(" ".join(str(exc).split())) from None
     return 0
 
 
@@ -631,7 +688,9 @@ def _up(args: argparse.Namespace) -> int:
     return _run_async(settings, run_up(settings, dashboard_port=args.dashboard_port))
 
 
-def _store_sink(url: str, queries: Sequence[Query], *, background: bool) -> Any:
+def _store_sink(
+    url: str, queries: Sequence[Query], *, background: bool, positions: Positions | None = None
+) -> Any:
     """The store sink, its queries written first; with recovery it writes on the worker's thread."""
 
     try:
@@ -639,7 +698,7 @@ def _store_sink(url: str, queries: Sequence[Query], *, background: bool) -> Any:
             store.write([Subscription(query) for query in queries])
     except StoreError as exc:
         raise CliError(f"unusable store {url!r}: {exc}") from None
-    return StoreSink(url, background=background)
+    return StoreSink(url, background=background, positions=positions)
 
 
 def _truncate(path: Path) -> None:

@@ -5,6 +5,11 @@ Bytewax runs a flow until every input reaches its end. Wrapping the inputs in
 turns "stop" into "end of input": windows close, sinks flush, and the runtime
 returns normally. :func:`run_until_stopped` adds SIGINT/SIGTERM handling for the
 command line.
+
+A source that cannot go on ends its input the same way and leaves its error in
+the shared :class:`~flows.sources.control.FlowStop`; once the flow has
+returned (its sinks flushed), the runner reports it as
+:class:`~flows.sources.control.SourceFailed`.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.run import cli_main
 
 from flows.recovery import Recovery, is_interruption
+from flows.sources.control import FlowStop, SourceFailed
 
 __all__ = ["FlowThread", "run_until_stopped", "settled_heap", "stop_on_signals"]
 
@@ -50,16 +56,27 @@ def settled_heap() -> Iterator[None]:
 
 
 class FlowThread(threading.Thread):
-    """A dataflow executing on its own thread; :attr:`error` holds what it raised."""
+    """A dataflow executing on its own thread; :attr:`error` holds what it raised.
+
+    ``stop`` is the flow's :class:`~flows.sources.control.FlowStop`, if it has
+    one: when a source failed, :attr:`error` is a
+    :class:`~flows.sources.control.SourceFailed` carrying the source's error.
+    """
 
     def __init__(
-        self, flow: Dataflow, *, workers: int = 1, recovery: Recovery | None = None
+        self,
+        flow: Dataflow,
+        *,
+        workers: int = 1,
+        recovery: Recovery | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         super().__init__(name=f"{flow.flow_id}-dataflow", daemon=True)
         self.flow = flow
         self.workers = workers
         self.recovery = recovery
         """Snapshot to and resume from here (see :mod:`flows.recovery`)."""
+        self.stop = stop
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -77,6 +94,8 @@ class FlowThread(threading.Thread):
         except BaseException as exc:  # reported to the owner thread
             if recovery is None or not is_interruption(exc):  # a stop is not a failure
                 self.error = exc
+        if isinstance(self.stop, FlowStop) and self.stop.failure is not None:
+            self.error = SourceFailed(self.stop.failure)  # the cause of whatever followed
 
 
 @contextmanager
@@ -106,9 +125,11 @@ def run_until_stopped(
 ) -> bool:
     """Run ``flow`` until its inputs end or a signal sets ``stop``.
 
-    Returns whether it was stopped by a signal. Re-raises what the flow raised.
+    Returns whether it was stopped by a signal. Re-raises what the flow raised:
+    :class:`~flows.sources.control.SourceFailed` if a source failed (``stop``
+    being a :class:`~flows.sources.control.FlowStop`).
     """
-    runner = FlowThread(flow, workers=workers, recovery=recovery)
+    runner = FlowThread(flow, workers=workers, recovery=recovery, stop=stop)
     with stop_on_signals(stop):
         runner.start()
         while runner.is_alive():

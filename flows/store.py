@@ -51,6 +51,8 @@ late_posts (query, post_id)         kept
 rejected   origin                   reason and raw updated, ``seen_at`` kept
 queries    key                      ``active`` updated; ``last_changed`` only
                                     when ``active`` actually changes
+source_    source                   ``position`` replaced (the newer is where
+cursors                             the next run resumes); deleted when forgotten
 ========== ======================== ===========================================
 
 Schema (version 4)
@@ -100,6 +102,13 @@ epoch (``*_ms``) to compare and index. JSON columns hold compact UTF-8 JSON.
 ``queries(key, active, first_seen, last_changed)``
     Tracked queries by canonical key; ``active`` is 0 or 1; times are the
     writer's clock (ISO text).
+``source_cursors(source, position, updated_at)``
+    Where each resumable source partition resumes (:mod:`flows.cursors`):
+    ``bluesky:<Jetstream URL>`` with the ``time_us`` of the last post read,
+    ``replay:<path>`` with the byte offset of the next line. Written in the
+    same transaction as the posts it covers, or after them. An addition to
+    schema 3 that older versions of senti ignore: every writer creates it if
+    it is missing, and a reader of a store without it sees no cursors.
 
 Schema 4 added ``posts.scored``, ``windows.unscored`` and ``windows.langs``
 (with defaults that describe older rows: scored, none unscored, languages not
@@ -121,7 +130,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -130,6 +139,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import msgspec
 
+from flows.cursors import SourceCursor
 from flows.matching import Subscription
 from flows.model import (
     LatePost,
@@ -184,7 +194,9 @@ SUPPORTED_URLS: Final = (
 )
 """The store URL forms :func:`parse_store_url` accepts, for error messages."""
 
-StoreItem: TypeAlias = PostMatches | Match | WindowSummary | LatePost | Rejected | Subscription
+StoreItem: TypeAlias = (
+    PostMatches | Match | WindowSummary | LatePost | Rejected | Subscription | SourceCursor
+)
 """What :meth:`Store.write` accepts: every kind of item the dataflow outputs."""
 
 _WRITER_CACHE_KIB: Final = 65536
@@ -391,6 +403,10 @@ class Store(ABC):
 
         With ``since`` (timezone-aware), only posts created at or after it.
         """
+
+    @abstractmethod
+    def cursor(self, source: str) -> int | None:
+        """Where the source partition ``source`` resumes (:mod:`flows.cursors`), if stored."""
 
     @abstractmethod
     def select(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -601,6 +617,13 @@ The polarity checks spell out ``= 0 OR = 1 OR = 2``: SQLite evaluated
 ``IN (0, 1, 2)`` at about 2 µs a row, as much as the rest of a match insert.
 Stores created with the ``IN`` spelling hold the same rows and stay valid."""
 
+_CURSORS: Final = """CREATE TABLE IF NOT EXISTS source_cursors (
+        source TEXT PRIMARY KEY,
+        position {int} NOT NULL,
+        updated_at TEXT NOT NULL
+    )"""
+"""The one table outside the numbered schema: created by every writer if missing."""
+
 
 _SCHEMA_4_COLUMNS: Final = {
     "scored": ("posts", "scored INTEGER NOT NULL DEFAULT 1 CHECK (scored = 0 OR scored = 1)"),
@@ -637,6 +660,7 @@ class _SQL:
     SCHEMA: ClassVar[tuple[str, ...]] = _schema(
         int_type="INTEGER", real_type="REAL", without_rowid=" WITHOUT ROWID"
     )
+    CURSORS: ClassVar[str] = _CURSORS.format(int="INTEGER")
     SET_META: ClassVar[str] = (
         "INSERT INTO meta (key, value) VALUES (?, ?) "
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
@@ -713,6 +737,13 @@ class _SQL:
         " last_changed = CASE WHEN queries.active = excluded.active"
         " THEN queries.last_changed ELSE excluded.last_changed END"
     )
+    UPSERT_CURSOR: ClassVar[str] = (
+        "INSERT INTO source_cursors (source, position, updated_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (source) DO UPDATE SET position = excluded.position,"
+        " updated_at = excluded.updated_at"
+    )
+    DELETE_CURSOR: ClassVar[str] = "DELETE FROM source_cursors WHERE source = ?"
+    CURSOR: ClassVar[str] = "SELECT position FROM source_cursors WHERE source = ?"
 
     COUNTS: ClassVar[str] = (
         "SELECT (SELECT count(*) FROM posts), (SELECT count(*) FROM matches),"
@@ -758,6 +789,7 @@ class _PostgresSQL(_SQL):
     SCHEMA: ClassVar[tuple[str, ...]] = _schema(
         int_type="BIGINT", real_type="DOUBLE PRECISION", without_rowid=""
     )
+    CURSORS: ClassVar[str] = _CURSORS.format(int="BIGINT")
     TABLES: ClassVar[str] = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
     # Writers creating a new store at once take turns (transaction-scoped lock).
     LOCK_SCHEMA: ClassVar[str] = "SELECT pg_advisory_xact_lock(hashtext('senti.schema'))"
@@ -790,6 +822,9 @@ class _PostgresSQL(_SQL):
     INSERT_LATE: ClassVar[str] = _to_pyformat(_SQL.INSERT_LATE)
     UPSERT_REJECTED: ClassVar[str] = _to_pyformat(_SQL.UPSERT_REJECTED)
     UPSERT_QUERY: ClassVar[str] = _to_pyformat(_SQL.UPSERT_QUERY)
+    UPSERT_CURSOR: ClassVar[str] = _to_pyformat(_SQL.UPSERT_CURSOR)
+    DELETE_CURSOR: ClassVar[str] = _to_pyformat(_SQL.DELETE_CURSOR)
+    CURSOR: ClassVar[str] = _to_pyformat(_SQL.CURSOR)
     QUERIES: ClassVar[str] = (
         'SELECT key, active, first_seen, last_changed FROM queries ORDER BY key COLLATE "C"'
     )
@@ -947,17 +982,32 @@ class _SQLStore(Store):
             for ms, post_id, text, compound, polarity, scored in rows
         ]
 
+    def cursor(self, source: str) -> int | None:
+        """See :meth:`Store.cursor`."""
+        try:
+            rows = self._fetch(self._sql.CURSOR, (source,))
+        except StoreError:
+            if self._has_cursors():
+                raise
+            return None  # a store no writer of this version has opened yet
+        return int(rows[0][0]) if rows else None
+
+    def _has_cursors(self) -> bool:
+        return "source_cursors" in {name for (name,) in self._fetch(self._sql.TABLES, ())}
+
     def select(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """See :meth:`Store.select`."""
         return [tuple(row) for row in self._fetch(self._sql.translate(sql), params)]
 
 
 def _prepare_schema(execute: Callable[..., Any], sql: type[_SQL], version: int | None) -> None:
-    """Create the schema of an empty store, or upgrade an older store version by version.
+    """Create the schema of an empty store, or upgrade an older store version by version,
+    and the ``source_cursors`` table if it is missing.
 
     Runs inside the writer's transaction, under its write lock (SQLite) or
     schema lock (PostgreSQL), so concurrent writers do it once.
     """
+    execute(sql.CURSORS)  # outside the numbered schema: whatever the version
     if version is None:
         statements, meta = sql.SCHEMA, [("app", _APP), ("schema_version", str(SCHEMA_VERSION))]
     elif version < SCHEMA_VERSION:
@@ -1398,6 +1448,8 @@ class Rows:
     late: list[tuple[Any, ...]]
     rejected: list[tuple[Any, ...]]
     queries: list[tuple[Any, ...]]
+    cursors: list[tuple[Any, ...]] = field(default_factory=list)
+    """Per source cursor: ``(source, position or None, stamp)``, the last one of a source wins."""
 
     @classmethod
     def collect(cls, items: Iterable[StoreItem], now: datetime) -> Rows:
@@ -1454,6 +1506,8 @@ class Rows:
                 rows.rejected.append((item.origin, item.reason, item.raw, stamp))
             elif isinstance(item, Subscription):
                 rows.queries.append((item.key, int(item.active), stamp, stamp))
+            elif isinstance(item, SourceCursor):
+                rows.cursors.append((item.source, item.position, stamp))
             else:
                 raise TypeError(f"cannot store a {type(item).__name__}: {item!r}")
         return rows
@@ -1463,6 +1517,7 @@ class Rows:
         return (
             len(self.posts) + sum(len(queries) for queries, *_ in self.matches)
             + len(self.windows) + len(self.late) + len(self.rejected) + len(self.queries)
+            + len(self.cursors)
         )  # fmt: skip
 
     def extend(self, other: Rows) -> None:
@@ -1473,6 +1528,7 @@ class Rows:
         self.late += other.late
         self.rejected += other.rejected
         self.queries += other.queries
+        self.cursors += other.cursors
 
     def statements(self, sql: type[_SQL]) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
         """Each statement of ``sql``'s dialect with its rows, in primary-key order
@@ -1496,6 +1552,20 @@ class Rows:
         yield sql.INSERT_LATE, sorted(self.late, key=_first_two)
         yield sql.UPSERT_REJECTED, sorted(self.rejected, key=_first)
         yield sql.UPSERT_QUERY, sorted(self.queries, key=_first)
+        # Last: a cursor is committed with, never before, the rows it covers.
+        last = {source: (position, stamp) for source, position, stamp in self.cursors}
+        yield (
+            sql.UPSERT_CURSOR,
+            [
+                (source, position, stamp)
+                for source, (position, stamp) in sorted(last.items())
+                if position is not None
+            ],
+        )
+        yield (
+            sql.DELETE_CURSOR,
+            [(source,) for source, (position, _) in sorted(last.items()) if position is None],
+        )
 
 
 _MATCH_KEY: Final = operator.itemgetter(0, 2, 1)

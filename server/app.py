@@ -20,6 +20,17 @@ HTTP routes, answered in ``process_request`` before any websocket handshake:
 Shutdown (SIGTERM, SIGINT or :meth:`SentiServer.close`): stop accepting, close
 clients with 1001 (going away), end the dataflow's inputs so its windows close
 and its sinks (the store) flush, and wait for it.
+
+With a store, the Bluesky and replay sources resume where the store's cursors
+say (:mod:`flows.cursors`): the previous run's positions, and the queries it
+tracked when it stopped, kept in its dataflow for ``resume_grace`` seconds
+for their clients to come back. A stopping server leaves those queries
+tracked in the store rather than untracking them as its clients go.
+
+A source that cannot go on (Jetstream or X refusing for good, an unreadable
+replay file, a bug) ends the dataflow the same way, and :func:`run_server`
+then raises :class:`DataflowFailed`, whose one-line message names the source
+and the reason (``senti serve`` prints it and exits 1).
 """
 
 from __future__ import annotations
@@ -32,7 +43,6 @@ import logging
 import signal
 import ssl
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,28 +54,44 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from flows.matching import Query
+from flows.cursors import Positions, jetstream_key
+from flows.matching import Query, Subscription
 from flows.model import Line
+from flows.recovery import Recovery
 from flows.runner import FlowThread
 from flows.sinks.callback import CallbackSink
 from flows.sources.bluesky import JetstreamSource, JetstreamStream, settings_from_env
-from flows.sources.control import SubscriptionSource
+from flows.sources.control import FlowStop, SourceError, SourceFailed, SubscriptionSource
 from flows.sources.x import RuleRejected, XApiError, XSettings, XSource, XStream
 from flows.xrules import RuleError
 from server.auth import token_from_request, token_matches
 from server.backend import Backend
-from server.flowproc import ProcessBackend, build_server_flow, default_source, server_recovery
+from server.flowproc import (
+    ProcessBackend,
+    StoredResume,
+    build_server_flow,
+    default_source,
+    replay_keys,
+    server_recovery,
+    stored_resume,
+    write_positions,
+)
 from server.hub import Hub
 from server.metrics import Metrics
 from server.origins import OriginPolicy
 from server.protocol import SUBPROTOCOL_V2, Limits, Session, dialect_for
 from server.settings import ServerSettings
 
-__all__ = ["SentiServer", "run_server"]
+__all__ = ["DataflowFailed", "SentiServer", "run_server"]
 
 logger = logging.getLogger("senti.server")
 
 TRACK_PATH = "/track"
+
+
+class DataflowFailed(Exception):
+    """The server's dataflow ended because of an error; the message is one line for the user
+    (``bluesky source: Jetstream refused the connection (HTTP 404 Not Found)``)."""
 
 
 class SentiServer:
@@ -85,7 +111,7 @@ class SentiServer:
         backend: Backend | None = None,
     ) -> None:
         self.settings = settings
-        self.stop = threading.Event()
+        self.stop = FlowStop()
         self.metrics = Metrics(source=settings.source)
         if (
             backend is None
@@ -114,8 +140,25 @@ class SentiServer:
         if bluesky_stream is None and post_source is None and settings.source == "bluesky":
             bluesky_stream = JetstreamStream(settings_from_env())
         self.bluesky_stream = bluesky_stream
+        # The resumable sources start where the store says (only when this server
+        # runs the dataflow: in its thread or its child process).
+        owns_flow = backend is None or isinstance(backend, ProcessBackend)
+        self.positions = Positions() if settings.store is not None and owns_flow else None
+        self._resume = StoredResume()
         if bluesky_stream is not None:
-            post_source = JetstreamSource(bluesky_stream)
+            key = jetstream_key(bluesky_stream.settings.url)
+            if self.positions is not None:
+                self._resume = stored_resume(settings.store, [key])
+            post_source = JetstreamSource(
+                bluesky_stream,
+                positions=self.positions,
+                resume_after=self._resume.cursors.get(key),
+            )
+        elif post_source is None and self.positions is not None:
+            self._resume = stored_resume(settings.store, replay_keys(settings))
+        self._resumable = self.positions is not None and (
+            bluesky_stream is not None or (post_source is None and settings.source == "replay")
+        )
         self._rules = asyncio.Lock()  # rule changes reach X in the order clients made them
         self._pending: set[asyncio.Task[None]] = set()
         self.origins = OriginPolicy.from_setting(settings.origins, dev=settings.dev)
@@ -124,7 +167,11 @@ class SentiServer:
             max_queries_per_connection=settings.max_queries_per_connection,
             max_track_changes_per_minute=settings.track_changes_per_minute,
         )
-        self._post_source = post_source or default_source(settings)
+        self._post_source = post_source or default_source(
+            settings, positions=self.positions, resume=self._resume.cursors
+        )
+        self._recovery: Recovery | None = None
+        self._grace: asyncio.Task[None] | None = None
         self._token = settings.client_token.get_secret_value() if settings.client_token else None
         self._flow: FlowThread | None = None
         self._server: Server | None = None
@@ -134,6 +181,8 @@ class SentiServer:
 
     async def start(self) -> None:
         """Start the dataflow thread (or the backend) and listen."""
+        if self._resume.queries:
+            self._grace = asyncio.get_running_loop().create_task(self._end_grace())
         if self.backend is not None:
             await self.backend.start(self.hub.publish)
             await self._listen()
@@ -147,7 +196,7 @@ class SentiServer:
             with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
                 loop.call_soon_threadsafe(self.hub.publish, items)
 
-        recovery = server_recovery(self.settings)
+        recovery = self._recovery = server_recovery(self.settings)
         flow = build_server_flow(
             self.settings,
             self._post_source,
@@ -155,8 +204,12 @@ class SentiServer:
             [CallbackSink(deliver)],
             stop=self.stop,
             recovery=recovery,
+            positions=self.positions,
+            queries=self._resume.queries,
         )
-        self._flow = FlowThread(flow, workers=self.settings.workers, recovery=recovery)
+        self._flow = FlowThread(
+            flow, workers=self.settings.workers, recovery=recovery, stop=self.stop
+        )
         self._flow.start()
         await self._listen()
 
@@ -198,14 +251,47 @@ class SentiServer:
         return f"{self.settings.scheme}://{self.settings.host}:{self.port}{TRACK_PATH}"
 
     @property
+    def source_name(self) -> str:
+        """The post source's name, as errors call it (``bluesky``, ``x``, ``replay``...)."""
+        if self.x_stream is not None:
+            return "x"
+        if self.bluesky_stream is not None:
+            return "bluesky"
+        return self.settings.source
+
+    @property
+    def failure(self) -> str | None:
+        """Why the dataflow ended, in one line, if it failed (known once it has ended)."""
+        if self._flow is not None and self._flow.error is not None:
+            error = self._flow.error
+            if isinstance(error, SourceFailed):
+                return f"{self.source_name} source: {error}"
+            return f"dataflow failed: {_one_line(error)}"
+        backend_error = getattr(self.backend, "error", None)
+        return str(backend_error) if backend_error else None
+
+    @property
     def flow_running(self) -> bool:
         """Whether the dataflow thread is alive (or the backend delivers)."""
         if self.backend is not None:
             return self.backend.running
         return self._flow is not None and self._flow.is_alive()
 
+    async def _end_grace(self) -> None:
+        """Untrack the queries taken over from the previous run that no client tracks again."""
+        await asyncio.sleep(self.settings.resume_grace)
+        target = self.subscriptions if self.backend is None else self.backend
+        for query in self._resume.queries:
+            if not self.hub.is_tracked(query.key):
+                target.push(Subscription(query, active=False))
+        logger.info("resume grace over", extra={"queries": len(self._resume.queries)})
+
     async def close(self) -> None:
         """Close clients with 1001, end the dataflow's inputs and wait for it to flush."""
+        if self._grace is not None:
+            self._grace.cancel()
+        if self._resumable:  # the next run resumes these queries from the store
+            self.hub.keep_queries()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -216,8 +302,13 @@ class SentiServer:
             await self.backend.close()
         if self._flow is not None:
             await asyncio.to_thread(self._flow.join)
-            if self._flow.error is not None:
-                logger.error("dataflow failed", exc_info=self._flow.error)
+            error = self._flow.error
+            if error is not None:
+                logger.error("dataflow failed", extra={"error": self.failure})
+                logger.debug("dataflow failure", exc_info=error)
+            ended = error is None or isinstance(error, SourceFailed)  # its sinks have closed
+            if self.settings.store and self.positions and self._recovery is None and ended:
+                await asyncio.to_thread(write_positions, self.settings.store, self.positions)
         if self.x_stream is not None:
             await asyncio.to_thread(self.x_stream.stop)
         logger.info("stopped", extra={"posts": self.metrics.posts})
@@ -440,14 +531,43 @@ def apply_switch_interval(settings: ServerSettings) -> None:
     sys.setswitchinterval(settings.switch_interval)
 
 
+def _one_line(error: BaseException) -> str:
+    """``Type: message`` of the innermost cause of ``error``, on one line."""
+    seen: set[int] = set()
+    while error.__cause__ is not None and id(error) not in seen:
+        seen.add(id(error))
+        error = error.__cause__
+    return " ".join(f"{type(error).__name__}: {error}".split())
+
+
+async def start_server(server: SentiServer) -> None:
+    """:meth:`SentiServer.start`; a source refusing at once (X rules) is :class:`DataflowFailed`."""
+    try:
+        await server.start()
+    except SourceError as exc:
+        await server.close()
+        raise DataflowFailed(f"{server.source_name} source: {' '.join(str(exc).split())}") from None
+
+
+def raise_failure(server: SentiServer) -> None:
+    """Raise :class:`DataflowFailed` if the closed ``server``'s dataflow failed."""
+    failure = server.failure
+    if failure is not None:
+        raise DataflowFailed(failure)
+
+
 async def run_server(settings: ServerSettings) -> None:
-    """``senti serve``: start, print the URLs, run until a signal, shut down cleanly."""
+    """``senti serve``: start, print the URLs, run until a signal, shut down cleanly.
+
+    Raises :class:`DataflowFailed` when the dataflow ends because of an error.
+    """
     apply_switch_interval(settings)
     server = SentiServer(settings)
-    await server.start()
+    await start_server(server)
     page = f"{'https' if settings.certfile else 'http'}://{settings.host}:{server.port}/"
     print(f"senti: websocket {server.url}  demo {page}  metrics {page}metrics", flush=True)
     try:
         await server.wait_stopped()
     finally:
         await server.close()
+    raise_failure(server)

@@ -11,10 +11,16 @@ The child talks to the server over one duplex pipe:
 * child -> server: batches of :class:`Encoded` items, the per-post and window
   messages already encoded for both dialects, so the event loop only writes
   them to sockets, and the rejected lines without their raw text, for
-  ``/metrics``; then ``("done", error or None)`` when the flow has ended.
+  ``/metrics``; then ``("done", error or None)`` when the flow has ended,
+  the error one line for the user (``replay source: ...``).
 
 A full pipe blocks the child's sink: a server that cannot keep up slows the
 dataflow instead of buffering without bound.
+
+With a store, the resumable sources (Bluesky, replay) start where the store's
+cursors say (:mod:`flows.cursors`), with the queries that were tracked when
+the previous run stopped (:func:`stored_resume`), and their final positions
+are written once the flow has ended (:func:`write_positions`).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import multiprocessing
 import signal
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from multiprocessing.connection import Connection
 from typing import Any
@@ -35,21 +41,31 @@ from bytewax.inputs import FixedPartitionedSource
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from typing_extensions import override
 
+from flows.cursors import Positions, SourceCursor, replay_key
 from flows.dataflow import FlowSettings, build_flow
-from flows.matching import Subscription
+from flows.matching import InvalidQuery, Query, Subscription, parse_query
 from flows.model import ALL_POSTS, Line, PostMatches, Rejected, WindowSummary
 from flows.recovery import Recovery, prepare_recovery_dir, stoppable
 from flows.runner import FlowThread
 from flows.sentiment import load_thresholds
 from flows.sinks.store import StoreSink
-from flows.sources.control import SubscriptionSource
+from flows.sources.control import FlowStop, SourceFailed, SubscriptionSource
 from flows.sources.replay import ReplaySource
 from flows.sources.synthetic import SyntheticSource
+from flows.store import StoreError, check_store, open_store, parse_store_url
 from server.backend import Deliver
 from server.protocol import Dialect, encode_post, encode_window
 from server.settings import ServerSettings
 
-__all__ = ["EncodedPost", "EncodedWindow", "ProcessBackend", "build_server_flow"]
+__all__ = [
+    "EncodedPost",
+    "EncodedWindow",
+    "ProcessBackend",
+    "StoredResume",
+    "build_server_flow",
+    "stored_resume",
+    "write_positions",
+]
 
 logger = logging.getLogger("senti.dataflow")
 
@@ -88,11 +104,81 @@ def encode_items(items: Sequence[Any]) -> list[EncodedPost | EncodedWindow | Rej
     return encoded
 
 
-def default_source(settings: ServerSettings) -> FixedPartitionedSource[Line, Any]:
+@dataclass(frozen=True, slots=True)
+class StoredResume:
+    """Where a restarted server's sources resume, from its store."""
+
+    cursors: dict[str, int] = field(default_factory=dict)
+    """Stored positions by cursor key (:mod:`flows.cursors`)."""
+    queries: tuple[Query, ...] = ()
+    """The queries tracked when the previous run stopped (only when it left a cursor)."""
+
+
+def stored_resume(store: str | None, keys: Sequence[str]) -> StoredResume:
+    """The store's cursors for ``keys``, and its active queries if there is one.
+
+    Nothing for no store or a SQLite file not created yet; :class:`StoreError`
+    if the store cannot be read.
+    """
+    if store is None or not keys:
+        return StoredResume()
+    location = parse_store_url(store)
+    if location.path is not None and not location.path.exists():
+        return StoredResume()
+    try:
+        opened = open_store(store, readonly=True)
+    except StoreError:
+        check_store(store)  # raises unless it is an empty database a writer will fill
+        return StoredResume()
+    with opened:
+        cursors = {key: found for key in keys if (found := opened.cursor(key)) is not None}
+        if not cursors:
+            return StoredResume()
+        queries: list[Query] = []
+        for tracked in opened.queries():
+            if tracked.active:
+                try:
+                    queries.append(parse_query(tracked.key))
+                except InvalidQuery:  # written by another version: leave it
+                    logger.info("stored query skipped", extra={"query": tracked.key})
+    return StoredResume(cursors, tuple(queries))
+
+
+def write_positions(store: str, positions: Positions) -> None:
+    """Write the sources' final positions, once the flow has ended and its sinks closed."""
+    final: list[SourceCursor] = positions.final()
+    if not final:
+        return
+    try:
+        with open_store(store) as opened:
+            opened.write(final)
+    except StoreError as exc:  # the next run reads again from the last settled position
+        logger.warning("source positions not stored", extra={"error": str(exc)})
+
+
+def replay_keys(settings: ServerSettings) -> list[str]:
+    """The cursor keys of the replay files of ``settings``."""
+    return (
+        [replay_key(str(path)) for path in settings.replay] if settings.source == "replay" else []
+    )
+
+
+def default_source(
+    settings: ServerSettings,
+    *,
+    positions: Positions | None = None,
+    resume: dict[str, int] | None = None,
+) -> FixedPartitionedSource[Line, Any]:
     """The post source ``settings`` name, for the self-contained sources."""
     if settings.source == "replay":
         wait = timedelta(seconds=settings.wait)
-        return ReplaySource(settings.replay, speed=settings.speed, max_span=wait / 2)
+        return ReplaySource(
+            settings.replay,
+            speed=settings.speed,
+            max_span=wait / 2,
+            positions=positions,
+            resume=resume,
+        )
     return SyntheticSource(rate=settings.rate, seed=settings.seed)
 
 
@@ -113,11 +199,18 @@ def build_server_flow(
     *,
     stop: threading.Event,
     recovery: Recovery | None,
+    positions: Positions | None = None,
+    queries: Sequence[Query] = (),
 ) -> Any:
-    """The dataflow of ``senti serve``, with the store sink when a store is set."""
+    """The dataflow of ``senti serve``, with the store sink when a store is set.
+
+    ``positions`` go to the store with its batches; ``queries`` are tracked
+    from the first post (those a resumed run takes over from the last one).
+    """
     if settings.store is not None:
         # With recovery a snapshot may follow a batch at once: write it before returning.
-        sinks = [*sinks, StoreSink(settings.store, background=recovery is None)]
+        store = StoreSink(settings.store, background=recovery is None, positions=positions)
+        sinks = [*sinks, store]
     return build_flow(
         stoppable(post_source, stop, recovery=recovery),
         subscriptions,
@@ -129,6 +222,7 @@ def build_server_flow(
             wait=timedelta(seconds=settings.wait),
             live=True,
             lanes=settings.workers,
+            queries=tuple(queries),
         ),
     )
 
@@ -167,7 +261,7 @@ def _child(settings: ServerSettings, conn: Connection) -> None:
     # flushed; a signal here would abort the flow mid-batch instead.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    stop = threading.Event()
+    stop = FlowStop()
     subscriptions = SubscriptionSource(stop)
     send_lock = threading.Lock()
 
@@ -186,15 +280,32 @@ def _child(settings: ServerSettings, conn: Connection) -> None:
     try:
         recovery = server_recovery(settings)
         sinks = [_PipeSink(conn, send_lock)]
+        positions = Positions() if settings.store is not None else None
+        resume = stored_resume(settings.store, replay_keys(settings))
+        source = default_source(settings, positions=positions, resume=resume.cursors)
         flow = build_server_flow(
-            settings, default_source(settings), subscriptions, sinks, stop=stop, recovery=recovery
+            settings,
+            source,
+            subscriptions,
+            sinks,
+            stop=stop,
+            recovery=recovery,
+            positions=positions,
+            queries=resume.queries,
         )
-        runner = FlowThread(flow, workers=settings.workers, recovery=recovery)
+        runner = FlowThread(flow, workers=settings.workers, recovery=recovery, stop=stop)
         runner.run()  # on this thread: the child has nothing else to do
-        if runner.error is not None:
-            error = f"{type(runner.error).__name__}: {runner.error}"
+        ended = runner.error is None or isinstance(runner.error, SourceFailed)
+        if settings.store is not None and positions is not None and recovery is None and ended:
+            write_positions(settings.store, positions)
+        if isinstance(runner.error, SourceFailed):
+            error = f"{settings.source} source: {runner.error}"
+        elif runner.error is not None:
+            error = f"dataflow failed: {type(runner.error).__name__}: {runner.error}"
     except Exception as exc:  # building the flow failed; reported to the server
-        error = f"{type(exc).__name__}: {exc}"
+        error = f"dataflow failed: {type(exc).__name__}: {exc}"
+    if error is not None:
+        error = " ".join(error.split())  # the server prints it as one line
     with send_lock, contextlib.suppress(OSError):
         conn.send(("done", error))
 

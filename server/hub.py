@@ -59,6 +59,7 @@ class Hub:
         self._by_query: dict[str, dict[ServerConnection, None]] = {}
         self._queries: dict[str, Query] = {}
         self._per_ip: Counter[str] = Counter()
+        self._keep = False
 
     # Connections
 
@@ -112,6 +113,14 @@ class Hub:
             self._subscriptions.push(Subscription(query, active=True))
         members[conn] = None
 
+    def keep_queries(self) -> None:
+        """From now on, a query whose last connection leaves stays tracked by the dataflow.
+
+        For a stopping server whose next run resumes from the store: its
+        clients leaving because it stops is not them untracking.
+        """
+        self._keep = True
+
     def _leave(self, conn: ServerConnection, key: str) -> None:
         members = self._by_query.get(key)
         if members is None or conn not in members:
@@ -120,6 +129,8 @@ class Hub:
         if not members:
             del self._by_query[key]
             query = self._queries.pop(key)
+            if self._keep:
+                return
             self._subscriptions.push(Subscription(query, active=False))
             if self._on_drop is not None:
                 self._on_drop(query)

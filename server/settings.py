@@ -78,6 +78,9 @@ class ServerSettings(BaseSettings):
     """Snapshot the dataflow's state here and resume from it (docs/operations.md)."""
     snapshot_interval: float = Field(default=5.0, gt=0)
     """Seconds between snapshots."""
+    resume_grace: float = Field(default=60.0, ge=0)
+    """Seconds a restart keeps the queries the last run tracked, for clients to come back
+    (Bluesky and replay sources with a store: docs/operations.md)."""
 
     @field_validator("scored_langs")
     @classmethod

@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 
-from server.app import SentiServer, apply_switch_interval
+from server.app import SentiServer, apply_switch_interval, raise_failure, start_server
 from server.settings import ServerSettings
 
 __all__ = ["dashboard_command", "run_up"]
@@ -45,12 +45,15 @@ def dashboard_command(*, host: str, port: int) -> list[str]:
 
 
 async def run_up(settings: ServerSettings, *, dashboard_port: int = 8501) -> None:
-    """Serve and show the dashboard until a signal; stop both cleanly."""
+    """Serve and show the dashboard until a signal; stop both cleanly.
+
+    Raises :class:`~server.app.DataflowFailed` when the dataflow ends because of an error.
+    """
     if settings.store is None:
         raise ValueError("senti up needs a store (--store or SENTI_STORE) for the dashboard")
     apply_switch_interval(settings)
     server = SentiServer(settings)
-    await server.start()
+    await start_server(server)
     web = "https" if settings.certfile else "http"
     base = f"{web}://{settings.host}:{server.port}"
     env = os.environ | {"SENTI_STORE": settings.store, "SENTI_METRICS_URL": f"{base}/metrics"}
@@ -72,3 +75,4 @@ async def run_up(settings: ServerSettings, *, dashboard_port: int = 8501) -> Non
         if dashboard.poll() is None:
             dashboard.kill()
         logger.info("dashboard stopped", extra={"code": dashboard.returncode})
+    raise_failure(server)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -490,3 +492,39 @@ def test_run_prints_window_lines_and_finishes(tmp_path: Path) -> None:
     result = ok(senti(*args, *tracked_args(["python", "coffee"]), cwd=tmp_path))
     assert "all posts" in result.stdout
     assert summary_of(result.stderr)["posts"] == 50
+
+
+def test_an_interrupted_replay_resumes_from_the_store_without_a_recovery_dir(
+    stream: Path, tmp_path: Path
+) -> None:
+    """SIGTERM a paced replay, rerun it on the same store: the second run reads only the rest,
+    and the store ends as after one uninterrupted replay (whose cursor is then forgotten)."""
+    store = tmp_path / "resumed.db"
+    args = [*replay_args(stream, store=f"sqlite:///{store}"), "--speed", "5"]
+    env = os.environ | {"PYTHONUTF8": "1"}
+    first = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", *map(str, args)],
+        cwd=tmp_path, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not store.exists() or store_counts(f"sqlite:///{store}").posts == 0:
+            assert time.monotonic() < deadline, "the first run stores nothing"
+            time.sleep(0.05)
+        first.send_signal(signal.SIGTERM)
+        _, stderr = first.communicate(timeout=60)
+    finally:
+        first.kill()
+    assert first.returncode == 130
+    read_first = summary_of(stderr)["posts"]
+    with open_store(f"sqlite:///{store}", readonly=True) as opened:
+        assert opened.cursor(f"replay:{stream}") is not None
+    second = ok(senti(*replay_args(stream, store=f"sqlite:///{store}"), cwd=tmp_path))
+    assert summary_of(second.stderr)["posts"] == POSTS - read_first
+    full = f"sqlite:///{tmp_path / 'full.db'}"
+    ok(senti(*replay_args(stream, store=full), cwd=tmp_path))
+    with open_store(f"sqlite:///{store}", readonly=True) as a, open_store(full, readonly=True) as b:
+        ids = "SELECT id FROM posts ORDER BY id"
+        assert a.select(ids) == b.select(ids)
+        assert a.counts().matches == b.counts().matches
+        assert a.cursor(f"replay:{stream}") is None

@@ -30,6 +30,7 @@ from factories import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flows.cursors import SourceCursor
 from flows.model import Polarity, PostMatches
 from flows.store import (
     SCHEMA_VERSION,
@@ -671,3 +672,34 @@ def test_older_schema_than_2_refused(db: Path) -> None:
     conn.close()
     with pytest.raises(StoreError, match=r"schema version 1 is older than 2.*replay into a new"):
         open_store(str(db))
+
+
+def test_a_source_cursor_is_kept_replaced_and_forgotten(store: Store, db: Path) -> None:
+    """A cursor written with a batch reads back, a newer one replaces it, None deletes it."""
+    store.write([SourceCursor("bluesky:ws://j/subscribe", 1_700_000_000_000_001)])
+    store.write([SourceCursor("bluesky:ws://j/subscribe", 1_700_000_000_000_002)])
+    with open_store(str(db), readonly=True) as reader:
+        assert reader.cursor("bluesky:ws://j/subscribe") == 1_700_000_000_000_002
+        assert reader.cursor("replay:a.jsonl") is None
+    store.write([SourceCursor("bluesky:ws://j/subscribe", None)])
+    assert store.cursor("bluesky:ws://j/subscribe") is None
+
+
+def test_the_last_cursor_of_a_batch_wins(store: Store) -> None:
+    """Of two positions of one source in a batch, the later one is stored."""
+    store.write([SourceCursor("replay:a", 10), SourceCursor("replay:a", 20)])
+    assert store.cursor("replay:a") == 20
+
+
+def test_a_store_without_the_cursor_table_reads_no_cursor_and_a_writer_adds_it(
+    store: Store, db: Path
+) -> None:
+    """A schema 3 store from before source_cursors: readers see none, the next writer creates it."""
+    store.close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TABLE source_cursors")
+    with open_store(str(db), readonly=True) as reader:
+        assert reader.cursor("replay:a") is None
+    with open_store(str(db)) as writer:
+        writer.write([SourceCursor("replay:a", 3)])
+        assert writer.cursor("replay:a") == 3

@@ -14,7 +14,11 @@ transactions of up to 100,000 rows or half a second
 the next ``write_batch`` or from ``close``, which waits for every batch to be
 written. With recovery on, pass ``background=False``: bytewax may commit a
 snapshot as soon as ``write_batch`` returns, so the rows must be in the store
-by then, and that partition writes on the worker's thread::
+by then, and that partition writes on the worker's thread.
+
+Given the flow's :class:`~flows.cursors.Positions`, each batch also carries
+the sources' settled positions, written in the batch's transaction (see
+:mod:`flows.cursors`)::
 
     check_store_url(url)  # raises StoreError
     build_flow(source, [StoreSink(url)])
@@ -34,6 +38,7 @@ from typing import Final
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from typing_extensions import override
 
+from flows.cursors import Positions
 from flows.store import (
     Rows,
     Store,
@@ -61,15 +66,24 @@ def check_store_url(url: str) -> StoreURL:
     return check_store(url)
 
 
+def _with_positions(items: list[StoreItem], positions: Positions | None) -> list[StoreItem]:
+    """``items``, then the settled source positions (committed with them, never before)."""
+    if positions is None:
+        return items
+    cursors = positions.take_settled()
+    return [*items, *cursors] if cursors else items
+
+
 class StoreSinkPartition(StatelessSinkPartition[StoreItem]):
     """One worker's writer on the worker's thread: one connection, one transaction per batch."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, positions: Positions | None = None) -> None:
         self._store = store
+        self._positions = positions
 
     def write_batch(self, items: list[StoreItem]) -> None:
         """Write the batch in one transaction; see :meth:`flows.store.Store.write`."""
-        self._store.write(items)
+        self._store.write(_with_positions(items, self._positions))
 
     def close(self) -> None:
         """Close the connection (bytewax calls this only when the flow completes)."""
@@ -82,11 +96,14 @@ class BackgroundStorePartition(StatelessSinkPartition[StoreItem]):
     Raises :class:`StoreError` when built if the writer cannot open the store.
     """
 
-    def __init__(self, url: str, *, in_flight: int = IN_FLIGHT) -> None:
+    def __init__(
+        self, url: str, *, in_flight: int = IN_FLIGHT, positions: Positions | None = None
+    ) -> None:
         if in_flight < 1:
             raise ValueError(f"in_flight must be at least 1, not {in_flight}")
         self._label = f"store writer for {parse_store_url(url)}"
         self._in_flight = in_flight
+        self._positions = positions
         self._pending = 0
         mine, theirs = socket.socketpair()
         with mine, theirs:
@@ -109,7 +126,7 @@ class BackgroundStorePartition(StatelessSinkPartition[StoreItem]):
 
     def write_batch(self, items: list[StoreItem]) -> None:
         """Collect the batch's rows here and send them to the writer."""
-        rows = Rows.collect(items, datetime.now(UTC))
+        rows = Rows.collect(_with_positions(items, self._positions), datetime.now(UTC))
         while self._conn.poll():  # acknowledgements (or an error) already back
             self._receive()
         if not len(rows):
@@ -169,11 +186,15 @@ class StoreSink(DynamicSink[StoreItem]):
     only parses ``url`` (raising :class:`~flows.store.StoreError` for a
     malformed or unsupported one); use :meth:`check` for a full check.
     ``background=False`` writes on the worker's thread (needed with recovery).
+    ``positions`` adds the sources' settled positions to the batches.
     """
 
-    def __init__(self, url: str, *, background: bool = True) -> None:
+    def __init__(
+        self, url: str, *, background: bool = True, positions: Positions | None = None
+    ) -> None:
         self._url = url
         self._background = background
+        self._positions = positions
         parse_store_url(url)
 
     @property
@@ -197,8 +218,8 @@ class StoreSink(DynamicSink[StoreItem]):
     ) -> StatelessSinkPartition[StoreItem]:
         """Open this worker's writer (creating the store if absent)."""
         if self._background:
-            return BackgroundStorePartition(self._url)
-        return StoreSinkPartition(open_store(self._url))
+            return BackgroundStorePartition(self._url, positions=self._positions)
+        return StoreSinkPartition(open_store(self._url), positions=self._positions)
 
     def __repr__(self) -> str:
         return f"StoreSink({self._url!r}, background={self._background})"

@@ -48,6 +48,7 @@ Jetstream's contract, and how it is kept:
 from __future__ import annotations
 
 import hashlib
+import http
 import logging
 import threading
 import time
@@ -67,9 +68,10 @@ from websockets.exceptions import InvalidStatus, InvalidURI, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
 from flows.bluesky import POST_COLLECTION, Skipped, map_message
+from flows.cursors import Positions, jetstream_key
 from flows.model import Line, RejectCode
 from flows.runner import stop_on_signals
-from flows.sources.control import POLL_INTERVAL, PollingPartition
+from flows.sources.control import POLL_INTERVAL, PollingPartition, SourceError
 from flows.xbackoff import Backoff, BackoffPolicy, Failure
 
 __all__ = [
@@ -106,7 +108,7 @@ _CONTROLLED: Final = frozenset(
 # Errors
 
 
-class JetstreamError(Exception):
+class JetstreamError(SourceError):
     """Root of the errors of the Bluesky source; messages are meant for the user."""
 
 
@@ -382,7 +384,6 @@ class JetstreamStream:
                 self._sleep(wait)
         except Exception as exc:  # a bug: end the source with it rather than hang
             self._fail(exc)
-            logger.exception("Jetstream reader failed")
         finally:
             self._set_connected(value=False)
             with self._lock:
@@ -449,7 +450,7 @@ class JetstreamStream:
 
     def _refused(self, status: int) -> Failure | None:
         if status in _FATAL_STATUSES:
-            self._fail(JetstreamRefused(f"Jetstream refused the connection: HTTP {status}"))
+            self._fail(JetstreamRefused(f"Jetstream refused the connection ({_http(status)})"))
             return None
         logger.warning("Jetstream refused the connection with HTTP %d", status)
         return Failure.RATE_LIMIT if status == 429 else Failure.HTTP
@@ -523,7 +524,16 @@ class JetstreamStream:
             if self.error is None:
                 self.error = error
             self._lock.notify_all()
-        logger.error("Jetstream source failed: %s", error)
+        # Whoever runs the source reports the error (one line); the details go here.
+        logger.debug("Jetstream source failed: %s", error, exc_info=error)
+
+
+def _http(status: int) -> str:
+    """``HTTP 404 Not Found``: a status and, when it is a known one, its phrase."""
+    try:
+        return f"HTTP {status} {http.HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"HTTP {status}"
 
 
 # The bytewax source
@@ -531,12 +541,19 @@ class JetstreamStream:
 
 class _JetstreamPartition(PollingPartition[Line, int | None]):
     def __init__(
-        self, stream: JetstreamStream, batch: int, poll: timedelta, resume: int | None
+        self,
+        stream: JetstreamStream,
+        batch: int,
+        poll: timedelta,
+        resume: int | None,
+        positions: Positions | None,
     ) -> None:
         self._stream = stream
         self._batch = batch
         self.poll = poll
         self._last = resume
+        self._positions = positions
+        self._key = jetstream_key(stream.settings.url)
 
     @override
     def fetch(self) -> list[Line]:
@@ -549,10 +566,14 @@ class _JetstreamPartition(PollingPartition[Line, int | None]):
         for item in items:
             if item.time_us is not None:
                 self._last = item.time_us if self._last is None else max(self._last, item.time_us)
+        if items and self._positions is not None and self._last is not None:
+            self._positions.advance(self._key, self._last)
         return [item.line for item in items]
 
     @override
     def snapshot(self) -> int | None:
+        if self._positions is not None:
+            self._positions.mark(self._key)
         return self._last
 
     @override
@@ -567,16 +588,34 @@ class JetstreamSource(FixedPartitionedSource[Line, int | None]):
     is one (the ``time_us`` of the last post emitted); closing it stops the
     stream. The partition ends when the stream is stopped and its queue is
     empty, and raises :class:`JetstreamRefused` if Jetstream refused it for good.
+
+    Without a resume state (no recovery snapshot) it resumes after
+    ``resume_after``, the ``time_us`` the store kept (:mod:`flows.cursors`),
+    if given. It reports its position to ``positions`` under
+    :attr:`cursor_key`.
     """
 
     def __init__(
-        self, stream: JetstreamStream, *, batch_size: int = 1000, poll: timedelta = POLL_INTERVAL
+        self,
+        stream: JetstreamStream,
+        *,
+        batch_size: int = 1000,
+        poll: timedelta = POLL_INTERVAL,
+        positions: Positions | None = None,
+        resume_after: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.stream = stream
         self.batch_size = batch_size
         self.poll = poll
+        self.positions = positions
+        self.resume_after = resume_after
+
+    @property
+    def cursor_key(self) -> str:
+        """Where the store keeps this source's cursor: ``bluesky:<Jetstream URL>``."""
+        return jetstream_key(self.stream.settings.url)
 
     @override
     def list_parts(self) -> list[str]:
@@ -586,8 +625,9 @@ class JetstreamSource(FixedPartitionedSource[Line, int | None]):
     def build_part(
         self, step_id: str, for_part: str, resume_state: int | None
     ) -> _JetstreamPartition:
-        self.stream.start(resume_after=resume_state)
-        return _JetstreamPartition(self.stream, self.batch_size, self.poll, resume_state)
+        resume = resume_state if resume_state is not None else self.resume_after
+        self.stream.start(resume_after=resume)
+        return _JetstreamPartition(self.stream, self.batch_size, self.poll, resume, self.positions)
 
 
 # senti capture --source bluesky
@@ -649,12 +689,18 @@ def settings_from_env(**overrides: Any) -> JetstreamSettings:
 def run_capture(out: Path, *, count: int | None = None, seconds: float | None = None) -> int:
     """:func:`capture` with settings from ``SENTI_JETSTREAM_*``; Ctrl-C/SIGTERM end it cleanly.
 
-    Raises :class:`JetstreamError` for every problem the user can fix.
+    Raises :class:`JetstreamError` for every problem the user can fix, in one line
+    (``bluesky source: ...`` when Jetstream or its settings are the problem).
     """
-    stream = JetstreamStream(settings_from_env())
+    try:
+        stream = JetstreamStream(settings_from_env())
+    except JetstreamError as exc:
+        raise JetstreamError(f"bluesky source: {exc}") from None
     stop = threading.Event()
     try:
         with stop_on_signals(stop):
             return capture(stream, out, count=count, seconds=seconds, stop=stop)
     except OSError as exc:
         raise JetstreamError(f"cannot write {out}: {exc.strerror or exc}") from None
+    except JetstreamError as exc:
+        raise JetstreamError(f"bluesky source: {exc}") from None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import BinaryIO, Final
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
+from flows.cursors import Positions, replay_key
 from flows.model import EARLIEST_POST_TIME, LATEST_POST_TIME, Line, RejectCode, parse_time
 
 __all__ = ["MAX_BATCH_SPAN", "MAX_LAG", "MAX_LINE_BYTES", "ReplaySource"]
@@ -100,8 +101,11 @@ class _ReplayPartition(StatefulSourcePartition[Line, int]):
         batch: int,
         max_span: timedelta,
         clock: Clock,
+        positions: Positions | None = None,
     ) -> None:
         self._key = key
+        self._positions = positions
+        self._cursor_key = replay_key(key)
         self._file = file
         self._offset = offset
         """Byte offset of the next line to emit (the held one, if any)."""
@@ -116,7 +120,16 @@ class _ReplayPartition(StatefulSourcePartition[Line, int]):
 
     def _read(self) -> tuple[bytes, int, bool] | None:
         """The next raw line without its line end, its size in the file, and whether it
-        was cut (longer than :data:`MAX_LINE_BYTES`); ``None`` at EOF."""
+        was cut (longer than :data:`MAX_LINE_BYTES`); ``None`` at EOF.
+
+        Raises :class:`OSError` naming the file when it cannot be read.
+        """
+        try:
+            return self._read_line()
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror or str(exc), self._key) from exc
+
+    def _read_line(self) -> tuple[bytes, int, bool] | None:
         raw = self._file.readline(MAX_LINE_BYTES)
         if not raw:
             return None
@@ -161,6 +174,8 @@ class _ReplayPartition(StatefulSourcePartition[Line, int]):
                 if read is None:
                     if batch:
                         break
+                    if self._positions is not None:
+                        self._positions.finish(self._cursor_key)
                     raise StopIteration
                 raw, size, cut = read
                 if not raw.strip() and not cut:  # X keep-alive
@@ -184,12 +199,16 @@ class _ReplayPartition(StatefulSourcePartition[Line, int]):
             self._held = None
             batch.append(held.line)
             self._emitted(held)
+        if batch and self._positions is not None:
+            self._positions.advance(self._cursor_key, self._offset)
         return batch
 
     def next_awake(self) -> datetime | None:
         return None if self._held is None else self._held.due
 
     def snapshot(self) -> int:
+        if self._positions is not None:
+            self._positions.mark(self._cursor_key)
         return self._offset
 
     def close(self) -> None:
@@ -229,10 +248,15 @@ class ReplaySource(FixedPartitionedSource[Line, int]):
         batch_size: int = 2000,
         max_span: timedelta = MAX_BATCH_SPAN,
         clock: Clock | None = None,
+        positions: Positions | None = None,
+        resume: Mapping[str, int] | None = None,
     ) -> None:
         """Configure the source; no file is opened until the flow builds it.
 
         ``clock`` replaces the wall clock used for pacing, for tests.
+        ``positions`` receives each file's offset under ``replay:<path>``;
+        ``resume`` maps such keys to the offsets the store kept, where a file
+        without a resume state (no recovery snapshot) starts.
         """
         if not paths:
             raise ValueError("ReplaySource needs at least one file")
@@ -251,6 +275,8 @@ class ReplaySource(FixedPartitionedSource[Line, int]):
         self.batch_size = batch_size
         self.max_span = max_span
         self._clock = clock or _utc_now
+        self.positions = positions
+        self.resume = dict(resume or {})
 
     def list_parts(self) -> list[str]:
         """One partition per file, keyed by its path; every file must exist."""
@@ -262,13 +288,17 @@ class ReplaySource(FixedPartitionedSource[Line, int]):
     def build_part(
         self, step_id: str, for_part: str, resume_state: int | None
     ) -> StatefulSourcePartition[Line, int]:
-        """Open ``for_part`` and seek to ``resume_state`` (a byte offset, default 0)."""
-        offset = 0 if resume_state is None else resume_state
+        """Open ``for_part`` and seek to ``resume_state`` (a byte offset), else to the
+        offset kept in the store if it still falls after a line of the file, else to 0."""
         try:
             file = Path(for_part).open("rb")  # noqa: SIM115 - closed by the partition
         except FileNotFoundError:
             raise _not_found(for_part) from None
         try:
+            if resume_state is not None:
+                offset = resume_state
+            else:
+                offset = _line_start(file, self.resume.get(replay_key(for_part), 0))
             file.seek(offset)
         except BaseException:
             file.close()
@@ -281,4 +311,16 @@ class ReplaySource(FixedPartitionedSource[Line, int]):
             batch=self.batch_size,
             max_span=self.max_span,
             clock=self._clock,
+            positions=self.positions,
         )
+
+
+def _line_start(file: BinaryIO, offset: int) -> int:
+    """``offset`` if a line of ``file`` starts there (0, or just after a line end), else 0.
+
+    A kept offset that no longer fits the file (it was rewritten or cut) starts over.
+    """
+    if offset <= 0:
+        return 0
+    file.seek(offset - 1)
+    return offset if file.read(1) == b"\n" else 0

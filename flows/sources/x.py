@@ -63,7 +63,7 @@ from typing_extensions import override
 
 from flows.matching import Query
 from flows.model import Line
-from flows.sources.control import POLL_INTERVAL, PollingPartition
+from flows.sources.control import POLL_INTERVAL, PollingPartition, SourceError
 from flows.sources.replay import MAX_LINE_BYTES
 from flows.xbackoff import Backoff, BackoffPolicy, Failure
 from flows.xrules import TIERS, Rule, RuleLimits, check_room, reconcile, rule_for
@@ -106,7 +106,7 @@ _MAX_DETAIL: Final = 500
 # Errors
 
 
-class XSourceError(Exception):
+class XSourceError(SourceError):
     """Root of the errors of the X source. Messages never contain the bearer token."""
 
 
@@ -317,6 +317,21 @@ def _problem(response: requests.Response) -> str:
     return "; ".join(dict.fromkeys(parts))[:_MAX_DETAIL] or (response.reason or "")
 
 
+def _status_line(status: int, reason: str | None) -> str:
+    """``HTTP 401 Unauthorized``."""
+    return f"HTTP {status} {reason}" if reason else f"HTTP {status}"
+
+
+def _rules_failure(exc: tweepy.HTTPException) -> str:
+    """One line for a failed rules request: the status, then X's messages if they add any."""
+    response = exc.response
+    reason = getattr(response, "reason", None)
+    status = _status_line(getattr(response, "status_code", 0), reason)
+    extra = [m for m in dict.fromkeys(map(str, exc.api_messages)) if m and m != reason]
+    detail = f": {'; '.join(extra)}" if extra else ""
+    return " ".join(f"X refused the rules request ({status}){detail}".split())[:_MAX_DETAIL]
+
+
 def _messages(errors: Iterable[Any]) -> list[str]:
     """Readable messages of X error objects (``details``, ``detail``, ``message``, ``title``)."""
     found: list[str] = []
@@ -462,7 +477,8 @@ class _StreamClient(tweepy.StreamingClient):  # type: ignore[misc]  # tweepy is 
         self.on_request_error(status)
         detail = self._owner._scrub(_problem(response))
         if status in _FATAL_STATUSES:
-            self._owner._fail(XStreamFailed(f"X refused the stream: HTTP {status} {detail}"))
+            reason = _status_line(status, response.reason)
+            self._owner._fail(XStreamFailed(f"X refused the stream ({reason}): {detail}"))
             self.running = False
             return None
         logger.warning("X stream refused with HTTP %d: %s", status, detail)
@@ -773,7 +789,7 @@ class XStream:
             messages = exc.api_messages or _messages(exc.api_errors) or [str(exc)]
             raise RuleRejected(self._scrub("; ".join(messages)), exc.api_errors) from None
         except tweepy.HTTPException as exc:
-            raise XApiError(self._scrub(f"X rules request failed: {exc}".strip())) from None
+            raise XApiError(self._scrub(_rules_failure(exc))) from None
         except requests.RequestException as exc:
             raise XApiError(
                 self._scrub(f"cannot reach X at {self.settings.api_base}: {type(exc).__name__}")

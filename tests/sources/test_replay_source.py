@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mutations import check_parsed, encoded
 
+from flows.cursors import Positions, SourceCursor, replay_key
 from flows.model import Line, Post, RejectCode, Rejected, parse_line
 from flows.sources import replay
 from flows.sources.replay import ReplaySource
@@ -330,3 +331,36 @@ def _batch_sizes(source: ReplaySource, path: Path) -> list[int]:
             sizes.append(len(list(part.next_batch())))
         except StopIteration:
             return sizes
+
+
+def test_a_stored_offset_resumes_at_its_line_and_reports_positions(tmp_path: Path) -> None:
+    """Without a resume state the file starts at the store's offset (the next line to emit);
+    positions follow, and a finished file's is forgotten."""
+    lines = [_post(n) for n in range(3)]
+    path = _write(tmp_path / "a.jsonl", *lines)
+    offsets = _offsets(*lines)
+    positions = Positions()
+    key = replay_key(str(path))
+    source = ReplaySource([path], positions=positions, resume={key: offsets[1]})
+    part = source.build_part("read", str(path), None)
+    assert [line.origin for line in _drain(part)] == [f"{path}:{at}" for at in offsets[1:]]
+    assert positions.final() == [SourceCursor(key, None)]  # finished: forget it
+
+
+def test_a_stored_offset_that_no_longer_fits_the_file_starts_over(tmp_path: Path) -> None:
+    """An offset that is not just after a line end (the file changed) replays from the start."""
+    lines = [_post(n) for n in range(2)]
+    path = _write(tmp_path / "a.jsonl", *lines)
+    source = ReplaySource([path], resume={replay_key(str(path)): 5})
+    part = source.build_part("read", str(path), None)
+    assert len(_drain(part)) == 2
+
+
+def test_a_recovery_snapshot_wins_over_the_stored_offset(tmp_path: Path) -> None:
+    """Bytewax's resume state, when there is one, is where the file resumes."""
+    lines = [_post(n) for n in range(3)]
+    path = _write(tmp_path / "a.jsonl", *lines)
+    offsets = _offsets(*lines)
+    source = ReplaySource([path], resume={replay_key(str(path)): offsets[2]})
+    part = source.build_part("read", str(path), offsets[1])
+    assert len(_drain(part)) == 2
