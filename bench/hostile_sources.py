@@ -262,7 +262,7 @@ class Serve:
         self.port = free_port()
         self.store = f"sqlite:///{folder / 'senti.db'}"
         self.log = (folder / "serve.log").open("wb")
-        command = [sys.executable, "-m", "flows.cli", "serve", "--source", source]
+        command = [sys.executable, "-m", "server.cli", "serve", "--source", source]
         command += ["--host", "127.0.0.1", "--port", str(self.port), "--store", self.store]
         environment = {
             **os.environ,

@@ -29,7 +29,7 @@ from websockets.asyncio.client import connect
 from flows.sources.synthetic import write_synthetic
 from server.protocol import SUBPROTOCOL_V2
 
-SENTI = [sys.executable, "-m", "flows.cli"]
+SENTI = [sys.executable, "-m", "server.cli"]
 
 
 def _port() -> int:

@@ -42,6 +42,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.summary import CLASSES, UNSCORED
+from flows.errors import SentiError
 from flows.model import ALL_POSTS, Polarity
 from flows.store import (
     Store,
@@ -90,7 +91,7 @@ _MATCH_COLUMNS: Final = ("time", "id", "text", "compound", "class", "lang")
 _T = TypeVar("_T")
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(SentiError):
     """The store cannot be read right now; the message says why, for the page.
 
     ``missing`` is true when the store file does not exist (yet), which the

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from flows.errors import SentiError
 from flows.matching import Query
 from flows.runner import stop_on_signals
 from flows.sources.x import XSettings, XSourceError, XStream
@@ -27,7 +28,7 @@ __all__ = ["CaptureError", "capture", "run_capture"]
 _POLL = 0.1
 
 
-class CaptureError(Exception):
+class CaptureError(SentiError):
     """The capture could not start or went wrong; the message is for the user."""
 
 

@@ -1,45 +1,30 @@
-"""The ``senti`` command line.
+"""The flow commands of ``senti``: the dataflow over files or a live source, and tools.
 
-Subcommands::
-
-    senti analyze [--thresholds FILE]                 UTF-8 texts on stdin -> JSON lines on stdout
-    senti generate --count N [--seed S] --out FILE    a synthetic stream file (X API v2 lines)
-    senti replay FILE... --track QUERY ...            run the dataflow over recorded files
-    senti run [--source synthetic] --track QUERY ...  run the dataflow live, printing windows
-    senti serve [--source synthetic|replay] ...       websocket server + dataflow + store
-    senti up [serve options] [--dashboard-port 8501]  serve, plus the Streamlit dashboard
-    senti dataflow [-p N | -i I -a ADDRS] [-w W] ...  one process of a dataflow cluster (Redis)
-    senti gateway [--port P] [--redis-url URL] ...    a websocket gateway fed through Redis
-    senti scale                                      Redis + 2 dataflow processes + 2 gateways
-    senti evaluate --texts FILE --labels FILE         metrics against TweetEval-style labels
-    senti tune --texts FILE --labels FILE --out FILE  choose thresholds, write their config
-    senti capture --out FILE [--track QUERY ...]      record the live X stream for replay
-
-Exit status: 0 on success, 1 when the input or environment is unusable (missing
-file, bad store URL, invalid query) or a source cannot go on (Jetstream or X
-refusing for good, an unreadable file): a one-line ``senti: error: ...`` on
-stderr, naming the source (``senti: error: bluesky source: ...``); 2 for a
-command line argparse cannot parse, 130 when interrupted.
+:func:`add_flow_commands` and :func:`add_tool_commands` add them to the
+command line :mod:`server.cli` composes (the ``senti`` entry point, which also
+adds the server commands); :func:`run_command` runs one and turns a
+:class:`CliError` into one line on stderr. The option helpers
+(:func:`add_thresholds_option`, :func:`positive_float`...) are shared with the
+server commands so both spell their options alike.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import os
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
 from tqdm import tqdm
 
 from flows.analysis import PostAnalyzer
+from flows.assemble import assemble_flow
 from flows.cursors import Positions, replay_key
-from flows.dataflow import FlowSettings, build_flow, window_wait
+from flows.dataflow import FlowSettings, window_wait
+from flows.errors import SentiError
 from flows.evaluation import compound_scores, describe_files, evaluate, read_labelled
 from flows.languages import DEFAULT_SCORED_LANGUAGES, parse_scored_languages
 from flows.matching import InvalidQuery, Query, Subscription, parse_query
@@ -49,13 +34,12 @@ from flows.recovery import (
     Recovery,
     RecoveryError,
     prepare_recovery_dir,
-    stoppable,
 )
+from flows.resume import stored_resume, write_positions
 from flows.runner import run_until_stopped
 from flows.sentiment import Thresholds, ThresholdsError, load_thresholds
 from flows.sinks.console import ConsoleSink
 from flows.sinks.jsonl import JsonLinesSink
-from flows.sinks.store import StoreSink, check_store_url
 from flows.sinks.summary import RunSummary, SummarySink
 from flows.sources.control import FlowStop, SourceFailed, failure_reason
 from flows.sources.replay import ReplaySource
@@ -63,24 +47,28 @@ from flows.sources.synthetic import SyntheticSource, write_synthetic
 from flows.store import StoreError, open_store
 from flows.tuning import Grid, config_toml, tune_thresholds
 from flows.tweeteval import TweetEvalError
-from server.app import DataflowFailed, run_server
-from server.cluster import add_cluster_commands
-from server.flowproc import stored_resume, write_positions
-from server.logs import configure_logging
-from server.settings import ServerSettings
-from server.up import run_up
 
-__all__ = ["CliError", "main"]
+__all__ = [
+    "CliError",
+    "add_flow_commands",
+    "add_recovery_options",
+    "add_scored_langs_option",
+    "add_thresholds_option",
+    "add_tool_commands",
+    "positive_float",
+    "positive_int",
+    "run_command",
+    "scored_langs",
+    "thresholds_option",
+]
 
 
-class CliError(Exception):
+class CliError(SentiError):
     """A problem with the user's input, reported as ``senti: error: ...`` and exit 1."""
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``senti`` console script."""
-    parser = _parser()
-    args = parser.parse_args(argv)
+def run_command(args: argparse.Namespace) -> int:
+    """Run the subcommand ``args`` name; a :class:`CliError` becomes one line on stderr and 1."""
     try:
         result: int = args.run(args)
     except CliError as exc:
@@ -92,21 +80,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return result
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="senti", description="Stream posts, score their sentiment, route them per query."
-    )
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+def add_flow_commands(commands: Any) -> None:
+    """Add ``analyze``, ``generate``, ``replay`` and ``run`` to the ``senti`` subcommands."""
 
     analyze = commands.add_parser("analyze", help="score texts from stdin, one per line")
-    _add_thresholds(analyze)
+    add_thresholds_option(analyze)
     analyze.set_defaults(run=_analyze)
 
     generate = commands.add_parser("generate", help="write a synthetic stream file")
-    generate.add_argument("--count", type=_positive_int, required=True, help="posts to write")
+    generate.add_argument("--count", type=positive_int, required=True, help="posts to write")
     generate.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     generate.add_argument("--out", type=Path, required=True, help="file to write")
-    generate.add_argument("--rate", type=_positive_float, default=50.0, help="posts per second")
+    generate.add_argument("--rate", type=positive_float, default=50.0, help="posts per second")
     generate.add_argument(
         "--start", type=_timestamp, default=None, help="created_at of the first post (ISO 8601)"
     )
@@ -115,63 +100,28 @@ def _parser() -> argparse.ArgumentParser:
     replay = commands.add_parser("replay", help="run the dataflow over recorded stream files")
     replay.add_argument("files", type=Path, nargs="+", metavar="FILE", help="JSON-lines files")
     replay.add_argument(
-        "--speed", type=_positive_float, default=None, help="original pace times this factor"
+        "--speed", type=positive_float, default=None, help="original pace times this factor"
     )
     _add_flow_options(replay)
-    _add_recovery_options(replay)
+    add_recovery_options(replay)
     replay.set_defaults(run=_replay)
 
     run = commands.add_parser("run", help="run the dataflow live on a source")
     run.add_argument("--source", choices=["synthetic"], default="synthetic")
-    run.add_argument("--rate", type=_positive_float, default=50.0, help="synthetic posts/s")
-    run.add_argument("--count", type=_positive_int, default=None, help="stop after N posts")
+    run.add_argument("--rate", type=positive_float, default=50.0, help="synthetic posts/s")
+    run.add_argument("--count", type=positive_int, default=None, help="stop after N posts")
     run.add_argument("--seed", type=int, default=0, help="synthetic seed")
     _add_flow_options(run)
     run.set_defaults(run=_run_live)
 
-    serve_cmd = commands.add_parser(
-        "serve",
-        help="serve the dataflow's output over websockets",
-        description="Flags override SENTI_* environment variables and .env.",
-    )
-    _add_server_options(serve_cmd)
-    serve_cmd.set_defaults(run=_serve)
 
-    up = commands.add_parser(
-        "up",
-        help="serve, and run the Streamlit dashboard beside the server",
-        description="senti serve plus the dashboard; the store defaults to data/senti.db.",
-    )
-    _add_server_options(up)
-    up.add_argument("--dashboard-port", type=int, default=8501, help="Streamlit port")
-    up.set_defaults(run=_up)
-
-    add_cluster_commands(commands)  # dataflow, gateway, scale: docs/deploy.md
+def add_tool_commands(commands: Any) -> None:
+    """Add ``evaluate``, ``tune`` and ``capture`` to the ``senti`` subcommands."""
     _add_evaluate_tune(commands)
     _add_capture(commands)
-    return parser
 
 
-def _add_server_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", choices=["synthetic", "replay", "x", "bluesky"], default=None)
-    parser.add_argument("--replay", type=Path, action="append", default=None, metavar="FILE")
-    parser.add_argument("--speed", type=_positive_float, default=None, help="replay pace")
-    parser.add_argument("--rate", type=_positive_float, default=None, help="synthetic posts/s")
-    parser.add_argument("--host", default=None)
-    parser.add_argument("--port", type=int, default=None)
-    parser.add_argument("--store", default=None, metavar="URL")
-    parser.add_argument("--origins", default=None, help="comma-separated allowed origins")
-    parser.add_argument("--dev", action="store_true", default=None, help="allow localhost pages")
-    parser.add_argument("--certfile", type=Path, default=None)
-    parser.add_argument("--keyfile", type=Path, default=None)
-    parser.add_argument("--window", type=_positive_float, default=None, help="window seconds")
-    parser.add_argument("--workers", type=_positive_int, default=None)
-    _add_thresholds(parser)
-    _add_scored_langs(parser, default=None)
-    _add_recovery_options(parser, defaults=False)
-
-
-def _add_recovery_options(parser: argparse.ArgumentParser, *, defaults: bool = True) -> None:
+def add_recovery_options(parser: argparse.ArgumentParser, *, defaults: bool = True) -> None:
     """``--recovery-dir`` and ``--snapshot-interval`` (see :mod:`flows.recovery`)."""
     parser.add_argument(
         "--recovery-dir",
@@ -182,7 +132,7 @@ def _add_recovery_options(parser: argparse.ArgumentParser, *, defaults: bool = T
     )
     parser.add_argument(
         "--snapshot-interval",
-        type=_positive_float,
+        type=positive_float,
         default=DEFAULT_SNAPSHOT_INTERVAL.total_seconds() if defaults else None,
         metavar="SECONDS",
         help=f"seconds between snapshots (default {DEFAULT_SNAPSHOT_INTERVAL.total_seconds():g})",
@@ -202,8 +152,8 @@ def _add_capture(commands: Any) -> None:
     capture.add_argument(
         "--track", action="append", default=[], metavar="QUERY", help="add a rule (repeatable)"
     )
-    capture.add_argument("--count", type=_positive_int, default=None, help="stop after N posts")
-    capture.add_argument("--seconds", type=_positive_float, default=None, help="stop after S s")
+    capture.add_argument("--count", type=positive_int, default=None, help="stop after N posts")
+    capture.add_argument("--seconds", type=positive_float, default=None, help="stop after S s")
     capture.set_defaults(run=_capture)
 
 
@@ -244,7 +194,7 @@ def _add_evaluate_tune(commands: Any) -> None:
     )
     evaluate_cmd.add_argument("--texts", type=Path, required=True, help="one text per line")
     evaluate_cmd.add_argument("--labels", type=Path, required=True, help="one label per line")
-    _add_thresholds(evaluate_cmd)
+    add_thresholds_option(evaluate_cmd)
     evaluate_cmd.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate_cmd.set_defaults(run=_evaluate)
     tune = commands.add_parser(
@@ -255,10 +205,10 @@ def _add_evaluate_tune(commands: Any) -> None:
     tune.add_argument("--texts", type=Path, required=True, help="one text per line")
     tune.add_argument("--labels", type=Path, required=True, help="one label per line")
     tune.add_argument("--out", type=Path, required=True, help="thresholds TOML to write")
-    tune.add_argument("--folds", type=_positive_int, default=5, help="CV folds (default 5)")
+    tune.add_argument("--folds", type=positive_int, default=5, help="CV folds (default 5)")
     tune.add_argument("--seed", type=int, default=0, help="fold shuffling seed (default 0)")
     tune.add_argument(
-        "--grid-step", type=_positive_float, default=0.01, help="grid step (default 0.01)"
+        "--grid-step", type=positive_float, default=0.01, help="grid step (default 0.01)"
     )
     tune.add_argument(
         "--dataset", default="TweetEval sentiment", help="data set name for the provenance"
@@ -266,16 +216,16 @@ def _add_evaluate_tune(commands: Any) -> None:
     tune.set_defaults(run=_tune)
 
 
-def _add_thresholds(parser: argparse.ArgumentParser) -> None:
+def add_thresholds_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--thresholds", type=Path, default=None, help="thresholds TOML (default: shipped config)"
     )
 
 
-def _add_scored_langs(parser: argparse.ArgumentParser, *, default: str | None) -> None:
+def add_scored_langs_option(parser: argparse.ArgumentParser, *, default: str | None) -> None:
     parser.add_argument(
         "--scored-langs",
-        type=_scored_langs,
+        type=scored_langs,
         default=default,
         metavar="LANGS",
         help="languages VADER scores, comma-separated ('*': all); posts in others are "
@@ -285,7 +235,7 @@ def _add_scored_langs(parser: argparse.ArgumentParser, *, default: str | None) -
     )
 
 
-def _scored_langs(text: str) -> str:
+def scored_langs(text: str) -> str:
     """A ``--scored-langs`` value, checked and spelled canonically (``und,en`` is ``en,und``)."""
     try:
         return str(parse_scored_languages(text))
@@ -308,7 +258,7 @@ def _add_flow_options(parser: argparse.ArgumentParser) -> None:
         help="sqlite:///senti.db or postgresql://user:pass@host/db",
     )
     parser.add_argument("--out", type=Path, default=None, help="write JSON lines here")
-    parser.add_argument("--window", type=_positive_float, default=60.0, help="window seconds")
+    parser.add_argument("--window", type=positive_float, default=60.0, help="window seconds")
     parser.add_argument(
         "--wait",
         type=_non_negative_float,
@@ -316,25 +266,25 @@ def _add_flow_options(parser: argparse.ArgumentParser) -> None:
         help="seconds a post may lag the newest one before it counts as late "
         "(default: 30 for replay, whose batches interleave; 5 live)",
     )
-    parser.add_argument("--top", type=_positive_int, default=10, help="top hashtags per window")
+    parser.add_argument("--top", type=positive_int, default=10, help="top hashtags per window")
     parser.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         help="worker threads (they share a GIL; scale with senti dataflow -p)",
     )
-    _add_thresholds(parser)
-    _add_scored_langs(parser, default=DEFAULT_SCORED_LANGUAGES)
+    add_thresholds_option(parser)
+    add_scored_langs_option(parser, default=DEFAULT_SCORED_LANGUAGES)
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text}")
     return value
 
 
-def _positive_float(text: str) -> float:
+def positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text}")
@@ -355,7 +305,7 @@ def _timestamp(text: str) -> datetime:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _thresholds(path: Path | None) -> Thresholds:
+def thresholds_option(path: Path | None) -> Thresholds:
     try:
         return load_thresholds(path)
     except ThresholdsError as exc:
@@ -378,7 +328,7 @@ def _queries(texts: Sequence[str]) -> list[Query]:
 
 def _analyze(args: argparse.Namespace) -> int:
     """Score each line of stdin; stop at the first line that is not UTF-8 text."""
-    analyzer = PostAnalyzer(_thresholds(args.thresholds))
+    analyzer = PostAnalyzer(thresholds_option(args.thresholds))
     stdin = open(sys.stdin.fileno(), "rb", closefd=False)  # noqa: SIM115
     out = sys.stdout
     try:
@@ -415,7 +365,7 @@ def _text_line(raw: bytes, number: int) -> str:
 
 def _evaluate(args: argparse.Namespace) -> int:
     """Score labelled texts with the dataflow's analyser and print the metrics."""
-    thresholds = _thresholds(args.thresholds)
+    thresholds = thresholds_option(args.thresholds)
     try:
         texts, labels = read_labelled(args.texts, args.labels)
     except TweetEvalError as exc:
@@ -518,7 +468,7 @@ def _run_flow(
     """
 
     settings = FlowSettings(
-        thresholds=_thresholds(args.thresholds),
+        thresholds=thresholds_option(args.thresholds),
         languages=parse_scored_languages(args.scored_langs),
         queries=_queries(args.track),
         window=timedelta(seconds=args.window),
@@ -531,11 +481,7 @@ def _run_flow(
     summary = RunSummary()
     sinks: list[Any] = [SummarySink(summary)]
     if args.store is not None:
-        sinks.append(
-            _store_sink(
-                args.store, settings.queries, background=recovery is None, positions=positions
-            )
-        )
+        _write_queries(args.store, settings.queries)
     if args.out is not None:
         if not resuming:  # a resumed run appends (at least once: see docs/operations.md)
             _truncate(args.out)
@@ -546,8 +492,14 @@ def _run_flow(
     summary.on_posts = progress.update if progress is not None else None
     stop = FlowStop()
     try:
-        flow = build_flow(
-            stoppable(source, stop, recovery=recovery), None, sinks, settings=settings
+        flow = assemble_flow(
+            source,
+            settings=settings,
+            stop=stop,
+            sinks=sinks,
+            store=args.store,
+            positions=positions,
+            recovery=recovery,
         )
     except OSError as exc:  # a replay file gone since it was checked
         raise CliError(f"{name} source: {failure_reason(exc)}") from None
@@ -574,7 +526,7 @@ def _run_flow(
 
 
 def _innermost(error: BaseException) -> str:
-    """``Type: message`` of the innermost cause of ``error``, on one line."""
+    """``Type: message`` of the _innermost cause of ``error``, on one line."""
     seen: set[int] = set()
     while error.__cause__ is not None and id(error) not in seen:
         seen.add(id(error))
@@ -595,110 +547,13 @@ def _recovery(args: argparse.Namespace) -> tuple[Recovery | None, bool]:
     return Recovery(directory, snapshot_interval=interval), not new
 
 
-def _server_settings(args: argparse.Namespace, **defaults: Any) -> ServerSettings:
-    """Settings from defaults, .env, SENTI_* and the flags (last wins), checked up front."""
-    names = (
-        "source", "replay", "speed", "rate", "host", "port", "store", "origins", "dev",
-        "certfile", "keyfile", "window", "workers", "thresholds", "scored_langs",
-        "recovery_dir", "snapshot_interval",
-    )  # fmt: skip
-    overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-    try:
-        settings = ServerSettings(**overrides)
-        if defaults:
-            unset = {k: v for k, v in defaults.items() if getattr(settings, k) is None}
-            settings = ServerSettings(**(overrides | unset))
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, error['loc'])) or 'settings'}: {error['msg']}"
-            for error in exc.errors()
-        )
-        raise CliError(problems) from None
-    for path in settings.replay:
-        if not path.is_file():
-            raise CliError(f"no such file: {path}")
-    if settings.recovery_dir is not None:
-        try:
-            prepare_recovery_dir(settings.recovery_dir)
-        except RecoveryError as exc:
-            raise CliError(str(exc)) from None
-    _thresholds(settings.thresholds)
-    if settings.source == "x":
-        _check_x_settings()
-    if settings.source == "bluesky":
-        _check_bluesky_settings()
-    if settings.store is not None:
-        try:
-            check_store_url(settings.store)
-        except StoreError as exc:
-            raise CliError(f"unusable store {settings.store!r}: {exc}") from None
-    return settings
-
-
-def _check_x_settings() -> None:
-    from flows.sources.x import XSettings  # noqa: PLC0415 - tweepy only when needed
-
-    try:
-        settings = XSettings()
-    except ValidationError as exc:
-        # Name the settings, never echo their values (the bearer token is one).
-        names = ", ".join(
-            "SENTI_X_" + str(error["loc"][0]).upper() for error in exc.errors() if error["loc"]
-        )
-        raise CliError(f"the X source needs valid settings: {names or 'SENTI_X_*'}") from None
-    if settings.bearer_token is None or not settings.bearer_token.get_secret_value():
-        raise CliError("the X source needs a bearer token: set SENTI_X_BEARER_TOKEN")
-
-
-def _check_bluesky_settings() -> None:
-    from flows.sources.bluesky import JetstreamError, settings_from_env  # noqa: PLC0415
-
-    try:
-        settings_from_env()
-    except JetstreamError as exc:
-        raise CliError(str(exc)) from None
-
-
-def _run_async(settings: ServerSettings, main: Coroutine[Any, Any, None]) -> int:
-    configure_logging()
-    try:
-        asyncio.run(main)
-    except OSError as exc:
-        raise CliError(
-            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
-        ) from None
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
-    except DataflowFailed as exc:
-        raise CliError(str(exc)) from None
-    except StoreError as exc:  # reading where to resume from
-        raise CliError(" ".join(str(exc).split())) from None
-    return 0
-
-
-def _serve(args: argparse.Namespace) -> int:
-    settings = _server_settings(args)
-    return _run_async(settings, run_server(settings))
-
-
-def _up(args: argparse.Namespace) -> int:
-    if args.store is None and "SENTI_STORE" not in os.environ:
-        Path("data").mkdir(exist_ok=True)
-    settings = _server_settings(args, store="sqlite:///data/senti.db")
-    return _run_async(settings, run_up(settings, dashboard_port=args.dashboard_port))
-
-
-def _store_sink(
-    url: str, queries: Sequence[Query], *, background: bool, positions: Positions | None = None
-) -> Any:
-    """The store sink, its queries written first; with recovery it writes on the worker's thread."""
-
+def _write_queries(url: str, queries: Sequence[Query]) -> None:
+    """Write the run's queries to the store before the flow starts, checking the store."""
     try:
         with open_store(url) as store:
             store.write([Subscription(query) for query in queries])
     except StoreError as exc:
         raise CliError(f"unusable store {url!r}: {exc}") from None
-    return StoreSink(url, background=background, positions=positions)
 
 
 def _truncate(path: Path) -> None:
@@ -713,7 +568,3 @@ def _progress_bar(*, disable: bool) -> Any:
         return None
 
     return tqdm(unit=" posts", file=sys.stderr, dynamic_ncols=True)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -34,6 +34,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from flows.errors import SentiError
 from flows.text import mark_class, stopwords
 
 __all__ = [
@@ -59,7 +60,7 @@ _MENTION = re.compile(r"(?<![\w@])[@\uff20](\w{1,50})")
 _SIGILS = frozenset("#@")
 
 
-class InvalidQuery(ValueError):
+class InvalidQuery(SentiError, ValueError):
     """Raised by :func:`parse_query` for an empty, oversized or unusable query."""
 
 

@@ -34,6 +34,7 @@ from typing import Final, TypeVar
 from bytewax.inputs import FixedPartitionedSource
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
+from flows.errors import SentiError
 from flows.sources.control import Interrupted, Stoppable
 
 __all__ = [
@@ -56,7 +57,7 @@ workers over them, one is enough for a single process."""
 _PARTITION_GLOB: Final = "part-*.sqlite3"
 
 
-class RecoveryError(Exception):
+class RecoveryError(SentiError):
     """The recovery directory cannot be used: not a directory, not ours, or unsafe."""
 
 

@@ -49,6 +49,7 @@ from vaderSentiment.vaderSentiment import (
     normalize,
 )
 
+from flows.errors import SentiError
 from flows.model import Polarity
 
 __all__ = [
@@ -91,7 +92,7 @@ class Thresholds:
             )
 
 
-class ThresholdsError(ValueError):
+class ThresholdsError(SentiError, ValueError):
     """A thresholds file is missing, not TOML, or lacks valid ``[thresholds]`` values."""
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final
 
+from flows.errors import SentiError
 from flows.model import Polarity
 
 __all__ = [
@@ -39,7 +40,7 @@ _TO_POLARITY: Final = MappingProxyType(
 _FROM_POLARITY: Final = MappingProxyType({p: label for label, p in _TO_POLARITY.items()})
 
 
-class TweetEvalError(ValueError):
+class TweetEvalError(SentiError, ValueError):
     """The TweetEval files are missing, unreadable or inconsistent."""
 
 

@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from flows.errors import SentiError
 from flows.matching import Phrase, Query
 
 __all__ = [
@@ -56,7 +57,7 @@ _WORD: Final = re.compile(r"\w+")
 _LANG: Final = re.compile(r"[a-z]{2,3}")
 
 
-class RuleError(ValueError):
+class RuleError(SentiError, ValueError):
     """A query cannot become a rule within X's limits.
 
     Raised by :func:`rule_for`, :func:`check_room` and :func:`reconcile`;

@@ -55,6 +55,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from flows.cursors import Positions, jetstream_key
+from flows.errors import SentiError
 from flows.matching import Query, Subscription
 from flows.model import Line
 from flows.recovery import Recovery
@@ -89,7 +90,7 @@ logger = logging.getLogger("senti.server")
 TRACK_PATH = "/track"
 
 
-class DataflowFailed(Exception):
+class DataflowFailed(SentiError):
     """The server's dataflow ended because of an error; the message is one line for the user
     (``bluesky source: Jetstream refused the connection (HTTP 404 Not Found)``)."""
 

@@ -31,12 +31,13 @@ from typing import Any, NoReturn
 import redis
 from pydantic import ValidationError
 
-from flows.dataflow import FlowSettings, build_flow, window_wait
+from flows.assemble import assemble_flow
+from flows.cli import CliError, scored_langs, thresholds_option
+from flows.dataflow import FlowSettings, window_wait
 from flows.languages import DEFAULT_SCORED_LANGUAGES, parse_scored_languages
 from flows.redis_bus import BusKeys, BusSnapshot
 from flows.runner import settled_heap, stop_on_signals
 from flows.sinks.redis_fanout import RedisFanoutSink
-from flows.sources.control import Stoppable
 from flows.sources.partitioned import PartitionedSyntheticSource
 from flows.sources.redis_subscriptions import CountedEnd, RedisSubscriptionSource, take_snapshot
 from flows.sources.replay import ReplaySource
@@ -49,8 +50,6 @@ DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
 
 def _fail(message: str) -> NoReturn:
-    from flows.cli import CliError  # noqa: PLC0415 - flows.cli imports this module
-
     raise CliError(message)
 
 
@@ -98,8 +97,6 @@ def _add_bus_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_dataflow_options(parser: argparse.ArgumentParser) -> None:
-    from flows.cli import _scored_langs  # noqa: PLC0415 - flows.cli imports this module
-
     parser.add_argument("--source", choices=["synthetic", "replay"], default="synthetic")
     parser.add_argument("--replay", type=Path, action="append", default=[], metavar="FILE",
                         help="replay file (repeatable; one partition each)")  # fmt: skip
@@ -112,7 +109,7 @@ def _add_dataflow_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=float, default=60.0, help="window seconds")
     parser.add_argument("--wait", type=float, default=None, help="window wait (30 replay, 5 live)")
     parser.add_argument("--thresholds", type=Path, default=None, help="thresholds TOML")
-    parser.add_argument("--scored-langs", type=_scored_langs, default=DEFAULT_SCORED_LANGUAGES,
+    parser.add_argument("--scored-langs", type=scored_langs, default=DEFAULT_SCORED_LANGUAGES,
                         metavar="LANGS", help="languages VADER scores ('*': all)")  # fmt: skip
     parser.add_argument("--gateway-ttl", type=float, default=6.0,
                         help="reap gateways silent this long (3 x their heartbeat)")  # fmt: skip
@@ -200,8 +197,6 @@ def wait_for_listener(address: str, *, timeout: float = 30.0) -> bool:
 
 def _dataflow(args: argparse.Namespace) -> int:  # noqa: PLR0912, PLR0915 - one linear recipe
     """Run one process of the cluster (and, with ``-p``, start the others)."""
-    from flows.cli import _thresholds  # noqa: PLC0415 - flows.cli imports this module
-
     if args.processes < 1 or args.workers < 1:
         _fail("--processes and --workers must be at least 1")
     if args.processes > 1 and (args.process_id is not None or args.addresses):
@@ -214,7 +209,7 @@ def _dataflow(args: argparse.Namespace) -> int:  # noqa: PLR0912, PLR0915 - one 
         for path in args.replay:
             if not path.is_file():
                 _fail(f"no such file: {path}")
-    thresholds = _thresholds(args.thresholds)
+    thresholds = thresholds_option(args.thresholds)
     url = _redis_url(args.redis_url)
     keys = BusKeys(args.redis_prefix) if args.redis_prefix else BusKeys()
     finite = args.source == "replay" or args.count is not None
@@ -273,11 +268,12 @@ def _dataflow(args: argparse.Namespace) -> int:  # noqa: PLR0912, PLR0915 - one 
         parts=parts,
         gateway_ttl=args.gateway_ttl,
     )
-    flow = build_flow(
-        Stoppable(posts, stop),
-        subscriptions,
-        [RedisFanoutSink(url, prefix=args.redis_prefix)],
+    flow = assemble_flow(
+        posts,
+        subscriptions=subscriptions,
+        sinks=[RedisFanoutSink(url, prefix=args.redis_prefix)],
         settings=settings,
+        stop=stop,
     )
 
     children: list[subprocess.Popen[bytes]] = []
@@ -354,7 +350,7 @@ def _run_process(  # noqa: PLR0917 - private helper of _dataflow
 def _child_argv(
     args: argparse.Namespace, process_id: int, addresses: list[str], run_id: str | None, snap: Path
 ) -> list[str]:
-    argv = [sys.executable, "-m", "flows.cli", "dataflow", "--source", args.source]
+    argv = [sys.executable, "-m", "server.cli", "dataflow", "--source", args.source]
     for path in args.replay:
         argv += ["--replay", str(path)]
     options = {
@@ -418,7 +414,7 @@ def _scale(args: argparse.Namespace) -> int:
     if server is None:
         _fail("senti scale needs redis-server (apt-get install redis-server)")
     url = f"redis://127.0.0.1:{args.redis_port}/0"
-    me = [sys.executable, "-m", "flows.cli"]
+    me = [sys.executable, "-m", "server.cli"]
     stop = threading.Event()
     procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="senti-redis-") as folder, stop_on_signals(stop):

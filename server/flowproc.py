@@ -19,8 +19,8 @@ dataflow instead of buffering without bound.
 
 With a store, the resumable sources (Bluesky, replay) start where the store's
 cursors say (:mod:`flows.cursors`), with the queries that were tracked when
-the previous run stopped (:func:`stored_resume`), and their final positions
-are written once the flow has ended (:func:`write_positions`).
+the previous run stopped (:func:`flows.resume.stored_resume`), and their final
+positions are written once the flow has ended (:func:`flows.resume.write_positions`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import multiprocessing
 import signal
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from multiprocessing.connection import Connection
 from typing import Any
@@ -41,18 +41,18 @@ from bytewax.inputs import FixedPartitionedSource
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from typing_extensions import override
 
-from flows.cursors import Positions, SourceCursor, replay_key
-from flows.dataflow import FlowSettings, build_flow
-from flows.matching import InvalidQuery, Query, Subscription, parse_query
+from flows.assemble import assemble_flow
+from flows.cursors import Positions, replay_key
+from flows.dataflow import FlowSettings
+from flows.matching import Query, Subscription
 from flows.model import ALL_POSTS, Line, PostMatches, Rejected, WindowSummary
-from flows.recovery import Recovery, prepare_recovery_dir, stoppable
+from flows.recovery import Recovery, prepare_recovery_dir
+from flows.resume import StoredResume, stored_resume, write_positions
 from flows.runner import FlowThread
 from flows.sentiment import load_thresholds
-from flows.sinks.store import StoreSink
 from flows.sources.control import FlowStop, SourceFailed, SubscriptionSource
 from flows.sources.replay import ReplaySource
 from flows.sources.synthetic import SyntheticSource
-from flows.store import StoreError, check_store, open_store, parse_store_url
 from server.backend import Deliver
 from server.protocol import Dialect, encode_post, encode_window
 from server.settings import ServerSettings
@@ -102,58 +102,6 @@ def encode_items(items: Sequence[Any]) -> list[EncodedPost | EncodedWindow | Rej
         elif isinstance(item, Rejected):  # counted by the server; the store keeps the raw text
             encoded.append(Rejected(item.origin, item.reason[:200], "", item.code))
     return encoded
-
-
-@dataclass(frozen=True, slots=True)
-class StoredResume:
-    """Where a restarted server's sources resume, from its store."""
-
-    cursors: dict[str, int] = field(default_factory=dict)
-    """Stored positions by cursor key (:mod:`flows.cursors`)."""
-    queries: tuple[Query, ...] = ()
-    """The queries tracked when the previous run stopped (only when it left a cursor)."""
-
-
-def stored_resume(store: str | None, keys: Sequence[str]) -> StoredResume:
-    """The store's cursors for ``keys``, and its active queries if there is one.
-
-    Nothing for no store or a SQLite file not created yet; :class:`StoreError`
-    if the store cannot be read.
-    """
-    if store is None or not keys:
-        return StoredResume()
-    location = parse_store_url(store)
-    if location.path is not None and not location.path.exists():
-        return StoredResume()
-    try:
-        opened = open_store(store, readonly=True)
-    except StoreError:
-        check_store(store)  # raises unless it is an empty database a writer will fill
-        return StoredResume()
-    with opened:
-        cursors = {key: found for key in keys if (found := opened.cursor(key)) is not None}
-        if not cursors:
-            return StoredResume()
-        queries: list[Query] = []
-        for tracked in opened.queries():
-            if tracked.active:
-                try:
-                    queries.append(parse_query(tracked.key))
-                except InvalidQuery:  # written by another version: leave it
-                    logger.info("stored query skipped", extra={"query": tracked.key})
-    return StoredResume(cursors, tuple(queries))
-
-
-def write_positions(store: str, positions: Positions) -> None:
-    """Write the sources' final positions, once the flow has ended and its sinks closed."""
-    final: list[SourceCursor] = positions.final()
-    if not final:
-        return
-    try:
-        with open_store(store) as opened:
-            opened.write(final)
-    except StoreError as exc:  # the next run reads again from the last settled position
-        logger.warning("source positions not stored", extra={"error": str(exc)})
 
 
 def replay_keys(settings: ServerSettings) -> list[str]:
@@ -207,14 +155,14 @@ def build_server_flow(
     ``positions`` go to the store with its batches; ``queries`` are tracked
     from the first post (those a resumed run takes over from the last one).
     """
-    if settings.store is not None:
-        # With recovery a snapshot may follow a batch at once: write it before returning.
-        store = StoreSink(settings.store, background=recovery is None, positions=positions)
-        sinks = [*sinks, store]
-    return build_flow(
-        stoppable(post_source, stop, recovery=recovery),
-        subscriptions,
-        sinks,
+    return assemble_flow(
+        post_source,
+        subscriptions=subscriptions,
+        sinks=sinks,
+        store=settings.store,
+        positions=positions,
+        recovery=recovery,
+        stop=stop,
         settings=FlowSettings(
             thresholds=load_thresholds(settings.thresholds),
             languages=settings.languages,

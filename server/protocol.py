@@ -36,6 +36,7 @@ from typing import Annotated, Final, Literal, TypeAlias, overload
 
 import msgspec
 
+from flows.errors import SentiError
 from flows.matching import InvalidQuery, Query, parse_query
 from flows.model import Match, WindowSummary, format_time
 
@@ -158,7 +159,7 @@ class ErrorCode(StrEnum):
     the account's tier was reached); the message says why. The query is not tracked."""
 
 
-class ProtocolError(ValueError):
+class ProtocolError(SentiError, ValueError):
     """A client message that cannot be acted on; :class:`Session` replies with an error.
 
     Raised by :func:`decode_message` and inside :class:`Session` with the

@@ -27,8 +27,8 @@ TRACKED = ["the", "python", "climate", "#sad", "new week"]
 
 
 def senti_command(*args: str | Path) -> list[str]:
-    """``python -m flows.cli ARGS`` with this interpreter."""
-    return [sys.executable, "-m", "flows.cli", *map(str, args)]
+    """``python -m server.cli ARGS`` with this interpreter."""
+    return [sys.executable, "-m", "server.cli", *map(str, args)]
 
 
 def replay_command(

@@ -35,9 +35,9 @@ SUMMARY = re.compile(
 def senti(
     *args: str | Path, cwd: Path, stdin: bytes | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m flows.cli ARGS`` in ``cwd`` and capture its output as text."""
+    """Run ``python -m server.cli ARGS`` in ``cwd`` and capture its output as text."""
     result = subprocess.run(
-        [sys.executable, "-m", "flows.cli", *map(str, args)],
+        [sys.executable, "-m", "server.cli", *map(str, args)],
         cwd=cwd,
         input=stdin,
         capture_output=True,
@@ -421,7 +421,7 @@ def test_bad_scored_langs_is_refused(stream: Path, tmp_path: Path, value: str) -
 def test_serve_refuses_bad_scored_langs_from_the_environment(tmp_path: Path) -> None:
     """SENTI_SCORED_LANGS that names no language code stops serve with one error line."""
     result = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "serve", "--port", "0"],
+        [sys.executable, "-m", "server.cli", "serve", "--port", "0"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -503,7 +503,7 @@ def test_an_interrupted_replay_resumes_from_the_store_without_a_recovery_dir(
     args = [*replay_args(stream, store=f"sqlite:///{store}"), "--speed", "5"]
     env = os.environ | {"PYTHONUTF8": "1"}
     first = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", *map(str, args)],
+        [sys.executable, "-m", "server.cli", *map(str, args)],
         cwd=tmp_path, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     try:

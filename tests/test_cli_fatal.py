@@ -51,10 +51,10 @@ def x_api() -> Iterator[FakeXApi]:
 def senti(
     *args: str | Path, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m flows.cli ARGS`` with no ``SENTI_*`` from the outside but ``env``."""
+    """Run ``python -m server.cli ARGS`` with no ``SENTI_*`` from the outside but ``env``."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SENTI_")}
     result = subprocess.run(
-        [sys.executable, "-m", "flows.cli", *map(str, args)],
+        [sys.executable, "-m", "server.cli", *map(str, args)],
         cwd=cwd,
         capture_output=True,
         timeout=120,

@@ -22,9 +22,9 @@ LABELS = ["2", "0", "1"]
 
 
 def senti(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m flows.cli ARGS`` in ``cwd``, capturing text output."""
+    """Run ``python -m server.cli ARGS`` in ``cwd``, capturing text output."""
     return subprocess.run(
-        [sys.executable, "-m", "flows.cli", *map(str, args)],
+        [sys.executable, "-m", "server.cli", *map(str, args)],
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -135,7 +135,7 @@ def replayed_store(tmp_path: Path) -> str:
          "--store", url, "--window", "20"],
     ):  # fmt: skip
         result = subprocess.run(
-            [sys.executable, "-m", "flows.cli", *args],
+            [sys.executable, "-m", "server.cli", *args],
             cwd=tmp_path,
             capture_output=True,
             text=True,

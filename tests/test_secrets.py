@@ -119,7 +119,7 @@ def test_serve_never_prints_or_serves_its_secrets(fake_x: FakeXApi, tmp_path: Pa
         "SENTI_X_API_BASE": fake_x.base_url,
     }
     command = [
-        sys.executable, "-m", "flows.cli", "serve", "--source", "x", "--host", "127.0.0.1",
+        sys.executable, "-m", "server.cli", "serve", "--source", "x", "--host", "127.0.0.1",
         "--port", "0", "--store", f"sqlite:///{tmp_path / 'senti.db'}",
         "--recovery-dir", str(recovery), "--window", "60",
     ]  # fmt: skip

@@ -29,6 +29,7 @@ from typing import Final, Generic, TypeVar
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from typing_extensions import override
 
+from flows.errors import SentiError
 from flows.matching import Subscription
 
 __all__ = [
@@ -147,7 +148,7 @@ class Interrupted(Exception):
 # Failures
 
 
-class SourceError(Exception):
+class SourceError(SentiError):
     """Root of the errors a source raises when it cannot go on; messages are meant for the user.
 
     The Bluesky and X sources' errors derive from it (a refused connection, bad
@@ -155,7 +156,7 @@ class SourceError(Exception):
     """
 
 
-class SourceFailed(Exception):
+class SourceFailed(SentiError):
     """A source of the flow could not go on; raised by whoever ran the flow.
 
     The message is one line, the reason (see :func:`failure_reason`); the

@@ -37,7 +37,7 @@ pytestmark = [
     ),
 ]
 
-SENTI = [sys.executable, "-m", "flows.cli"]
+SENTI = [sys.executable, "-m", "server.cli"]
 START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 HEARTBEAT = 0.3
 

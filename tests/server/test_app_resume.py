@@ -40,7 +40,7 @@ def _serve(store: Path, fake: FakeJetstream, log: IO[str]) -> tuple[subprocess.P
     env = {k: v for k, v in os.environ.items() if not k.startswith("SENTI_")}
     env |= {"SENTI_JETSTREAM_URL": fake.url, "PYTHONUTF8": "1", "RUST_BACKTRACE": "0"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "serve", "--source", "bluesky", "--host",
+        [sys.executable, "-m", "server.cli", "serve", "--source", "bluesky", "--host",
          "127.0.0.1", "--port", "0", "--store", f"sqlite:///{store}"],
         stdout=subprocess.PIPE, stderr=log, text=True, env=env,
     )  # fmt: skip

@@ -67,7 +67,7 @@ async def start_senti_serve(
     # The options of the command line; see ``senti serve --help``.
     options = ["--port", "0", "--host", "127.0.0.1", "--rate", "200", "--window", "1"]
     return await asyncio.create_subprocess_exec(
-        *[sys.executable, "-m", "flows.cli", "serve", *options, "--store", store],
+        *[sys.executable, "-m", "server.cli", "serve", *options, "--store", store],
         cwd=tmp_path,  # no .env from the developer's checkout
         env=env,
         stdout=asyncio.subprocess.PIPE,

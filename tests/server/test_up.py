@@ -46,7 +46,7 @@ def test_up_serves_websocket_and_dashboard_and_stops_both_on_sigterm(tmp_path: P
     dashboard_port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SENTI_")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "up", "--host", "127.0.0.1", "--port", "0",
+        [sys.executable, "-m", "server.cli", "up", "--host", "127.0.0.1", "--port", "0",
          "--dashboard-port", str(dashboard_port), "--rate", "100", "--window", "1",
          "--store", store],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,

@@ -24,7 +24,6 @@ from hypothesis import given, settings
 from mutations import check_parsed, encoded
 from xlines import x_envelope
 
-from flows.cli import main
 from flows.dataflow import FlowSettings, build_flow
 from flows.matching import parse_query
 from flows.model import ALL_POSTS, Line, Match, Post, WindowSummary, parse_line, per_query
@@ -40,6 +39,7 @@ from flows.sources.x import (
     XStreamFailed,
 )
 from flows.xrules import RuleError
+from server.cli import main
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -1,0 +1,34 @@
+"""The root of senti's exceptions.
+
+Every error senti raises on purpose derives from :class:`SentiError`, so a
+caller can catch "anything senti reports" with one ``except`` clause while a
+bug (``TypeError``, ``KeyError``...) still surfaces. The tree::
+
+    SentiError                          raised when...
+    ├── CliError                        the command line or environment is unusable (flows.cli)
+    ├── InvalidQuery (ValueError)       a query cannot be parsed (flows.matching)
+    ├── ThresholdsError (ValueError)    a thresholds file is unusable (flows.sentiment)
+    ├── TweetEvalError (ValueError)     TweetEval files are unusable (flows.tweeteval)
+    ├── RuleError (ValueError)          a query exceeds X's rule limits (flows.xrules)
+    ├── RecoveryError                   the recovery directory is unusable (flows.recovery)
+    ├── CaptureError                    an X capture cannot start or fails (flows.capture)
+    ├── StoreError                      a store cannot be opened, read or written (flows.store)
+    ├── SourceError                     a source cannot go on (flows.sources.control)
+    │   ├── XSourceError                ... the X source (RuleRejected, XApiError, XStreamFailed)
+    │   └── JetstreamError              ... the Bluesky source (JetstreamRefused)
+    ├── SourceFailed                    a runner reports a source's end (flows.sources.control)
+    ├── ProtocolError (ValueError)      a websocket client message is rejected (server.protocol)
+    ├── DataflowFailed                  the server's dataflow ended with an error (server.app)
+    └── StoreUnavailable                the dashboard cannot read the store (dashboard.data)
+
+Control flow (:class:`flows.sources.control.Interrupted`) is not an error and
+stays outside the tree.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SentiError"]
+
+
+class SentiError(Exception):
+    """Root of every error senti raises on purpose; its message is meant for the user."""
