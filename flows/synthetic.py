@@ -501,11 +501,11 @@ _DRIFT_AMPLITUDE: Final = 0.08
 _DRIFT_PERIODS: Final = (30_000, 90_000)
 """Range of a topic's drift period in posts."""
 _EVENT_SHARES: Final[dict[str, tuple[float, float, float]]] = {
-    "crisis": (0.05, 0.80, 0.15),
-    "launch": (0.80, 0.05, 0.15),
+    "crisis": (0.04, 0.85, 0.11),
+    "launch": (0.85, 0.04, 0.11),
 }
 """(positive, negative, neutral) shares of a topic's posts during an event."""
-_EVENT_WEIGHT: Final = 4
+_EVENT_WEIGHT: Final = 8
 """How many times its usual share of the posts a topic gets during its event (it trends)."""
 
 EventKind = Literal["crisis", "launch"]
