@@ -55,7 +55,7 @@ source_    source                   ``position`` replaced (the newer is where
 cursors                             the next run resumes); deleted when forgotten
 ========== ======================== ===========================================
 
-Schema (version 4)
+Schema (version 5)
 ------------------
 The same tables on both backends. SQLite's ``INTEGER`` and ``REAL`` are
 PostgreSQL's ``BIGINT`` and ``DOUBLE PRECISION`` (``INTEGER`` for the 0/1/2
@@ -114,6 +114,16 @@ Schema 4 added ``posts.scored``, ``windows.unscored`` and ``windows.langs``
 (with defaults that describe older rows: scored, none unscored, languages not
 counted); a writer adds them to a version 2 or 3 store when it opens it.
 
+``alerts(query, start_ms, end_ms, direction, share, baseline, z, count, scored, label)``
+    Sentiment-shift alerts (:mod:`flows.alerts`, docs/alerts.md): the window
+    of ``query`` whose ``direction`` share (``negative`` or ``positive``) rose
+    to ``share`` over its ``baseline``, with its ``z``, the posts of that
+    polarity (``count``) and the scored posts of the window; ``label`` is what
+    the user typed, when known (``NULL`` otherwise). Primary key ``(query,
+    start_ms, direction)``: an alert written again replaces itself. Schema 5
+    added it; a writer creates it in an older store, a reader of one sees no
+    alerts.
+
 ``posts.id`` is referenced by ``matches.post_id`` and ``late_posts.post_id``,
 but the reference is not enforced: several workers write concurrently and a
 late-post record can land before the match that carries its post.
@@ -139,6 +149,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import msgspec
 
+from flows.alerts import Alert
 from flows.cursors import SourceCursor
 from flows.matching import Subscription
 from flows.model import (
@@ -175,15 +186,16 @@ __all__ = [
     "parse_store_url",
 ]
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 """Version of the schema this module writes and reads."""
 
-READABLE_VERSIONS: Final = frozenset({2, 3, 4})
+READABLE_VERSIONS: Final = frozenset({2, 3, 4, 5})
 """Schema versions this module reads; a writer upgrades an older store to
 :data:`SCHEMA_VERSION` when it opens it, one version at a time: 2 to 3 drops the
 ``polarity`` and ``compound`` copies from ``matches``, 3 to 4 adds the columns
 of unscored posts and languages (``posts.scored``, ``windows.unscored``,
-``windows.langs``). A reader of an older store reads those as their defaults."""
+``windows.langs``), 4 to 5 adds the ``alerts`` table. A reader of an older
+store reads those as their defaults (and no alerts)."""
 
 BUSY_TIMEOUT: Final = timedelta(seconds=10)
 """How long a connection waits for a lock (SQLite) or for the server (PostgreSQL)."""
@@ -195,7 +207,7 @@ SUPPORTED_URLS: Final = (
 """The store URL forms :func:`parse_store_url` accepts, for error messages."""
 
 StoreItem: TypeAlias = (
-    PostMatches | Match | WindowSummary | LatePost | Rejected | Subscription | SourceCursor
+    PostMatches | Match | WindowSummary | LatePost | Rejected | Subscription | SourceCursor | Alert
 )
 """What :meth:`Store.write` accepts: every kind of item the dataflow outputs."""
 
@@ -407,6 +419,21 @@ class Store(ABC):
     @abstractmethod
     def cursor(self, source: str) -> int | None:
         """Where the source partition ``source`` resumes (:mod:`flows.cursors`), if stored."""
+
+    @abstractmethod
+    def alerts(
+        self,
+        query: str | None = None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[Alert]:
+        """Sentiment-shift alerts by window start, oldest first (none in a store before schema 5).
+
+        Only those of ``query`` (a canonical key) if given; with ``since`` and
+        ``until`` (timezone-aware), those whose window starts at or after
+        ``since`` and before ``until``.
+        """
 
     @abstractmethod
     def select(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -654,11 +681,60 @@ def _migrate_3_to_4(*, int_type: str) -> tuple[str, ...]:
     )
 
 
+# Schema 5: the alerts table (flows.alerts). One block: DDL, migration, upsert, read.
+
+_ALERTS: Final = """CREATE TABLE IF NOT EXISTS alerts (
+        query TEXT NOT NULL,
+        start_ms {int} NOT NULL,
+        end_ms {int} NOT NULL,
+        direction TEXT NOT NULL CHECK (direction = 'negative' OR direction = 'positive'),
+        share {real} NOT NULL,
+        baseline {real} NOT NULL,
+        z {real} NOT NULL,
+        count {int} NOT NULL,
+        scored {int} NOT NULL,
+        label TEXT,
+        PRIMARY KEY (query, start_ms, direction)
+    )"""
+"""The table schema 5 added; ``{int}`` and ``{real}`` as in :data:`_SCHEMA`."""
+
+_UPSERT_ALERT: Final = (
+    "INSERT INTO alerts (query, start_ms, end_ms, direction, share, baseline, z, count,"
+    " scored, label) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (query, start_ms, direction) DO UPDATE SET end_ms = excluded.end_ms,"
+    " share = excluded.share, baseline = excluded.baseline, z = excluded.z,"
+    " count = excluded.count, scored = excluded.scored, label = excluded.label"
+)
+_ALERTS_READ: Final = (
+    "SELECT query, start_ms, end_ms, direction, share, baseline, z, count, scored, label"
+    " FROM alerts WHERE start_ms >= ? AND start_ms < ?{where_query}"
+    " ORDER BY start_ms, query, direction"
+)
+"""Alerts by start time; ``{where_query}`` is empty or `` AND query = ?``."""
+
+
+def _alert_row(item: Alert) -> tuple[Any, ...]:
+    return (
+        item.query, _to_ms(item.start), _to_ms(item.end), item.direction, item.share,
+        item.baseline, item.z, item.count, item.scored, item.label,
+    )  # fmt: skip
+
+
+def _alert_of(row: Sequence[Any]) -> Alert:
+    query, start_ms, end_ms, direction, share, baseline, z, count, scored, label = row
+    return Alert(
+        query=query, start=_from_ms(start_ms), end=_from_ms(end_ms), direction=direction,
+        share=float(share), baseline=float(baseline), z=float(z), count=int(count),
+        scored=int(scored), label=label,
+    )  # fmt: skip
+
+
 class _SQL:
     """SQLite's dialect, with ``?`` placeholders; the statements shared by both backends."""
 
-    SCHEMA: ClassVar[tuple[str, ...]] = _schema(
-        int_type="INTEGER", real_type="REAL", without_rowid=" WITHOUT ROWID"
+    SCHEMA: ClassVar[tuple[str, ...]] = (
+        *_schema(int_type="INTEGER", real_type="REAL", without_rowid=" WITHOUT ROWID"),
+        _ALERTS.format(int="INTEGER", real="REAL"),
     )
     CURSORS: ClassVar[str] = _CURSORS.format(int="INTEGER")
     SET_META: ClassVar[str] = (
@@ -682,11 +758,14 @@ class _SQL:
         "ALTER TABLE matches DROP COLUMN polarity",
     )
     MIGRATE_3_TO_4: ClassVar[tuple[str, ...]] = _migrate_3_to_4(int_type="INTEGER")
+    MIGRATE_4_TO_5: ClassVar[tuple[str, ...]] = (_ALERTS.format(int="INTEGER", real="REAL"),)
+    UPSERT_ALERT: ClassVar[str] = _UPSERT_ALERT
+    ALERTS: ClassVar[str] = _ALERTS_READ
 
     @classmethod
     def migrations(cls) -> dict[int, tuple[str, ...]]:
         """The statements that upgrade a store from each version to the next."""
-        return {2: cls.MIGRATE_2_TO_3, 3: cls.MIGRATE_3_TO_4}
+        return {2: cls.MIGRATE_2_TO_3, 3: cls.MIGRATE_3_TO_4, 4: cls.MIGRATE_4_TO_5}
 
     INSERT_MATCHES_OF_POST: ClassVar[str] = (
         "INSERT OR IGNORE INTO matches (query, post_id, created_at_ms)"
@@ -786,8 +865,9 @@ class _PostgresSQL(_SQL):
     use the ``"C"`` collation, SQLite's binary order, whatever the database's.
     """
 
-    SCHEMA: ClassVar[tuple[str, ...]] = _schema(
-        int_type="BIGINT", real_type="DOUBLE PRECISION", without_rowid=""
+    SCHEMA: ClassVar[tuple[str, ...]] = (
+        *_schema(int_type="BIGINT", real_type="DOUBLE PRECISION", without_rowid=""),
+        _ALERTS.format(int="BIGINT", real="DOUBLE PRECISION"),
     )
     CURSORS: ClassVar[str] = _CURSORS.format(int="BIGINT")
     TABLES: ClassVar[str] = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
@@ -815,6 +895,11 @@ class _PostgresSQL(_SQL):
         return cls.INSERT_MATCH, sorted(rows, key=_MATCH_KEY)
 
     MIGRATE_3_TO_4: ClassVar[tuple[str, ...]] = _migrate_3_to_4(int_type="BIGINT")
+    MIGRATE_4_TO_5: ClassVar[tuple[str, ...]] = (
+        _ALERTS.format(int="BIGINT", real="DOUBLE PRECISION"),
+    )
+    UPSERT_ALERT: ClassVar[str] = _to_pyformat(_UPSERT_ALERT)
+    ALERTS: ClassVar[str] = _to_pyformat(_ALERTS_READ)
     SET_META: ClassVar[str] = _to_pyformat(_SQL.SET_META)
     INSERT_POST: ClassVar[str] = _to_pyformat(_SQL.INSERT_POST)
     INSERT_MATCH: ClassVar[str] = _to_pyformat(_SQL.INSERT_MATCH)
@@ -991,6 +1076,26 @@ class _SQLStore(Store):
                 raise
             return None  # a store no writer of this version has opened yet
         return int(rows[0][0]) if rows else None
+
+    def alerts(
+        self,
+        query: str | None = None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[Alert]:
+        """See :meth:`Store.alerts`."""
+        if self.schema_version < 5:
+            return []
+        params: list[Any] = [_since_ms(since), 2**63 - 1 if until is None else _to_ms(until)]
+        where = ""
+        if query is not None:
+            where = self._sql.translate(" AND query = ?")
+            params.append(query)
+        return [
+            _alert_of(row)
+            for row in self._fetch(self._sql.ALERTS.format(where_query=where), params)
+        ]
 
     def _has_cursors(self) -> bool:
         return "source_cursors" in {name for (name,) in self._fetch(self._sql.TABLES, ())}
@@ -1450,6 +1555,8 @@ class Rows:
     queries: list[tuple[Any, ...]]
     cursors: list[tuple[Any, ...]] = field(default_factory=list)
     """Per source cursor: ``(source, position or None, stamp)``, the last one of a source wins."""
+    alerts: list[tuple[Any, ...]] = field(default_factory=list)
+    """Per sentiment-shift alert, its ``alerts`` row (schema 5)."""
 
     @classmethod
     def collect(cls, items: Iterable[StoreItem], now: datetime) -> Rows:
@@ -1508,6 +1615,8 @@ class Rows:
                 rows.queries.append((item.key, int(item.active), stamp, stamp))
             elif isinstance(item, SourceCursor):
                 rows.cursors.append((item.source, item.position, stamp))
+            elif isinstance(item, Alert):
+                rows.alerts.append(_alert_row(item))
             else:
                 raise TypeError(f"cannot store a {type(item).__name__}: {item!r}")
         return rows
@@ -1517,7 +1626,7 @@ class Rows:
         return (
             len(self.posts) + sum(len(queries) for queries, *_ in self.matches)
             + len(self.windows) + len(self.late) + len(self.rejected) + len(self.queries)
-            + len(self.cursors)
+            + len(self.cursors) + len(self.alerts)
         )  # fmt: skip
 
     def extend(self, other: Rows) -> None:
@@ -1529,6 +1638,7 @@ class Rows:
         self.rejected += other.rejected
         self.queries += other.queries
         self.cursors += other.cursors
+        self.alerts += other.alerts
 
     def statements(self, sql: type[_SQL]) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
         """Each statement of ``sql``'s dialect with its rows, in primary-key order
@@ -1552,6 +1662,7 @@ class Rows:
         yield sql.INSERT_LATE, sorted(self.late, key=_first_two)
         yield sql.UPSERT_REJECTED, sorted(self.rejected, key=_first)
         yield sql.UPSERT_QUERY, sorted(self.queries, key=_first)
+        yield sql.UPSERT_ALERT, sorted(self.alerts, key=_alert_key)
         # Last: a cursor is committed with, never before, the rows it covers.
         last = {source: (position, stamp) for source, position, stamp in self.cursors}
         yield (
@@ -1579,6 +1690,10 @@ def _first(row: tuple[Any, ...]) -> Any:
 
 def _first_two(row: tuple[Any, ...]) -> tuple[Any, ...]:
     return row[:2]
+
+
+def _alert_key(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return row[0], row[1], row[3]
 
 
 def _utc_now() -> datetime:

@@ -10,8 +10,13 @@ pipeline:
 
 * ten topics with their own vocabulary and hashtags (``python``, ``climate
   change``, ``#worldcup``, ``coffee``, ``#café``, ``#日本``, ``#covid19``, ...);
-* positive, negative and neutral phrasing in roughly equal shares, worded so
-  that VADER scores each as intended, with emoticons, emoji, CAPS and ``!!!``;
+* positive, negative and neutral phrasing, worded so that VADER scores each as
+  intended, with emoticons, emoji, CAPS and ``!!!``; about a third each on
+  average, but each topic's balance drifts slowly (:func:`mood_shares`) and
+  seeded events shift one topic at a time for a minute or so: a *crisis*
+  (the negative share jumps) or a *launch* (the positive share jumps), and the
+  topic trends (four times its usual share of the posts), on a schedule that
+  is a pure function of the seed (:func:`event_schedule`);
 * ``entities.hashtags`` / ``mentions`` / ``urls`` with code-point indices, left
   out on about one post in ten so that consumers must fall back to the text;
 * ``@mentions``, ``https://t.co/...`` links, an ``author_id`` resolved through
@@ -22,20 +27,27 @@ pipeline:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from flows.model import format_time
 
 __all__ = [
+    "EVENT_EPOCH",
     "TOPICS",
+    "SyntheticEvent",
     "created_at_for",
+    "event_at",
+    "event_schedule",
     "generate_lines",
+    "mood_shares",
     "synthetic_envelope",
     "synthetic_line",
 ]
@@ -388,10 +400,11 @@ def _post_id(n: int, seed: int) -> str:
     return str(_ID_BASE + (n << _ID_SEED_BITS) + _seed_bits(seed))
 
 
-def _sentence(rng: random.Random, topic: _Topic) -> str:
-    """One English sentence about ``topic``, positive, negative or neutral in equal shares."""
+def _sentence(rng: random.Random, topic: _Topic, shares: tuple[float, float, float]) -> str:
+    """One English sentence about ``topic``: positive, negative or neutral with ``shares``."""
     subject = rng.choice(topic.subjects)
-    mood = rng.randrange(3)
+    draw = rng.random()
+    mood = 0 if draw < shares[0] else 1 if draw < shares[0] + shares[1] else 2
     if mood == 2:
         template = rng.choice(_NEUTRAL)
         sentence = template.format(
@@ -416,7 +429,15 @@ def _hashtags(rng: random.Random, topic: _Topic) -> list[str]:
     return rng.sample(topic.hashtags, how_many)
 
 
-def _body(rng: random.Random, text: _Text, users: dict[str, dict[str, str]]) -> str:
+def _body(
+    rng: random.Random,
+    text: _Text,
+    users: dict[str, dict[str, str]],
+    *,
+    n: int,
+    seed: int,
+    events: bool,
+) -> str:
     """Write the original-post part of a text into ``text``; return its language."""
     if rng.random() < _FOREIGN_SHARE:
         lang, sentence, foreign_tags = rng.choice(_FOREIGN)
@@ -426,7 +447,12 @@ def _body(rng: random.Random, text: _Text, users: dict[str, dict[str, str]]) -> 
             text.add_hashtag(tag)
         return lang
 
-    topic = rng.choice(_TOPICS)
+    event = event_at(n, seed=seed) if events else None
+    if event is None:
+        topic = rng.choice(_TOPICS)
+    else:
+        weights = [_EVENT_WEIGHT if t.name == event.topic else 1 for t in _TOPICS]
+        topic = rng.choices(_TOPICS, weights=weights)[0]
     tags = _hashtags(rng, topic)
     leading_tag = bool(tags) and rng.random() < 0.15
     if leading_tag:
@@ -445,7 +471,7 @@ def _body(rng: random.Random, text: _Text, users: dict[str, dict[str, str]]) -> 
         text.add_mention(mention)
         text.add(" ")
 
-    text.add(_sentence(rng, topic))
+    text.add(_sentence(rng, topic, mood_shares(n, seed=seed, topic=topic.name, events=events)))
     if mention is not None and not reply:
         text.add(rng.choice((" cc ", " via ", " h/t ")))
         text.add_mention(mention)
@@ -461,6 +487,103 @@ def _body(rng: random.Random, text: _Text, users: dict[str, dict[str, str]]) -> 
     return "en"
 
 
+# Drift and events. Post numbers, not times, place them, so that a post stays a
+# function of (n, seed) however fast or late it is emitted.
+EVENT_EPOCH: Final = 6_000
+"""Posts per epoch of the event schedule: each epoch holds exactly one event
+(five minutes at the demo's 20 posts/s)."""
+_EVENT_OFFSETS: Final = (2_000, 3_600)
+"""Range of an event's first post within its epoch (a quiet lead-in for baselines)."""
+_EVENT_LENGTHS: Final = (900, 1_800)
+"""Range of an event's length in posts (45 to 90 s at 20 posts/s)."""
+_DRIFT_AMPLITUDE: Final = 0.08
+"""How far a topic's positive share drifts above a third (and its negative share below)."""
+_DRIFT_PERIODS: Final = (30_000, 90_000)
+"""Range of a topic's drift period in posts."""
+_EVENT_SHARES: Final[dict[str, tuple[float, float, float]]] = {
+    "crisis": (0.04, 0.85, 0.11),
+    "launch": (0.85, 0.04, 0.11),
+}
+"""(positive, negative, neutral) shares of a topic's posts during an event."""
+_EVENT_WEIGHT: Final = 8
+"""How many times its usual share of the posts a topic gets during its event (it trends)."""
+
+EventKind = Literal["crisis", "launch"]
+
+
+@dataclass(frozen=True, slots=True)
+class SyntheticEvent:
+    """A stretch of posts during which one topic's sentiment is shifted."""
+
+    topic: str
+    """A name from :data:`TOPICS`."""
+    kind: EventKind
+    """``crisis``: the negative share jumps; ``launch``: the positive share jumps."""
+    first: int
+    """Number of the first post of the event."""
+    end: int
+    """Number of the first post after it."""
+
+    def covers(self, n: int) -> bool:
+        """Whether post ``n`` falls in the event."""
+        return self.first <= n < self.end
+
+
+@functools.lru_cache(maxsize=4_096)
+def _epoch_event(seed: int, epoch: int) -> SyntheticEvent:
+    rng = random.Random(f"{seed}:event:{epoch}")
+    topic = rng.choice(TOPICS)
+    kind: EventKind = rng.choice(("crisis", "launch"))
+    first = epoch * EVENT_EPOCH + rng.randrange(*_EVENT_OFFSETS)
+    return SyntheticEvent(topic, kind, first, first + rng.randrange(*_EVENT_LENGTHS))
+
+
+def event_schedule(seed: int, *, until: int) -> tuple[SyntheticEvent, ...]:
+    """The events of stream ``seed`` that start before post ``until``, in order.
+
+    Epoch ``k`` (posts ``k * EVENT_EPOCH`` to ``(k + 1) * EVENT_EPOCH - 1``)
+    holds one event on a topic, kind, start and length drawn from
+    ``(seed, k)``; it starts at least 2,000 posts into its epoch and ends
+    before the epoch does, so events never overlap.
+    """
+    if until <= 0:
+        return ()
+    events = (_epoch_event(seed, epoch) for epoch in range((until - 1) // EVENT_EPOCH + 1))
+    return tuple(event for event in events if event.first < until)
+
+
+def event_at(n: int, *, seed: int) -> SyntheticEvent | None:
+    """The event post ``n`` of stream ``seed`` falls in, if any."""
+    event = _epoch_event(seed, n // EVENT_EPOCH)
+    return event if event.covers(n) else None
+
+
+@functools.lru_cache(maxsize=1_024)
+def _drift(seed: int, topic: str) -> tuple[float, float]:
+    rng = random.Random(f"{seed}:drift:{topic}")
+    return rng.randrange(*_DRIFT_PERIODS), rng.random()
+
+
+def mood_shares(
+    n: int, *, seed: int, topic: str, events: bool = True
+) -> tuple[float, float, float]:
+    """The (positive, negative, neutral) chances of post ``n`` of stream ``seed`` about ``topic``.
+
+    Outside events a third each, tilted by a slow sine of the post number
+    (period 30,000 to 90,000 posts and phase drawn from ``(seed, topic)``):
+    the positive share moves by up to 0.08 and the negative share the opposite
+    way. During an event on ``topic`` (with ``events``) the shares are those of
+    the event's kind: 0.8 of the event's polarity, 0.05 of the other. The three always add up to 1.
+    """
+    if events:
+        event = event_at(n, seed=seed)
+        if event is not None and event.topic == topic:
+            return _EVENT_SHARES[event.kind]
+    period, phase = _drift(seed, topic)
+    tilt = _DRIFT_AMPLITUDE * math.sin(2 * math.pi * (n / period + phase))
+    return 1 / 3 + tilt, 1 / 3 - tilt, 1 / 3
+
+
 def created_at_for(n: int, *, start: datetime, rate: float) -> datetime:
     """When post ``n`` of a stream starting at ``start`` with ``rate`` posts/s was created."""
     if start.tzinfo is None:
@@ -468,10 +591,14 @@ def created_at_for(n: int, *, start: datetime, rate: float) -> datetime:
     return start.astimezone(UTC) + timedelta(seconds=n / rate)
 
 
-def synthetic_envelope(n: int, *, seed: int, created_at: datetime) -> dict[str, Any]:
+def synthetic_envelope(
+    n: int, *, seed: int, created_at: datetime, events: bool = True
+) -> dict[str, Any]:
     """The decoded X API v2 stream line of post ``n`` of stream ``seed``.
 
-    Everything but ``created_at`` depends on ``(n, seed)`` only. Raises
+    Everything but ``created_at`` depends on ``(n, seed)`` only (and on
+    ``events``: ``False`` leaves out the :func:`event_schedule`, keeping the
+    slow drift). Raises
     :class:`ValueError` if ``n`` is negative or ``created_at`` is naive.
     """
     if n < 0:
@@ -492,7 +619,7 @@ def synthetic_envelope(n: int, *, seed: int, created_at: datetime) -> dict[str, 
         text.add(": ")
         earlier = _ID_BASE - rng.randrange(1, 1 << 40)
         referenced = [{"type": "retweeted", "id": str(earlier)}]
-    lang = _body(rng, text, users)
+    lang = _body(rng, text, users, n=n, seed=seed, events=events)
 
     data: dict[str, Any] = {
         "id": _post_id(n, seed),
@@ -513,9 +640,9 @@ def synthetic_envelope(n: int, *, seed: int, created_at: datetime) -> dict[str, 
     }
 
 
-def synthetic_line(n: int, *, seed: int, created_at: datetime) -> str:
+def synthetic_line(n: int, *, seed: int, created_at: datetime, events: bool = True) -> str:
     """Post ``n`` of stream ``seed`` as one compact JSON line (no newline), UTF-8 as X sends it."""
-    envelope = synthetic_envelope(n, seed=seed, created_at=created_at)
+    envelope = synthetic_envelope(n, seed=seed, created_at=created_at, events=events)
     return json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -526,6 +653,7 @@ def generate_lines(
     start: datetime,
     rate: float,
     first: int = 0,
+    events: bool = True,
 ) -> Iterator[str]:
     """Yield posts ``first`` to ``count - 1`` of stream ``seed`` as X API v2 lines.
 
@@ -539,13 +667,14 @@ def generate_lines(
         raise ValueError(f"first must be >= 0, got {first}")
     if start.tzinfo is None:
         raise ValueError("start must be timezone-aware")
-    return _lines(count, seed=seed, start=start, rate=rate, first=first)
+    return _lines(count, seed=seed, start=start, rate=rate, first=first, events=events)
 
 
 def _lines(
-    count: int | None, *, seed: int, start: datetime, rate: float, first: int
+    count: int | None, *, seed: int, start: datetime, rate: float, first: int, events: bool
 ) -> Iterator[str]:
     n = first
     while count is None or n < count:
-        yield synthetic_line(n, seed=seed, created_at=created_at_for(n, start=start, rate=rate))
+        created_at = created_at_for(n, start=start, rate=rate)
+        yield synthetic_line(n, seed=seed, created_at=created_at, events=events)
         n += 1

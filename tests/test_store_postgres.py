@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from factories import T0, at, make_match, make_subscription, make_window
 from sinks.test_store_sink import records, store_flow
 from test_store import batches, sample_batch, ticking_clock
 
+from flows.alerts import Alert
 from flows.model import ALL_POSTS, Polarity
 from flows.sinks.store import StoreSink, check_store_url
 from flows.store import (
@@ -634,3 +636,64 @@ def test_unscored_posts_and_languages_round_trip(url: str) -> None:
             ("ja", 0, 2, 0.0),
             ("en", 1, 0, 0.3),
         ]
+
+
+# Schema 5: the alerts table
+
+
+def _alert(query: str, minute: int, direction: str = "negative", z: float = 5.0) -> Alert:
+    start = T0 + timedelta(minutes=minute)
+    return Alert(
+        query=query,
+        start=start,
+        end=start + timedelta(seconds=10),
+        direction="negative" if direction == "negative" else "positive",
+        share=0.8,
+        baseline=0.33,
+        z=z,
+        count=40,
+        scored=50,
+        label="Climate Change" if query == "change climate" else None,
+    )
+
+
+def test_alerts_round_trip_and_filter(url: str) -> None:
+    """Written alerts read back equal, by start time, filtered by query and time range."""
+    alerts = [_alert("change climate", 1), _alert("python", 2, "positive"), _alert("python", 5)]
+    with open_store(url) as store:
+        store.write(alerts)
+        assert store.alerts() == alerts
+        assert store.alerts("python") == alerts[1:]
+        assert store.alerts(since=T0 + timedelta(minutes=2)) == alerts[1:]
+        assert store.alerts(until=T0 + timedelta(minutes=2)) == alerts[:1]
+        assert store.alerts("python", since=T0, until=T0 + timedelta(minutes=5)) == alerts[1:2]
+        assert store.alerts("nothing") == []
+    with open_store(url, readonly=True) as reader:
+        assert reader.alerts()[0].label == "Climate Change"
+        assert reader.alerts() == alerts
+
+
+def test_an_alert_written_twice_is_stored_once(url: str) -> None:
+    """Writing the same alert again (a replayed batch) replaces it: one row, the newest values."""
+    with open_store(url) as store:
+        store.write([_alert("python", 1, z=5.0)])
+        store.write([_alert("python", 1, z=6.5), _alert("python", 1, "positive")])
+        found = store.alerts("python")
+        assert [(a.direction, a.z) for a in found] == [("negative", 6.5), ("positive", 5.0)]
+
+
+def test_a_writer_upgrades_a_schema_4_store(url: str) -> None:
+    """A schema 4 store reads no alerts; the first writer adds the table and sets version 5."""
+    with open_store(url) as store:
+        store.write([_alert("python", 1)])
+    _execute(
+        url,
+        ["DROP TABLE alerts", "UPDATE meta SET value = '4' WHERE key = 'schema_version'"],
+    )
+    with open_store(url, readonly=True) as reader:
+        assert reader.schema_version == 4
+        assert reader.alerts() == []
+    with open_store(url) as writer:
+        assert writer.schema_version == SCHEMA_VERSION == 5
+        writer.write([_alert("python", 2)])
+        assert [a.start for a in writer.alerts()] == [T0 + timedelta(minutes=2)]

@@ -16,9 +16,13 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from flows.model import Line, Post, parse_line
 from flows.synthetic import (
+    EVENT_EPOCH,
     TOPICS,
     created_at_for,
+    event_at,
+    event_schedule,
     generate_lines,
+    mood_shares,
     synthetic_envelope,
     synthetic_line,
 )
@@ -247,3 +251,57 @@ def test_any_post_is_deterministic_and_well_formed(n: int, seed: int) -> None:
     data = json.loads(line)["data"]
     for item in data.get("entities", {}).get("hashtags", []):
         assert data["text"][item["start"] : item["end"]] == "#" + item["tag"]
+
+
+def test_event_schedule_is_a_pure_function_of_the_seed() -> None:
+    """The schedule repeats for a seed, holds one event per epoch and differs between seeds."""
+    events = event_schedule(3, until=10 * EVENT_EPOCH)
+    assert events == event_schedule(3, until=10 * EVENT_EPOCH)
+    assert len(events) == 10
+    assert events != event_schedule(4, until=10 * EVENT_EPOCH)
+    for epoch, event in enumerate(events):
+        assert event.topic in TOPICS
+        assert event.kind in ("crisis", "launch")
+        assert epoch * EVENT_EPOCH + 2_000 <= event.first < event.end <= (epoch + 1) * EVENT_EPOCH
+        assert event_at(event.first, seed=3) == event
+        assert event_at(event.end, seed=3) is None
+    assert event_schedule(3, until=events[0].first) == ()
+    assert event_schedule(3, until=events[0].first + 1) == events[:1]
+
+
+def test_mood_shares_drift_slowly_and_jump_in_events() -> None:
+    """Shares add up to 1, drift by at most 0.08 outside events and jump during one."""
+    assert event_schedule(1, until=1) == ()
+    event = event_schedule(1, until=EVENT_EPOCH)[0]
+    for n in range(0, 3 * EVENT_EPOCH, 97):
+        for topic in TOPICS:
+            shares = mood_shares(n, seed=1, topic=topic)
+            assert sum(shares) == pytest.approx(1.0)
+            calm = mood_shares(n, seed=1, topic=topic, events=False)
+            assert all(abs(share - 1 / 3) <= 0.081 for share in calm)
+            step = mood_shares(n + 200, seed=1, topic=topic, events=False)
+            assert abs(step[0] - calm[0]) < 0.01  # slow: a window of 200 posts moves < 1 point
+    inside = mood_shares(event.first, seed=1, topic=event.topic)
+    shifted = inside[1] if event.kind == "crisis" else inside[0]
+    assert shifted >= 0.7
+
+
+def test_an_event_shifts_what_vader_finds() -> None:
+    """During an event the topic's posts are mostly of the event's polarity; with events off not."""
+    analyzer = SentimentIntensityAnalyzer()
+    event = event_schedule(2, until=EVENT_EPOCH)[0]
+    marker = TOPIC_MARKERS[event.topic]
+
+    def share(events: bool) -> float:
+        found: Counter[str] = Counter()
+        for n in range(event.first, event.end):
+            text = synthetic_envelope(n, seed=2, created_at=T0, events=events)["data"]["text"]
+            if text.startswith("RT @") or not re.search(marker, text.casefold()):
+                continue
+            compound = analyzer.polarity_scores(text)["compound"]
+            found["pos" if compound >= 0.05 else "neg" if compound <= -0.05 else "neu"] += 1
+        wanted = "neg" if event.kind == "crisis" else "pos"
+        return found[wanted] / sum(found.values())
+
+    assert share(True) >= 0.55
+    assert share(False) <= 0.45

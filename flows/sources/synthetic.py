@@ -41,13 +41,23 @@ class _DeterministicPartition(StatefulSourcePartition[Line, int]):
     """Emits posts with fixed timestamps as fast as the dataflow takes them."""
 
     def __init__(
-        self, *, first: int, count: int | None, seed: int, start: datetime, rate: float, batch: int
+        self,
+        *,
+        first: int,
+        count: int | None,
+        seed: int,
+        start: datetime,
+        rate: float,
+        batch: int,
+        events: bool,
     ) -> None:
         self._next = first
         self._count = count
         self._seed = seed
         self._batch = batch
-        self._lines = generate_lines(count, seed=seed, start=start, rate=rate, first=first)
+        self._lines = generate_lines(
+            count, seed=seed, start=start, rate=rate, first=first, events=events
+        )
 
     def next_batch(self) -> list[Line]:
         if self._count is not None and self._next >= self._count:
@@ -68,11 +78,20 @@ class _LivePartition(StatefulSourcePartition[Line, int]):
     """Emits ``rate`` posts per second, each stamped with the time it is due."""
 
     def __init__(
-        self, *, first: int, count: int | None, seed: int, rate: float, batch: int, clock: Clock
+        self,
+        *,
+        first: int,
+        count: int | None,
+        seed: int,
+        rate: float,
+        batch: int,
+        clock: Clock,
+        events: bool,
     ) -> None:
         self._next = first
         self._count = count
         self._seed = seed
+        self._events = events
         self._rate = rate
         self._batch = batch
         self._clock = clock
@@ -96,7 +115,7 @@ class _LivePartition(StatefulSourcePartition[Line, int]):
             due = self._due(self._next)
             if due > now:
                 break
-            text = synthetic_line(self._next, seed=self._seed, created_at=due)
+            text = synthetic_line(self._next, seed=self._seed, created_at=due, events=self._events)
             batch.append(Line(text, origin=f"synthetic:{self._seed}:{self._next}"))
             self._next += 1
         return batch
@@ -120,7 +139,8 @@ class SyntheticSource(FixedPartitionedSource[Line, int]):
     :meth:`next_awake` and each is stamped with the time it is emitted. With a
     ``start`` (deterministic mode) post ``n`` is stamped ``start + n / rate``
     and posts are emitted as fast as the dataflow takes them, so two runs give
-    identical lines. ``count=None`` never ends.
+    identical lines. ``count=None`` never ends. ``events=False`` leaves out
+    the seeded sentiment events (:func:`flows.synthetic.event_schedule`).
 
     Raises :class:`ValueError` for a negative ``count``, a ``rate`` that is not
     positive and finite, a ``batch_size`` below 1 or a naive ``start``.
@@ -135,6 +155,7 @@ class SyntheticSource(FixedPartitionedSource[Line, int]):
         start: datetime | None = None,
         batch_size: int = 100,
         clock: Clock | None = None,
+        events: bool = True,
     ) -> None:
         """Configure the source; nothing is generated until the flow builds it.
 
@@ -154,6 +175,7 @@ class SyntheticSource(FixedPartitionedSource[Line, int]):
         self.start = start
         self.batch_size = batch_size
         self._clock = clock or _utc_now
+        self.events = events
 
     def list_parts(self) -> list[str]:
         return [_PARTITION]
@@ -170,6 +192,7 @@ class SyntheticSource(FixedPartitionedSource[Line, int]):
                 rate=self.rate,
                 batch=self.batch_size,
                 clock=self._clock,
+                events=self.events,
             )
         return _DeterministicPartition(
             first=first,
@@ -178,6 +201,7 @@ class SyntheticSource(FixedPartitionedSource[Line, int]):
             start=self.start,
             rate=self.rate,
             batch=self.batch_size,
+            events=self.events,
         )
 
 
