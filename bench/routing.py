@@ -9,19 +9,44 @@ a two-word AND phrase, a three-term OR list). Only the index grows.
 
 Store off, one worker.
 
-    .venv/bin/python bench/routing.py [--posts 20000] [--repeat 2] [--quick]
+Two whole-system cases, store on (a SQLite file), with 5 common queries padded
+by rare ones, interleaved in every repetition:
+
+* ``process``: ``senti replay FILE --store URL --track ...`` as a subprocess,
+  its wall time from start to exit (argument parsing, the queries written to
+  the store, the flow, the store's writer process closing) with 10 and with
+  :data:`PROCESS_SIZES` queries;
+* ``live``: the dataflow in this process with a :class:`SubscriptionSource`,
+  every query pushed as a subscription while the posts flow, so that each goes
+  through every lane's index, every sink and the store, with 10 and with
+  :data:`LIVE_SIZES` queries.
+
+    .venv/bin/python bench/routing.py [--posts 20000] [--whole-posts 100000] [--repeat 2] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-from common import cache_dir, figure, median, progress, run_dataflow, write_result
+from common import ROOT, cache_dir, figure, median, progress, run_dataflow, write_result
 from workload import queries_for, sample_texts, stream_file
 
 TARGET = 0.8
 SIZES = (10, 1_000, 10_000)
+WHOLE_TARGET = 0.9
+PROCESS_SIZES = (10, 10_000)
+"""``senti replay`` is given its queries as ``--track`` options: 100,000 of them
+exceed the kernel's limit on a command line (``getconf ARG_MAX``)."""
+LIVE_SIZES = (10, 100_000)
 
 
 def rare_queries(count: int) -> list[str]:
@@ -76,22 +101,140 @@ def measure(posts: int, repeat: int, sizes: tuple[int, ...]) -> dict[str, Any]:
     }
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_seconds(path: Path, queries: list[str], store: Path) -> tuple[float, float]:
+    """Wall and CPU time of ``senti replay`` over ``path`` with ``queries``, store on
+    (CPU: the process and its store writer, the figure other processes do not inflate)."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{store}{suffix}").unlink(missing_ok=True)
+    tracks = [arg for query in queries for arg in ("--track", query)]
+    command = [sys.executable, "-m", "flows.cli", "replay", str(path), "--store"]
+    cpu, started = _children_cpu(), time.perf_counter()
+    subprocess.run(
+        [*command, f"sqlite:///{store}", *tracks],
+        check=True,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - started, _children_cpu() - cpu
+
+
+def live_seconds(path: Path, queries: list[str], store: Path) -> tuple[float, float]:
+    """Wall and CPU time of the dataflow over ``path`` while ``queries`` arrive as
+    subscriptions (CPU: this process and the store's writer process)."""
+    from flows.dataflow import FlowSettings, build_flow  # noqa: PLC0415 - slow imports
+    from flows.matching import Subscription, parse_query  # noqa: PLC0415
+    from flows.runner import FlowThread  # noqa: PLC0415
+    from flows.sinks.store import StoreSink  # noqa: PLC0415
+    from flows.sinks.summary import RunSummary, SummarySink  # noqa: PLC0415
+    from flows.sources.control import Stoppable, SubscriptionSource  # noqa: PLC0415
+    from flows.sources.replay import ReplaySource  # noqa: PLC0415
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{store}{suffix}").unlink(missing_ok=True)
+    wait = timedelta(seconds=30)
+    settings = FlowSettings(window=timedelta(seconds=60), wait=wait, live=False)
+    summary = RunSummary()
+    changes = SubscriptionSource()
+    posts = Stoppable(ReplaySource([path], max_span=wait / 2), threading.Event())
+    sinks = [SummarySink(summary), StoreSink(f"sqlite:///{store}")]
+    flow = build_flow(posts, changes, sinks, settings=settings)
+    cpu, started = time.process_time() + _children_cpu(), time.perf_counter()
+    runner = FlowThread(flow)
+    runner.start()
+    for start in range(0, len(queries), 1_000):  # while the posts flow
+        changes.push_all(Subscription(parse_query(q)) for q in queries[start : start + 1_000])
+        time.sleep(0.01)
+    changes.stop.set()
+    runner.join()
+    if runner.error is not None:
+        raise runner.error
+    return time.perf_counter() - started, time.process_time() + _children_cpu() - cpu
+
+
+def measure_whole(posts: int, repeat: int, quick: bool) -> dict[str, Any]:
+    """Seconds of the whole process and of live subscriptions at each number of queries."""
+    path = stream_file(cache_dir(), posts)
+    common = queries_for(sample_texts(path, min(posts, 20_000)), 5)
+    process_sizes = (10, 1_000) if quick else PROCESS_SIZES
+    live_sizes = (10, 1_000) if quick else LIVE_SIZES
+    progress(f"whole system: {posts:,} posts; common queries: {common}")
+    runs: list[dict[str, float]] = []
+    with tempfile.TemporaryDirectory(prefix="senti-routing-") as tmp:
+        store = Path(tmp) / "store.db"
+        for number in range(1, repeat + 1):
+            run: dict[str, float] = {}
+            for size in process_sizes:
+                timed = process_seconds(path, add_rare(common, size), store)
+                run[f"process_{size}"], run[f"process_cpu_{size}"] = timed
+                progress(
+                    f"run {number}/{repeat}: senti replay, {size:,} queries: "
+                    f"{run[f'process_{size}']:.2f} s, CPU {run[f'process_cpu_{size}']:.2f} s"
+                )
+            for size in live_sizes:
+                timed = live_seconds(path, add_rare(common, size), store)
+                run[f"live_{size}"], run[f"live_cpu_{size}"] = timed
+                progress(
+                    f"run {number}/{repeat}: live subscriptions, {size:,} queries: "
+                    f"{run[f'live_{size}']:.2f} s, CPU {run[f'live_cpu_{size}']:.2f} s"
+                )
+            run["process_ratio"] = (
+                run[f"process_{process_sizes[0]}"] / run[f"process_{process_sizes[-1]}"]
+            )
+            run["live_ratio"] = run[f"live_{live_sizes[0]}"] / run[f"live_{live_sizes[-1]}"]
+            for case, (first, last) in (("process", process_sizes), ("live", live_sizes)):
+                run[f"{case}_cpu_ratio"] = run[f"{case}_cpu_{first}"] / run[f"{case}_cpu_{last}"]
+            runs.append(run)
+    medians = {key: median([run[key] for run in runs]) for key in runs[0]}
+    return {
+        "whole_posts": posts,
+        "process_sizes": list(process_sizes),
+        "live_sizes": list(live_sizes),
+        "whole_common_queries": common,
+        "whole_runs": runs,
+        "whole_median": medians,
+    }
+
+
 def main() -> None:
     """Measure, print the figures, write ``bench/results/routing.json``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=20_000)
+    parser.add_argument("--whole-posts", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for the smoke test")
     args = parser.parse_args()
     sizes = SIZES
     if args.quick:
-        args.posts, args.repeat, sizes = 1_000, 1, (10, 100, 1_000)
+        args.posts, args.whole_posts, args.repeat, sizes = 1_000, 1_000, 1, (10, 100, 1_000)
     result = measure(args.posts, args.repeat, sizes)
+    result.update(measure_whole(args.whole_posts, args.repeat, args.quick))
+    whole = result["whole_median"]
+    for case, label in (("process", "senti replay"), ("live", "live subscriptions")):
+        first, last = result[f"{case}_sizes"]
+        for kind, key in (("time", f"{case}_ratio"), ("CPU time", f"{case}_cpu_ratio")):
+            result["targets"][f"{label}: {kind} at {first} queries / at {last:,}"] = {
+                "value": whole[key],
+                "target": f">= {WHOLE_TARGET}",
+                "met": whole[key] >= WHOLE_TARGET,
+            }
     med = result["median"]
     for size in sizes:
         figure(f"{size:,} queries", med[f"queries_{size}"], "posts/s")
         figure(f"{size:,} queries, matches per post", med[f"matches_per_post_{size}"])
     figure(f"{sizes[-1]:,} / {sizes[0]} queries", med["ratio"])
+    for case, label in (("process", "senti replay"), ("live", "live subscriptions")):
+        first, last = result[f"{case}_sizes"]
+        for size in (first, last):
+            figure(f"{label}, store on, {size:,} queries", whole[f"{case}_{size}"], "s")
+            figure(f"{label}, store on, {size:,} queries, CPU", whole[f"{case}_cpu_{size}"], "s")
+        figure(f"{label}: time at {first} queries / at {last:,}", whole[f"{case}_ratio"])
+        figure(f"{label}: CPU time at {first} queries / at {last:,}", whole[f"{case}_cpu_ratio"])
     write_result("routing", result, quick=args.quick)
 
 

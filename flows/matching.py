@@ -258,7 +258,10 @@ class TermIndex:
 
         The same as :func:`matches_at` over every term, faster: a query whose
         first phrase is the anchor alone (a word, a ``#tag``, an OR list led
-        by one) matches whenever the post has the anchor, without a check.
+        by one) matches whenever the post has the anchor, without a check; a
+        query of one longer phrase is checked only when the post also has the
+        phrase's second term (see :class:`_Plan`), so many AND phrases on one
+        anchor cost a lookup per term of the post, not a check each.
         """
         found: list[str] = []
         by_anchor, plans = self._by_anchor, self._plans
@@ -269,6 +272,8 @@ class TermIndex:
                 if plan is None:
                     plan = plans[term] = _Plan.of(term, filed)
                 found += plan.sure
+                if plan.pairs:
+                    found += plan.paired(terms)
                 for key, phrases in plan.check:  # Query.first_match, inline
                     for required, anchored_here in phrases:
                         if required <= terms:
@@ -296,6 +301,11 @@ class _Plan:
 
     sure: tuple[str, ...]
     """Keys of the queries whose first phrase is the anchor alone."""
+    pairs: dict[str, tuple[tuple[str, frozenset[str]], ...]]
+    """Queries of one phrase of several terms, filed by a *second* term of the
+    phrase (not the anchor): each key with the terms it requires. Such a query
+    matches exactly when the post has all of them, so only the entries under
+    the post's own terms are checked."""
     check: tuple[tuple[str, tuple[tuple[frozenset[str], bool], ...]], ...]
     """The other queries: each key, with its phrases in order as the terms they
     require and whether they are anchored on this anchor. A post matches the
@@ -304,10 +314,37 @@ class _Plan:
     @classmethod
     def of(cls, anchor: str, filed: Mapping[str, Query]) -> _Plan:
         alone = (anchor,)
-        sure = tuple(key for key, query in filed.items() if query.phrases[0].terms == alone)
-        check = tuple(
-            (key, tuple((phrase.required, phrase.anchor == anchor) for phrase in query.phrases))
-            for key, query in filed.items()
-            if query.phrases[0].terms != alone
-        )
-        return cls(sure, check)
+        sure: list[str] = []
+        pairs: dict[str, list[tuple[str, frozenset[str]]]] = {}
+        check: list[tuple[str, tuple[tuple[frozenset[str], bool], ...]]] = []
+        for key, query in filed.items():
+            first = query.phrases[0]
+            if first.terms == alone:
+                sure.append(key)
+            elif len(query.phrases) == 1:
+                second = _choose_anchor(tuple(t for t in first.terms if t != anchor))
+                pairs.setdefault(second, []).append((key, first.required))
+            else:
+                phrases = tuple(
+                    (phrase.required, phrase.anchor == anchor) for phrase in query.phrases
+                )
+                check.append((key, phrases))
+        return cls(tuple(sure), {t: tuple(e) for t, e in pairs.items()}, tuple(check))
+
+    def paired(self, terms: frozenset[str]) -> list[str]:
+        """Keys of the :attr:`pairs` queries a post with ``terms`` matches, each once.
+
+        It walks the smaller of the post's terms and the second terms filed.
+        """
+        pairs = self.pairs
+        found: list[str] = []
+        if len(pairs) < len(terms):
+            for second, entries in pairs.items():
+                if second in terms:
+                    found += [key for key, required in entries if required <= terms]
+        else:
+            for second in terms:
+                filed = pairs.get(second)
+                if filed:
+                    found += [key for key, required in filed if required <= terms]
+        return found

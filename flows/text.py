@@ -25,7 +25,6 @@ import functools
 import html
 import re
 import unicodedata
-from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Final, NamedTuple, Protocol
@@ -205,7 +204,11 @@ def is_valid_hashtag(text: str) -> bool:
 
 def hashtag_counts(tags: Iterable[str]) -> dict[str, int]:
     """Case-folded frequencies of ``tags`` (given without ``#``), in first-seen order."""
-    return dict(Counter(_fold(tag) for tag in tags))
+    counts: dict[str, int] = {}
+    for tag in tags:
+        folded = _fold(tag)
+        counts[folded] = counts.get(folded, 0) + 1
+    return counts
 
 
 def _fold(tag: str) -> str:

@@ -25,6 +25,7 @@ command line argparse cannot parse, 130 when interrupted.
 from __future__ import annotations
 
 import argparse
+import sys
 import asyncio
 import os
 from collections.abc import Coroutine, Sequence
@@ -59,8 +60,47 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``senti`` console script."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    rest, tracked = _split_tracks(list(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(rest)
+    if tracked and getattr(args, "track", None):
+        leftover = list(args.track)
+        leftover.remove(tracked[0])
+        args.track = tracked + leftover
     return run_command(args)
+
+
+def _split_tracks(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Take the ``--track QUERY`` options out of ``argv`` but the first; return both.
+
+    argparse's time grows with the square of the number of options, which
+    10,000 ``--track`` options make seconds. The first one stays so that
+    argparse still checks that the command takes ``--track`` and has one;
+    the values, in their order, are the second list. A value that looks like
+    an option, and everything after ``--``, is left to argparse.
+    """
+    rest: list[str] = []
+    tracked: list[str] = []
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            rest += argv[index:]
+            break
+        value: str | None = None
+        step = 1
+        if arg == "--track" and index + 1 < len(argv) and not argv[index + 1].startswith("-"):
+            value, step = argv[index + 1], 2
+        elif arg.startswith("--track="):
+            value = arg.removeprefix("--track=")
+        if value is None:
+            rest.append(arg)
+        else:
+            if not tracked:
+                rest += argv[index : index + step]
+            tracked.append(value)
+        index += step
+    return rest, tracked
 
 
 def _parser() -> argparse.ArgumentParser:

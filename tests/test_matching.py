@@ -516,3 +516,20 @@ def test_pickled_index_matches_the_same_and_plans_follow_changes() -> None:
     expected = ["python", "python rust", "python,tea", "rust"]
     assert sorted(index.match(terms)) == expected
     assert sorted(pickle.loads(pickle.dumps(index)).match(terms)) == expected  # noqa: S301 (our own bytes)
+
+
+def test_many_and_phrases_on_one_anchor_match_from_short_and_long_posts() -> None:
+    """AND phrases sharing an anchor match exactly when the post has all their terms,
+    whether the post has fewer terms than the phrases' second terms or more."""
+    index = TermIndex()
+    for word in ("alpha", "beta", "gamma", "delta", "epsilon"):
+        index.add(parse_query(f"morningstar {word}"))
+    index.add(parse_query("morningstar beta gamma"))
+    short = post_terms("morningstar beta")
+    assert sorted(index.match(short)) == ["beta morningstar"]
+    long = post_terms("morningstar beta gamma one two three four five six seven")
+    assert sorted(index.match(long)) == [
+        "beta gamma morningstar",
+        "beta morningstar",
+        "gamma morningstar",
+    ]
