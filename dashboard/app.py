@@ -16,8 +16,11 @@ import streamlit as st
 from dashboard.controls import sidebar
 
 VIEWS = Path(__file__).parent / "views"
+ICON = Path(__file__).parent / "assets" / "icon.png"
+"""The page icon, shipped with the dashboard: a ``:material/...:`` page icon
+makes the browser fetch the favicon from a font CDN, which fails offline."""
 
-st.set_page_config(page_title="senti", page_icon=":material/monitoring:", layout="wide")
+st.set_page_config(page_title="senti", page_icon=str(ICON), layout="wide")
 navigation = st.navigation(
     [
         st.Page(VIEWS / "overview.py", title="Overview", icon=":material/dashboard:", default=True),
