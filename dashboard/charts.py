@@ -8,8 +8,8 @@ and returns an Altair chart; no Streamlit calls.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
-from typing import Final, Literal, TypeAlias
+from datetime import datetime, timedelta
+from typing import Final
 
 import altair as alt
 import pandas as pd
@@ -26,6 +26,7 @@ __all__ = [
     "polarity_area",
     "rate_line",
     "time_axis",
+    "time_ticks",
 ]
 
 CLASS_COLORS: Final = ("#2ca02c", "#d62728", "#9e9e9e")
@@ -37,48 +38,74 @@ def class_scale() -> alt.Scale:
     return alt.Scale(domain=list(CLASSES), range=list(CLASS_COLORS))
 
 
-PARTIAL_NOTE: Final = "partial window (at a start or stop, may hold part of its span)"
+PARTIAL_NOTE: Final = "partial window (start/stop)"
 """The legend entry of the windows :func:`dashboard.summary.mark_runs` marks partial."""
 
 _TIME_FORMAT: Final = "%H:%M"
 _TIP_FORMAT: Final = "%Y-%m-%d %H:%M:%S UTC"
-_Interval: TypeAlias = Literal["minute", "hour", "day"]
-_TICK_STEPS: Final[tuple[tuple[timedelta, _Interval, int], ...]] = (
-    (timedelta(minutes=15), "minute", 1),
-    (timedelta(hours=1), "minute", 5),
-    (timedelta(hours=3), "minute", 15),
-    (timedelta(hours=12), "hour", 1),
-    (timedelta(days=2), "hour", 3),
+_TICK_STEPS: Final = (
+    (timedelta(minutes=15), timedelta(minutes=1)),
+    (timedelta(hours=1), timedelta(minutes=5)),
+    (timedelta(hours=3), timedelta(minutes=15)),
+    (timedelta(hours=12), timedelta(hours=1)),
+    (timedelta(days=2), timedelta(hours=3)),
 )
+"""Up to a span (first key), ticks every (second): each label shows a whole minute."""
+_MAX_TICKS: Final = 40
+
+
+def time_ticks(starts: pd.Series, ends: pd.Series) -> tuple[list[datetime], str]:
+    """Tick positions (UTC) and their label format for the span of ``starts`` to
+    ``ends``: whole minutes (every 1, 5 or 15) or hours (every 1 or 3), as ``HH:MM``;
+    beyond two days, midnights labelled with the day too."""
+    if not len(starts):
+        return [], _TIME_FORMAT
+    low, high = pd.Timestamp(starts.min()), pd.Timestamp(ends.max())
+    step, label = timedelta(days=1), "%d %b %H:%M"
+    for limit, every in _TICK_STEPS:
+        if high - low <= limit:
+            step = every
+            label = _TIME_FORMAT if limit <= timedelta(hours=12) else label
+            break
+    first = low.ceil(pd.Timedelta(step))
+    whole = (high - first).total_seconds() // step.total_seconds()
+    count = min(_MAX_TICKS, int(whole) + 1) if first <= high else 0
+    ticks = [first + index * step for index in range(count)]
+    return [tick.to_pydatetime() for tick in ticks], label
 
 
 def time_axis(starts: pd.Series, ends: pd.Series, *, title: str = "window start (UTC)") -> alt.X:
-    """The x encoding of ``start`` every chart uses: a UTC scale, 24-hour labels.
-
-    Ticks fall on whole minutes (every 1, 5 or 15) or hours (every 1 or 3),
-    chosen from the span of ``starts`` to ``ends`` so a few labels show, each
-    with its minute; beyond two days ticks are daily and name the day too.
-    """
-    span = (ends.max() - starts.min()) if len(starts) else timedelta(0)
-    step: alt.TimeIntervalStep | None = None
-    label = "%d %b %H:%M"
-    for limit, interval, count in _TICK_STEPS:
-        if span <= limit:
-            step = alt.TimeIntervalStep(interval=interval, step=count)
-            label = _TIME_FORMAT if span <= timedelta(hours=12) else label
-            break
-    if step is None:
-        step = alt.TimeIntervalStep(interval="day", step=1)
-    return alt.X(
-        "start:T",
-        title=title,
-        scale=alt.Scale(type="utc"),
-        axis=alt.Axis(format=label, formatType="utc", tickCount=step, labelOverlap=True),
-    )
+    """The x encoding of ``start`` every chart uses: a UTC scale (labels in UTC), 24-hour
+    labels on ticks that fall on whole minutes (see :func:`time_ticks`)."""
+    ticks, label = time_ticks(starts, ends)
+    axis = alt.Axis(format=label, labelOverlap=True)
+    if ticks:
+        # DateTime objects: Vega-Lite drops the labels of plain epoch numbers on a time axis.
+        values = [
+            alt.DateTime(
+                year=tick.year,
+                month=tick.month,
+                date=tick.day,
+                hours=tick.hour,
+                minutes=tick.minute,
+                utc=True,
+            )
+            for tick in ticks
+        ]
+        axis = alt.Axis(format=label, labelOverlap=True, values=values)
+    return alt.X("start:T", title=title, scale=alt.Scale(type="utc"), axis=axis)
 
 
-def _time_tip(field: str = "start", title: str = "window") -> alt.Tooltip:
-    return alt.Tooltip(f"{field}:T", title=title, format=_TIP_FORMAT, formatType="utc")
+def _tip_times(times: pd.Series) -> pd.Series:
+    """Times as full UTC text for tooltips (a tooltip does not follow the UTC scale)."""
+    if not len(times):
+        return pd.Series([], index=times.index, dtype=object)
+    text = pd.to_datetime(times, utc=True).dt.strftime(_TIP_FORMAT)
+    return pd.Series(list(text), index=times.index, dtype=object)
+
+
+def _time_tip(field: str = "when", title: str = "window") -> alt.Tooltip:
+    return alt.Tooltip(f"{field}:N", title=title)
 
 
 def _note(partial: pd.Series) -> list[str]:
@@ -88,16 +115,23 @@ def _note(partial: pd.Series) -> list[str]:
 def _partial_bands(runs: pd.DataFrame) -> alt.Chart:
     """Light bands over the windows marked partial, with a legend entry."""
     frame = runs.loc[runs["partial"], ["start", "end"]].assign(note=PARTIAL_NOTE)
+    frame = frame.assign(when=_tip_times(frame["start"]))
     chart: alt.Chart = (
         alt.Chart(frame)
-        .mark_rect(color="white", stroke="#616161", strokeDash=[4, 3])
+        .mark_rect(fillOpacity=0.5, stroke="#616161", strokeDash=[4, 3])
         .encode(
             x="start:T",
             x2="end:T",
-            opacity=alt.Opacity(
+            fill=alt.Fill(
                 "note:N",
-                scale=alt.Scale(domain=[PARTIAL_NOTE], range=[0.55]),
-                legend=alt.Legend(title=None, orient="bottom"),
+                scale=alt.Scale(domain=[PARTIAL_NOTE], range=["white"]),
+                legend=alt.Legend(
+                    title="window",
+                    labelLimit=300,
+                    symbolType="square",
+                    symbolStrokeColor="#616161",
+                    symbolDash=[4, 3],
+                ),
             ),
             tooltip=[_time_tip(), alt.Tooltip("note:N", title="")],
         )
@@ -105,19 +139,55 @@ def _partial_bands(runs: pd.DataFrame) -> alt.Chart:
     return chart
 
 
-def _long_classes(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (window, class) with its count and run, from ``runs`` (a
-    :func:`~dashboard.summary.mark_runs` frame); each run's last window is
-    repeated at its end, so a step drawn from each start covers the whole window."""
+def _long_classes(runs: pd.DataFrame, *, share: bool) -> pd.DataFrame:
+    """One row per (window, class) with its count and stacked band ``low``..``high``
+    (shares of the window's classified posts if ``share``, else counts), from ``runs``
+    (a :func:`~dashboard.summary.mark_runs` frame); each run's last window is repeated
+    at its end, so a step drawn from each start covers the whole window.
+
+    The stack is computed here, not by Vega-Lite: its stacking fills every series in at
+    every x, which would carry a run's last values across a gap.
+    """
     columns = ["start", "run", *CLASSES]
     frame = runs.loc[:, [*columns, "end"]]
     closing = frame.groupby("run", sort=True).tail(1).assign(start=lambda f: f["end"])
-    frame = pd.concat([frame, closing]).loc[:, columns]
-    long = frame.melt(
-        id_vars=["start", "run"], value_vars=list(CLASSES), var_name="class", value_name="n"
+    frame = pd.concat([frame, closing]).loc[:, columns].reset_index(drop=True)
+    values = frame.loc[:, list(CLASSES)].astype("float64")
+    if share:
+        total = values.sum(axis=1)
+        values = values.div(total.where(total > 0), axis=0).fillna(0.0)
+    high = values.cumsum(axis=1)
+    low = high - values
+    parts = [
+        pd.DataFrame(
+            {
+                "start": frame["start"],
+                "run": frame["run"],
+                "class": name,
+                "order": index,
+                "n": frame[name].astype("int64"),
+                "low": low[name],
+                "high": high[name],
+            }
+        )
+        for index, name in enumerate(CLASSES)
+    ]
+    long = (
+        pd.concat(parts, ignore_index=True)
+        if len(frame)
+        else pd.DataFrame(
+            {
+                "start": pd.Series(dtype="datetime64[ns, UTC]"),
+                "run": pd.Series(dtype="int64"),
+                "class": pd.Series(dtype=object),
+                "order": pd.Series(dtype="int64"),
+                "n": pd.Series(dtype="int64"),
+                "low": pd.Series(dtype="float64"),
+                "high": pd.Series(dtype="float64"),
+            }
+        )
     )
-    order = {name: index for index, name in enumerate(CLASSES)}
-    return long.assign(order=long["class"].map(order))
+    return long.assign(when=_tip_times(long["start"]))
 
 
 def polarity_area(
@@ -131,20 +201,15 @@ def polarity_area(
     partial are drawn lighter with a dashed outline and a legend entry.
     """
     runs = mark_runs(windows.loc[:, ["start", "end", *CLASSES]])
-    long = _long_classes(runs)
-    stack: Literal["normalize"] | bool = "normalize" if share else True
+    long = _long_classes(runs, share=share)
     title = "share of posts" if share else "posts"
     area: alt.Chart = (
         alt.Chart(long)
         .mark_area(interpolate="step-after")
         .encode(
             x=time_axis(runs["start"], runs["end"]),
-            y=alt.Y(
-                "n:Q",
-                stack=stack,
-                title=title,
-                axis=alt.Axis(format="%" if share else "d"),
-            ),
+            y=alt.Y("low:Q", title=title, axis=alt.Axis(format="%" if share else "d")),
+            y2="high:Q",
             color=alt.Color("class:N", scale=class_scale(), title="class"),
             detail=alt.Detail("run:N"),
             order=alt.Order("order:Q"),
@@ -159,7 +224,7 @@ def rate_line(windows: pd.DataFrame, *, height: int = 160) -> alt.LayerChart:
     """Posts per second in each window (original posts, retweets excluded).
 
     One line per run (no line across missing windows); the points of windows
-    marked partial are hollow, with a legend entry.
+    marked partial are triangles, with a legend entry.
     """
     runs = mark_runs(windows.loc[:, ["start", "end", "posts"]])
     seconds = (
@@ -173,17 +238,18 @@ def rate_line(windows: pd.DataFrame, *, height: int = 160) -> alt.LayerChart:
             "rate": (runs["posts"] / seconds).astype("float64"),
             "run": runs["run"],
             "window": pd.Series(_note(runs["partial"]), index=runs.index, dtype=object),
+            "when": _tip_times(runs["start"]),
         }
     )
     base = alt.Chart(frame).encode(
         x=time_axis(runs["start"], runs["end"]), y=alt.Y("rate:Q", title="posts/s")
     )
     line = base.mark_line().encode(detail=alt.Detail("run:N"))
-    points = base.mark_point(filled=True, size=40).encode(
-        fillOpacity=alt.FillOpacity(
-            "window:N",
-            scale=alt.Scale(domain=["full window", PARTIAL_NOTE], range=[1.0, 0.0]),
-            legend=alt.Legend(title=None, orient="bottom"),
+    kinds = ["full window", PARTIAL_NOTE]
+    legend = alt.Legend(title="window", labelLimit=300)
+    points = base.mark_point(filled=True, size=50).encode(
+        shape=alt.Shape(
+            "window:N", scale=alt.Scale(domain=kinds, range=["circle", "triangle"]), legend=legend
         ),
         tooltip=[
             _time_tip(),
@@ -222,6 +288,7 @@ def hashtag_heatmap(
     ``tags`` fixes the row order (default: order of first appearance).
     """
     frame = buckets.loc[:, ["start", "end", "tag", "count", "listed", "windows"]].copy()
+    frame = frame.assign(when=_tip_times(frame["start"]))
     order = list(tags) if tags is not None else list(dict.fromkeys(frame["tag"]))
     chart: alt.Chart = (
         alt.Chart(frame)

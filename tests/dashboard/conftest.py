@@ -134,10 +134,10 @@ def large_store(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture
 def gap_store(tmp_path: Path) -> str:
-    """Global windows 12:00-12:03 and, after ten minutes of downtime, 12:13-12:16; the
+    """Global windows 12:00-12:03 and, after nine minutes of downtime, 12:12-12:15; the
     edges of the runs hold fewer posts, as a start and a stop inside a window leave them."""
     path = tmp_path / "gap.db"
-    posts = {0: 3, 60: 30, 120: 4, 780: 5, 840: 30, 900: 30}
+    posts = {0: 3, 60: 30, 120: 4, 720: 5, 780: 30, 840: 30}
     items: list[object] = [make_subscription("Climate Change")]
     for second, count in posts.items():
         third = count // 3

@@ -78,7 +78,7 @@ def test_polarity_area_share_stacks_to_one_by_class() -> None:
     chart = charts.polarity_area(frame, share=True)
     pd.testing.assert_frame_equal(frame, before)
     encoding = spec(chart)["layer"][0]["encoding"]
-    assert encoding["y"]["stack"] == "normalize"
+    assert (encoding["y"]["field"], encoding["y2"]["field"]) == ("low", "high")
     assert encoding["x"]["field"] == "start"
     assert encoding["color"]["scale"]["domain"] == ["positive", "negative", "neutral"]
     data = layer_data(chart)
@@ -91,12 +91,18 @@ def test_polarity_area_share_stacks_to_one_by_class() -> None:
         "negative": 15,
         "neutral": 14,
     }
+    # Bands stack positive, negative, neutral from 0 up to 1 in every window.
+    top = data[data["class"] == "neutral"]
+    assert list(top["high"]) == pytest.approx([1.0, 1.0, 1.0])
+    first = data[data["start"] == T0].set_index("class")
+    assert first.loc["negative", "low"] == pytest.approx(0.5)
+    assert first.loc["negative", "high"] == pytest.approx(0.8)
 
 
 def test_polarity_area_counts_and_empty() -> None:
     """Without share the counts stack as they are; an empty frame gives an empty chart."""
-    layer = spec(charts.polarity_area(windows_frame(), share=False))["layer"][0]
-    assert layer["encoding"]["y"]["stack"] is True
+    counts = layer_data(charts.polarity_area(windows_frame(), share=False))
+    assert list(counts[counts["class"] == "neutral"]["high"]) == [10.0, 30.0, 30.0]
     empty = charts.polarity_area(windows_frame().iloc[0:0])
     assert layer_data(empty).empty
 
@@ -117,6 +123,10 @@ def test_time_axes_are_24_hour_utc_with_minute_ticks() -> None:
     tooltips show the full UTC time."""
     frame = windows_frame()
     tags = hashtag_minutes(frame, ["ai", "rust"])
+    minutes = [
+        {"year": 2024, "month": 5, "date": 1, "hours": 12, "minutes": m, "utc": True}
+        for m in range(3)
+    ]
     layers = [
         spec(charts.polarity_area(frame))["layer"][0],
         spec(charts.rate_line(frame))["layer"][0],
@@ -126,14 +136,35 @@ def test_time_axes_are_24_hour_utc_with_minute_ticks() -> None:
         x = layer["encoding"]["x"]
         assert x["scale"] == {"type": "utc"}
         assert x["axis"]["format"] == "%H:%M"
-        assert x["axis"]["formatType"] == "utc"
-        assert x["axis"]["tickCount"] == {"interval": "minute", "step": 1}
+        assert x["axis"]["values"] == minutes
         assert "(UTC)" in x["title"]
     tip = spec(charts.rate_line(frame))["layer"][1]["encoding"]["tooltip"][0]
-    assert (tip["format"], tip["formatType"]) == ("%Y-%m-%d %H:%M:%S UTC", "utc")
-    hours = charts.time_axis(pd.Series([T0]), pd.Series([T0 + timedelta(hours=5)])).to_dict()
-    assert hours["axis"]["tickCount"] == {"interval": "hour", "step": 1}
-    assert hours["axis"]["format"] == "%H:%M"
+    assert tip["field"] == "when"
+    points = layer_data(charts.rate_line(frame), 1)
+    assert list(points["when"]) == ["2024-05-01 12:00:00 UTC", "2024-05-01 12:01:00 UTC"]
+
+
+def test_time_ticks_fall_on_whole_minutes_or_hours() -> None:
+    """Ticks start at the first whole step inside the span: 1 min up to 15 min, 5 min up
+    to an hour, hours up to 12 h (still HH:MM), days beyond two days (with the date)."""
+    start = T0 + timedelta(seconds=25)
+
+    def ticks(span: timedelta) -> tuple[list[datetime], str]:
+        return charts.time_ticks(pd.Series([start]), pd.Series([start + span]))
+
+    short, label = ticks(timedelta(minutes=3))
+    assert (short, label) == ([T0 + timedelta(minutes=m) for m in (1, 2, 3)], "%H:%M")
+    hour, _ = ticks(timedelta(minutes=50))
+    assert hour[:2] == [T0 + timedelta(minutes=5), T0 + timedelta(minutes=10)]
+    half_day, label = ticks(timedelta(hours=5))
+    assert (half_day[0], half_day[1] - half_day[0], label) == (
+        T0 + timedelta(hours=1),
+        timedelta(hours=1),
+        "%H:%M",
+    )
+    week, label = ticks(timedelta(days=7))
+    assert (week[1] - week[0], label) == (timedelta(days=1), "%d %b %H:%M")
+    assert charts.time_ticks(pd.Series([], dtype=object), pd.Series([], dtype=object))[0] == []
 
 
 def test_mark_runs_splits_at_gaps_and_marks_edges_partial() -> None:
@@ -160,7 +191,7 @@ def test_gaps_break_lines_and_partial_windows_are_marked() -> None:
     assert closing == [T0 + timedelta(minutes=m) for m in (2, 7, 10)]
     bands = layer_data(area, 1)
     assert len(bands) == 5
-    legend = area_spec["layer"][1]["encoding"]["opacity"]["scale"]["domain"]
+    legend = area_spec["layer"][1]["encoding"]["fill"]["scale"]["domain"]
     assert legend == [charts.PARTIAL_NOTE]
     line = charts.rate_line(frame.iloc[:4])
     assert spec(line)["layer"][0]["encoding"]["detail"]["field"] == "run"
