@@ -16,8 +16,12 @@ import streamlit as st
 from dashboard.controls import sidebar
 
 VIEWS = Path(__file__).parent / "views"
+# The page icon ships with the dashboard: a ``:material/...:`` page icon makes the
+# browser fetch the favicon from a font CDN, which fails offline. (No docstring here:
+# Streamlit's magic would write it on the page.)
+ICON = Path(__file__).parent / "assets" / "icon.png"
 
-st.set_page_config(page_title="senti", page_icon=":material/monitoring:", layout="wide")
+st.set_page_config(page_title="senti", page_icon=str(ICON), layout="wide")
 navigation = st.navigation(
     [
         st.Page(VIEWS / "overview.py", title="Overview", icon=":material/dashboard:", default=True),

@@ -8,21 +8,25 @@ and returns an Altair chart; no Streamlit calls.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final, Literal
+from datetime import datetime, timedelta
+from typing import Final
 
 import altair as alt
 import pandas as pd
 
-from dashboard.summary import CLASSES
+from dashboard.summary import CLASSES, mark_runs
 
 __all__ = [
     "CLASS_COLORS",
+    "PARTIAL_NOTE",
     "class_scale",
     "hashtag_bars",
-    "hashtag_trend",
+    "hashtag_heatmap",
     "language_bars",
     "polarity_area",
     "rate_line",
+    "time_axis",
+    "time_ticks",
 ]
 
 CLASS_COLORS: Final = ("#2ca02c", "#d62728", "#9e9e9e")
@@ -34,68 +38,226 @@ def class_scale() -> alt.Scale:
     return alt.Scale(domain=list(CLASSES), range=list(CLASS_COLORS))
 
 
-def _long_classes(windows: pd.DataFrame) -> pd.DataFrame:
-    """One row per (window, class) with its count, from a copy of ``windows``."""
-    columns = ["start", *CLASSES]
-    frame = windows.loc[:, columns].copy() if not windows.empty else pd.DataFrame(columns=columns)
-    long = frame.melt(id_vars="start", value_vars=list(CLASSES), var_name="class", value_name="n")
-    order = {name: index for index, name in enumerate(CLASSES)}
-    return long.assign(order=long["class"].map(order))
+PARTIAL_NOTE: Final = "partial window (start/stop)"
+"""The legend entry of the windows :func:`dashboard.summary.mark_runs` marks partial."""
+
+_TIME_FORMAT: Final = "%H:%M"
+_TIP_FORMAT: Final = "%Y-%m-%d %H:%M:%S UTC"
+_TICK_STEPS: Final = (
+    (timedelta(minutes=15), timedelta(minutes=1)),
+    (timedelta(hours=1), timedelta(minutes=5)),
+    (timedelta(hours=3), timedelta(minutes=15)),
+    (timedelta(hours=12), timedelta(hours=1)),
+    (timedelta(days=2), timedelta(hours=3)),
+)
+"""Up to a span (first key), ticks every (second): each label shows a whole minute."""
+_MAX_TICKS: Final = 40
 
 
-def polarity_area(windows: pd.DataFrame, *, share: bool = True, height: int = 260) -> alt.Chart:
-    """Stacked area of positive/negative/neutral per window.
+def time_ticks(starts: pd.Series, ends: pd.Series) -> tuple[list[datetime], str]:
+    """Tick positions (UTC) and their label format for the span of ``starts`` to
+    ``ends``: whole minutes (every 1, 5 or 15) or hours (every 1 or 3), as ``HH:MM``;
+    beyond two days, midnights labelled with the day too."""
+    if not len(starts):
+        return [], _TIME_FORMAT
+    low, high = pd.Timestamp(starts.min()), pd.Timestamp(ends.max())
+    step, label = timedelta(days=1), "%d %b %H:%M"
+    for limit, every in _TICK_STEPS:
+        if high - low <= limit:
+            step = every
+            label = _TIME_FORMAT if limit <= timedelta(hours=12) else label
+            break
+    first = low.ceil(pd.Timedelta(step))
+    whole = (high - first).total_seconds() // step.total_seconds()
+    count = min(_MAX_TICKS, int(whole) + 1) if first <= high else 0
+    ticks = [first + index * step for index in range(count)]
+    return [tick.to_pydatetime() for tick in ticks], label
 
-    ``share=True`` stacks to 100 % (each class's share of the window's posts);
-    otherwise it stacks the counts.
-    """
-    long = _long_classes(windows)
-    stack: Literal["normalize"] | bool = "normalize" if share else True
-    title = "share of posts" if share else "posts"
+
+def time_axis(starts: pd.Series, ends: pd.Series, *, title: str = "window start (UTC)") -> alt.X:
+    """The x encoding of ``start`` every chart uses: a UTC scale (labels in UTC), 24-hour
+    labels on ticks that fall on whole minutes (see :func:`time_ticks`)."""
+    ticks, label = time_ticks(starts, ends)
+    axis = alt.Axis(format=label, labelOverlap=True)
+    if ticks:
+        # DateTime objects: Vega-Lite drops the labels of plain epoch numbers on a time axis.
+        values = [
+            alt.DateTime(
+                year=tick.year,
+                month=tick.month,
+                date=tick.day,
+                hours=tick.hour,
+                minutes=tick.minute,
+                utc=True,
+            )
+            for tick in ticks
+        ]
+        axis = alt.Axis(format=label, labelOverlap=True, values=values)
+    return alt.X("start:T", title=title, scale=alt.Scale(type="utc"), axis=axis)
+
+
+def _tip_times(times: pd.Series) -> pd.Series:
+    """Times as full UTC text for tooltips (a tooltip does not follow the UTC scale)."""
+    if not len(times):
+        return pd.Series([], index=times.index, dtype=object)
+    text = pd.to_datetime(times, utc=True).dt.strftime(_TIP_FORMAT)
+    return pd.Series(list(text), index=times.index, dtype=object)
+
+
+def _time_tip(field: str = "when", title: str = "window") -> alt.Tooltip:
+    return alt.Tooltip(f"{field}:N", title=title)
+
+
+def _note(partial: pd.Series) -> list[str]:
+    return [PARTIAL_NOTE if flag else "full window" for flag in partial]
+
+
+def _partial_bands(runs: pd.DataFrame) -> alt.Chart:
+    """Light bands over the windows marked partial, with a legend entry."""
+    frame = runs.loc[runs["partial"], ["start", "end"]].assign(note=PARTIAL_NOTE)
+    frame = frame.assign(when=_tip_times(frame["start"]))
     chart: alt.Chart = (
-        alt.Chart(long)
-        .mark_area(interpolate="step-after")
+        alt.Chart(frame)
+        .mark_rect(fillOpacity=0.5, stroke="#616161", strokeDash=[4, 3])
         .encode(
-            x=alt.X("start:T", title="window start (UTC)"),
-            y=alt.Y(
-                "n:Q",
-                stack=stack,
-                title=title,
-                axis=alt.Axis(format="%" if share else "d"),
+            x="start:T",
+            x2="end:T",
+            fill=alt.Fill(
+                "note:N",
+                scale=alt.Scale(domain=[PARTIAL_NOTE], range=["white"]),
+                legend=alt.Legend(
+                    title="window",
+                    labelLimit=300,
+                    symbolType="square",
+                    symbolStrokeColor="#616161",
+                    symbolDash=[4, 3],
+                ),
             ),
-            color=alt.Color("class:N", scale=class_scale(), title="class"),
-            order=alt.Order("order:Q"),
-            tooltip=[
-                alt.Tooltip("start:T", title="window", format="%H:%M:%S"),
-                alt.Tooltip("class:N"),
-                alt.Tooltip("n:Q", title="posts"),
-            ],
+            tooltip=[_time_tip(), alt.Tooltip("note:N", title="")],
         )
-        .properties(height=height)
     )
     return chart
 
 
-def rate_line(windows: pd.DataFrame, *, height: int = 160) -> alt.Chart:
-    """Posts per second in each window (original posts, retweets excluded)."""
-    if windows.empty:
-        frame = pd.DataFrame({"start": pd.Series(dtype="datetime64[ns, UTC]"), "rate": []})
-    else:
-        seconds = (windows["end"] - windows["start"]).dt.total_seconds()
-        frame = pd.DataFrame({"start": windows["start"], "rate": windows["posts"] / seconds})
-    chart: alt.Chart = (
-        alt.Chart(frame)
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("start:T", title="window start (UTC)"),
-            y=alt.Y("rate:Q", title="posts/s"),
-            tooltip=[
-                alt.Tooltip("start:T", title="window", format="%H:%M:%S"),
-                alt.Tooltip("rate:Q", title="posts/s", format=".2f"),
-            ],
+def _long_classes(runs: pd.DataFrame, *, share: bool) -> pd.DataFrame:
+    """One row per (window, class) with its count and stacked band ``low``..``high``
+    (shares of the window's classified posts if ``share``, else counts), from ``runs``
+    (a :func:`~dashboard.summary.mark_runs` frame); each run's last window is repeated
+    at its end, so a step drawn from each start covers the whole window.
+
+    The stack is computed here, not by Vega-Lite: its stacking fills every series in at
+    every x, which would carry a run's last values across a gap.
+    """
+    columns = ["start", "run", *CLASSES]
+    frame = runs.loc[:, [*columns, "end"]]
+    closing = frame.groupby("run", sort=True).tail(1).assign(start=lambda f: f["end"])
+    frame = pd.concat([frame, closing]).loc[:, columns].reset_index(drop=True)
+    values = frame.loc[:, list(CLASSES)].astype("float64")
+    if share:
+        total = values.sum(axis=1)
+        values = values.div(total.where(total > 0), axis=0).fillna(0.0)
+    high = values.cumsum(axis=1)
+    low = high - values
+    parts = [
+        pd.DataFrame(
+            {
+                "start": frame["start"],
+                "run": frame["run"],
+                "class": name,
+                "order": index,
+                "n": frame[name].astype("int64"),
+                "low": low[name],
+                "high": high[name],
+            }
         )
-        .properties(height=height)
+        for index, name in enumerate(CLASSES)
+    ]
+    long = (
+        pd.concat(parts, ignore_index=True)
+        if len(frame)
+        else pd.DataFrame(
+            {
+                "start": pd.Series(dtype="datetime64[ns, UTC]"),
+                "run": pd.Series(dtype="int64"),
+                "class": pd.Series(dtype=object),
+                "order": pd.Series(dtype="int64"),
+                "n": pd.Series(dtype="int64"),
+                "low": pd.Series(dtype="float64"),
+                "high": pd.Series(dtype="float64"),
+            }
+        )
     )
+    return long.assign(when=_tip_times(long["start"]))
+
+
+def polarity_area(
+    windows: pd.DataFrame, *, share: bool = True, height: int = 260
+) -> alt.LayerChart:
+    """Stacked area of positive/negative/neutral per window, one area per run.
+
+    ``share=True`` stacks to 100 % (each class's share of the window's posts);
+    otherwise it stacks the counts. Windows missing between runs (see
+    :func:`dashboard.summary.mark_runs`) are left blank, and the windows marked
+    partial are drawn lighter with a dashed outline and a legend entry.
+    """
+    runs = mark_runs(windows.loc[:, ["start", "end", *CLASSES]])
+    long = _long_classes(runs, share=share)
+    title = "share of posts" if share else "posts"
+    area: alt.Chart = (
+        alt.Chart(long)
+        .mark_area(interpolate="step-after")
+        .encode(
+            x=time_axis(runs["start"], runs["end"]),
+            y=alt.Y("low:Q", title=title, axis=alt.Axis(format="%" if share else "d")),
+            y2="high:Q",
+            color=alt.Color("class:N", scale=class_scale(), title="class"),
+            detail=alt.Detail("run:N"),
+            order=alt.Order("order:Q"),
+            tooltip=[_time_tip(), alt.Tooltip("class:N"), alt.Tooltip("n:Q", title="posts")],
+        )
+    )
+    chart: alt.LayerChart = alt.LayerChart(layer=[area, _partial_bands(runs)], height=height)
+    return chart
+
+
+def rate_line(windows: pd.DataFrame, *, height: int = 160) -> alt.LayerChart:
+    """Posts per second in each window (original posts, retweets excluded).
+
+    One line per run (no line across missing windows); the points of windows
+    marked partial are triangles, with a legend entry.
+    """
+    runs = mark_runs(windows.loc[:, ["start", "end", "posts"]])
+    seconds = (
+        (runs["end"] - runs["start"]).dt.total_seconds()
+        if not runs.empty
+        else pd.Series(dtype="float64")
+    )
+    frame = pd.DataFrame(
+        {
+            "start": runs["start"],
+            "rate": (runs["posts"] / seconds).astype("float64"),
+            "run": runs["run"],
+            "window": pd.Series(_note(runs["partial"]), index=runs.index, dtype=object),
+            "when": _tip_times(runs["start"]),
+        }
+    )
+    base = alt.Chart(frame).encode(
+        x=time_axis(runs["start"], runs["end"]), y=alt.Y("rate:Q", title="posts/s")
+    )
+    line = base.mark_line().encode(detail=alt.Detail("run:N"))
+    kinds = ["full window", PARTIAL_NOTE]
+    legend = alt.Legend(title="window", labelLimit=300)
+    points = base.mark_point(filled=True, size=50).encode(
+        shape=alt.Shape(
+            "window:N", scale=alt.Scale(domain=kinds, range=["circle", "triangle"]), legend=legend
+        ),
+        tooltip=[
+            _time_tip(),
+            alt.Tooltip("rate:Q", title="posts/s", format=".2f"),
+            alt.Tooltip("window:N", title=""),
+        ],
+    )
+    chart: alt.LayerChart = alt.LayerChart(layer=[line, points], height=height)
     return chart
 
 
@@ -115,26 +277,33 @@ def hashtag_bars(tags: pd.DataFrame, *, height: int = 240) -> alt.Chart:
     return chart
 
 
-def hashtag_trend(
-    series: pd.DataFrame, *, tags: Sequence[str] | None = None, height: int = 240
+def hashtag_heatmap(
+    buckets: pd.DataFrame, *, tags: Sequence[str] | None = None, height: int = 240
 ) -> alt.Chart:
-    """Lines of each tag's count per window (from :func:`dashboard.summary.hashtag_series`).
+    """A cell per (tag, minute) shaded by the posts counted (from
+    :func:`dashboard.summary.hashtag_minutes`).
 
-    ``tags`` fixes the legend order (default: order of first appearance).
+    A blank cell is unknown (the tag was in no window's top list then), not
+    zero; the tooltip says in how many of the minute's windows it was listed.
+    ``tags`` fixes the row order (default: order of first appearance).
     """
-    frame = series.loc[:, ["start", "tag", "count"]].copy()
-    domain = list(tags) if tags is not None else list(dict.fromkeys(frame["tag"]))
+    frame = buckets.loc[:, ["start", "end", "tag", "count", "listed", "windows"]].copy()
+    frame = frame.assign(when=_tip_times(frame["start"]))
+    order = list(tags) if tags is not None else list(dict.fromkeys(frame["tag"]))
     chart: alt.Chart = (
         alt.Chart(frame)
-        .mark_line(point=True)
+        .mark_rect()
         .encode(
-            x=alt.X("start:T", title="window start (UTC)"),
-            y=alt.Y("count:Q", title="posts"),
-            color=alt.Color("tag:N", scale=alt.Scale(domain=domain), title="hashtag"),
+            x=time_axis(frame["start"], frame["end"], title="minute (UTC)"),
+            x2="end:T",
+            y=alt.Y("tag:N", sort=order, title=None),
+            color=alt.Color("count:Q", scale=alt.Scale(scheme="blues"), title="posts (at least)"),
             tooltip=[
-                alt.Tooltip("start:T", title="window", format="%H:%M:%S"),
+                _time_tip(title="minute"),
                 alt.Tooltip("tag:N"),
-                alt.Tooltip("count:Q", title="posts"),
+                alt.Tooltip("count:Q", title="posts (at least)"),
+                alt.Tooltip("listed:Q", title="windows listing it"),
+                alt.Tooltip("windows:Q", title="windows in the minute"),
             ],
         )
         .properties(height=height)

@@ -200,11 +200,13 @@ def latest_ms(url: str) -> int | None:
 
 @st.cache_data(ttl=TTL, show_spinner=False, max_entries=64)
 def load_queries(url: str) -> pd.DataFrame:
-    """Tracked queries: ``query``, ``active``, ``first_seen``, ``last_changed``."""
+    """Tracked queries: ``query`` (the canonical key, their identity), ``spelling``
+    (what the user typed first, or the key on a store that predates spellings),
+    ``active``, ``first_seen``, ``last_changed``."""
     rows = _read(url, lambda reader: reader.store.queries())
     return pd.DataFrame(
-        [(q.key, q.active, q.first_seen, q.last_changed) for q in rows],
-        columns=["query", "active", "first_seen", "last_changed"],
+        [(q.key, q.shown, q.active, q.first_seen, q.last_changed) for q in rows],
+        columns=["query", "spelling", "active", "first_seen", "last_changed"],
     )
 
 

@@ -24,8 +24,9 @@ __all__ = [
     "TimeRange",
     "Totals",
     "confusion",
-    "hashtag_series",
+    "hashtag_minutes",
     "language_mix",
+    "mark_runs",
     "reclassify",
     "resolve_range",
     "top_hashtags",
@@ -135,18 +136,68 @@ def top_hashtags(windows: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(["count", "tag"], ascending=[False, True], ignore_index=True)
 
 
-def hashtag_series(windows: pd.DataFrame, tags: Sequence[str]) -> pd.DataFrame:
-    """Count of each of ``tags`` in every window: columns ``start``, ``tag``, ``count``.
+def hashtag_minutes(
+    windows: pd.DataFrame, tags: Sequence[str], *, every: timedelta = timedelta(minutes=1)
+) -> pd.DataFrame:
+    """What is known of each of ``tags`` per ``every`` (one minute by default).
 
-    A window whose top list lacks a tag counts it as 0 (it was not in that
-    window's top N, so the true count is at most the N-th).
+    Columns: ``start``, ``end`` (the bucket), ``tag``, ``count`` (posts counted in
+    the windows whose top list names the tag: a lower bound of the bucket's
+    true count), ``listed`` (how many of the bucket's windows name it) and
+    ``windows`` (windows in the bucket). A bucket where no window names the
+    tag has no row: its count is unknown (below each window's N-th), not 0.
     """
-    rows = []
-    for start, pairs in zip(windows["start"], windows["top_hashtags"], strict=True):
+    wanted = [str(tag) for tag in tags]
+    columns = ["start", "end", "tag", "count", "listed", "windows"]
+    if windows.empty or not wanted:
+        return pd.DataFrame(
+            {
+                "start": pd.Series(dtype="datetime64[ns, UTC]"),
+                "end": pd.Series(dtype="datetime64[ns, UTC]"),
+                "tag": pd.Series(dtype=object),
+                **{name: pd.Series(dtype="int64") for name in ("count", "listed", "windows")},
+            }
+        )
+    buckets = windows["start"].dt.floor(pd.Timedelta(every))
+    per_bucket = buckets.value_counts()
+    counts: dict[tuple[pd.Timestamp, str], list[int]] = {}
+    for bucket, pairs in zip(buckets, windows["top_hashtags"], strict=True):
         found = {str(tag): int(count) for tag, count in pairs}
-        rows += [(start, tag, found.get(tag, 0)) for tag in tags]
-    frame = pd.DataFrame(rows, columns=["start", "tag", "count"])
-    return frame.astype({"count": "int64"})
+        for tag in wanted:
+            if tag in found:
+                tally = counts.setdefault((bucket, tag), [0, 0])
+                tally[0] += found[tag]
+                tally[1] += 1
+    rows = [
+        (bucket, bucket + pd.Timedelta(every), tag, total, listed, int(per_bucket[bucket]))
+        for (bucket, tag), (total, listed) in sorted(
+            counts.items(), key=lambda item: (item[0][0], wanted.index(item[0][1]))
+        )
+    ]
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.astype({"count": "int64", "listed": "int64", "windows": "int64"})
+
+
+def mark_runs(windows: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``windows`` in start order with ``run`` and ``partial`` columns.
+
+    ``run`` numbers the unbroken stretches of windows: a window that starts
+    after the previous one ended (the dataflow was down, or wrote nothing)
+    begins a new run, so charts draw the gap as a gap. ``partial`` marks the
+    windows that may hold only part of their span: the first window of every
+    run (the flow may have started inside it) and the last window of every
+    run but the newest (the flow may have stopped inside it). The store does
+    not record run boundaries, so these are the windows at an edge, not
+    proven partial ones.
+    """
+    frame = windows.sort_values("start", kind="stable").reset_index(drop=True)
+    if frame.empty:
+        return frame.assign(run=pd.Series(dtype="int64"), partial=pd.Series(dtype=bool))
+    breaks = frame["start"] > frame["end"].shift(1)
+    run = breaks.cumsum().astype("int64")
+    first = run != run.shift(1)
+    last = (run != run.shift(-1)) & (run != run.iloc[-1])
+    return frame.assign(run=run, partial=(first | last).astype(bool))
 
 
 def reclassify(posts: pd.DataFrame, current: Thresholds, what_if: Thresholds) -> pd.DataFrame:

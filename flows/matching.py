@@ -115,6 +115,9 @@ class Query:
     phrases: tuple[Phrase, ...]
     key: str = field(init=False, compare=False, repr=False)
     """The canonical form: equal for every spelling of the same query."""
+    spelling: str = field(default="", compare=False, repr=False)
+    """The text as the user typed it (spaces collapsed), for people: not part of
+    equality, so every spelling is the same query; empty when not known."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key", ",".join(str(phrase) for phrase in self.phrases))
@@ -129,6 +132,11 @@ class Query:
     def anchors(self) -> frozenset[str]:
         """The anchor terms of all phrases."""
         return frozenset(phrase.anchor for phrase in self.phrases)
+
+    @property
+    def shown(self) -> str:
+        """What to show people: the spelling, or the key when it is not known."""
+        return self.spelling or self.key
 
     def __str__(self) -> str:
         return self.key
@@ -184,7 +192,7 @@ def parse_query(text: str) -> Query:
         raise InvalidQuery("query has no words, hashtags or mentions to track")
     if len(phrases) > MAX_PHRASES:
         raise InvalidQuery(f"query has more than {MAX_PHRASES} phrases")
-    return Query(tuple(sorted(phrases, key=str)))
+    return Query(tuple(sorted(phrases, key=str)), spelling=" ".join(text.split()))
 
 
 def post_terms(text: str, hashtags: Iterable[str] = ()) -> frozenset[str]:

@@ -50,7 +50,8 @@ windows    (query, start_ms)        replaced (a recount is the newer truth)
 late_posts (query, post_id)         kept
 rejected   origin                   reason and raw updated, ``seen_at`` kept
 queries    key                      ``active`` updated; ``last_changed`` only
-                                    when ``active`` actually changes
+                                    when ``active`` actually changes;
+                                    ``spelling`` kept (the first one seen)
 source_    source                   ``position`` replaced (the newer is where
 cursors                             the next run resumes); deleted when forgotten
 ========== ======================== ===========================================
@@ -99,9 +100,10 @@ epoch (``*_ms``) to compare and index. JSON columns hold compact UTF-8 JSON.
 ``rejected(origin, reason, raw, seen_at)``
     Input lines that were not usable posts; primary key ``origin``.
     ``seen_at`` is the writer's clock (ISO text) at the first write.
-``queries(key, active, first_seen, last_changed)``
+``queries(key, active, first_seen, last_changed, spelling)``
     Tracked queries by canonical key; ``active`` is 0 or 1; times are the
-    writer's clock (ISO text).
+    writer's clock (ISO text); ``spelling`` is the first text seen for the key
+    (what the user typed, schema 5; ``NULL`` on older rows).
 ``source_cursors(source, position, updated_at)``
     Where each resumable source partition resumes (:mod:`flows.cursors`):
     ``bluesky:<Jetstream URL>`` with the ``time_us`` of the last post read,
@@ -194,8 +196,9 @@ READABLE_VERSIONS: Final = frozenset({2, 3, 4, 5})
 :data:`SCHEMA_VERSION` when it opens it, one version at a time: 2 to 3 drops the
 ``polarity`` and ``compound`` copies from ``matches``, 3 to 4 adds the columns
 of unscored posts and languages (``posts.scored``, ``windows.unscored``,
-``windows.langs``), 4 to 5 adds the ``alerts`` table. A reader of an older
-store reads those as their defaults (and no alerts)."""
+``windows.langs``), 4 to 5 adds the ``alerts`` table and the spelling of queries
+(``queries.spelling``, :data:`_SCHEMA_5_SPELLING`). A reader of an older store reads
+those as their defaults (and no alerts)."""
 
 BUSY_TIMEOUT: Final = timedelta(seconds=10)
 """How long a connection waits for a lock (SQLite) or for the server (PostgreSQL)."""
@@ -307,6 +310,14 @@ class TrackedQuery:
     active: bool
     first_seen: datetime
     last_changed: datetime
+    spelling: str | None = None
+    """The first spelling seen (what the user typed); ``None`` on a store
+    written before schema 5 recorded it."""
+
+    @property
+    def shown(self) -> str:
+        """What to show people: the spelling, or the key when it is not known."""
+        return self.spelling or self.key
 
 
 @dataclass(frozen=True, slots=True)
@@ -632,7 +643,8 @@ _SCHEMA: Final = (
         key TEXT PRIMARY KEY,
         active INTEGER NOT NULL CHECK (active IN (0, 1)),
         first_seen TEXT NOT NULL,
-        last_changed TEXT NOT NULL
+        last_changed TEXT NOT NULL,
+        {spelling}
     )""",
 )
 """The schema of both backends; ``{int}``, ``{real}`` and ``{without_rowid}`` are
@@ -662,10 +674,16 @@ describe the rows of an older store: every post scored, no window with an
 unscored post, no language counted (``{}``)."""
 
 
+_SCHEMA_5_SPELLING: Final = {"spelling": ("queries", "spelling TEXT")}
+"""The column schema 5 added for the spelling of queries: name -> (table,
+definition). The first spelling seen of a query (what the user typed), kept
+on later writes; ``NULL`` on the rows of an older store (shown as the key)."""
+
+
 def _schema(*, int_type: str, real_type: str, without_rowid: str) -> tuple[str, ...]:
     columns = {
         name: definition.format(int=int_type)
-        for name, (_table, definition) in _SCHEMA_4_COLUMNS.items()
+        for name, (_table, definition) in (_SCHEMA_4_COLUMNS | _SCHEMA_5_SPELLING).items()
     }
     return tuple(
         ddl.format(int=int_type, real=real_type, without_rowid=without_rowid, **columns)
@@ -729,6 +747,14 @@ def _alert_of(row: Sequence[Any]) -> Alert:
     )  # fmt: skip
 
 
+def _migrate_4_to_5() -> tuple[str, ...]:
+    """Schema 4 to 5, the spelling of queries: add ``queries.spelling`` (additive)."""
+    return tuple(
+        f"ALTER TABLE {table} ADD COLUMN {definition}"
+        for table, definition in _SCHEMA_5_SPELLING.values()
+    )
+
+
 class _SQL:
     """SQLite's dialect, with ``?`` placeholders; the statements shared by both backends."""
 
@@ -758,7 +784,10 @@ class _SQL:
         "ALTER TABLE matches DROP COLUMN polarity",
     )
     MIGRATE_3_TO_4: ClassVar[tuple[str, ...]] = _migrate_3_to_4(int_type="INTEGER")
-    MIGRATE_4_TO_5: ClassVar[tuple[str, ...]] = (_ALERTS.format(int="INTEGER", real="REAL"),)
+    MIGRATE_4_TO_5: ClassVar[tuple[str, ...]] = (
+        _ALERTS.format(int="INTEGER", real="REAL"),
+        *_migrate_4_to_5(),
+    )
     UPSERT_ALERT: ClassVar[str] = _UPSERT_ALERT
     ALERTS: ClassVar[str] = _ALERTS_READ
 
@@ -811,10 +840,12 @@ class _SQL:
         " ON CONFLICT (origin) DO UPDATE SET reason = excluded.reason, raw = excluded.raw"
     )
     UPSERT_QUERY: ClassVar[str] = (
-        "INSERT INTO queries (key, active, first_seen, last_changed) VALUES (?, ?, ?, ?)"
+        "INSERT INTO queries (key, active, first_seen, last_changed, spelling)"
+        " VALUES (?, ?, ?, ?, ?)"
         " ON CONFLICT (key) DO UPDATE SET active = excluded.active,"
         " last_changed = CASE WHEN queries.active = excluded.active"
-        " THEN queries.last_changed ELSE excluded.last_changed END"
+        " THEN queries.last_changed ELSE excluded.last_changed END,"
+        " spelling = COALESCE(queries.spelling, excluded.spelling)"
     )
     UPSERT_CURSOR: ClassVar[str] = (
         "INSERT INTO source_cursors (source, position, updated_at) VALUES (?, ?, ?)"
@@ -830,7 +861,7 @@ class _SQL:
         " (SELECT count(*) FROM rejected)"
     )
     QUERIES: ClassVar[str] = (
-        "SELECT key, active, first_seen, last_changed FROM queries ORDER BY key"
+        "SELECT key, active, first_seen, last_changed, {spelling} FROM queries ORDER BY key"
     )
     WINDOWS: ClassVar[str] = (
         "SELECT query, start_ms, end_ms, posts, positive, negative, neutral, retweets,"
@@ -897,6 +928,7 @@ class _PostgresSQL(_SQL):
     MIGRATE_3_TO_4: ClassVar[tuple[str, ...]] = _migrate_3_to_4(int_type="BIGINT")
     MIGRATE_4_TO_5: ClassVar[tuple[str, ...]] = (
         _ALERTS.format(int="BIGINT", real="DOUBLE PRECISION"),
+        *_migrate_4_to_5(),
     )
     UPSERT_ALERT: ClassVar[str] = _to_pyformat(_UPSERT_ALERT)
     ALERTS: ClassVar[str] = _to_pyformat(_ALERTS_READ)
@@ -911,7 +943,8 @@ class _PostgresSQL(_SQL):
     DELETE_CURSOR: ClassVar[str] = _to_pyformat(_SQL.DELETE_CURSOR)
     CURSOR: ClassVar[str] = _to_pyformat(_SQL.CURSOR)
     QUERIES: ClassVar[str] = (
-        'SELECT key, active, first_seen, last_changed FROM queries ORDER BY key COLLATE "C"'
+        "SELECT key, active, first_seen, last_changed, {spelling} FROM queries"
+        ' ORDER BY key COLLATE "C"'
     )
     WINDOWS: ClassVar[str] = _to_pyformat(_SQL.WINDOWS)
     RECENT_MATCHES: ClassVar[str] = (
@@ -1023,8 +1056,10 @@ class _SQLStore(Store):
     def queries(self) -> list[TrackedQuery]:
         """See :meth:`Store.queries`."""
         return [
-            TrackedQuery(key, bool(active), _parse_iso(first), _parse_iso(last))
-            for key, active, first, last in self._fetch(self._sql.QUERIES, ())
+            TrackedQuery(key, bool(active), _parse_iso(first), _parse_iso(last), spelling)
+            for key, active, first, last, spelling in self._fetch(
+                self._sql.QUERIES.format_map(_columns_of(self.schema_version)), ()
+            )
         ]
 
     def windows(self, query: str, *, since: datetime | None = None) -> list[WindowRow]:
@@ -1130,11 +1165,13 @@ def _prepare_schema(execute: Callable[..., Any], sql: type[_SQL], version: int |
 
 
 def _columns_of(version: int) -> dict[str, str]:
-    """What the reads select for the columns schema 4 added: the columns themselves, or on
-    an older store their defaults (every post scored, none unscored, no languages)."""
+    """What the reads select for the columns schemas 4 and 5 added: the columns themselves,
+    or on an older store their defaults (every post scored, none unscored, no languages,
+    no spelling)."""
+    spelling = {"spelling": "spelling" if version >= 5 else "NULL"}
     if version >= 4:
-        return {"scored": "p.scored", "unscored": "unscored", "langs": "langs"}
-    return {"scored": "1", "unscored": "0", "langs": "'{}'"}
+        return {"scored": "p.scored", "unscored": "unscored", "langs": "langs"} | spelling
+    return {"scored": "1", "unscored": "0", "langs": "'{}'"} | spelling
 
 
 def _check_meta(label: str, meta: dict[str, str]) -> int:
@@ -1612,7 +1649,7 @@ class Rows:
             elif isinstance(item, Rejected):
                 rows.rejected.append((item.origin, item.reason, item.raw, stamp))
             elif isinstance(item, Subscription):
-                rows.queries.append((item.key, int(item.active), stamp, stamp))
+                rows.queries.append((item.key, int(item.active), stamp, stamp, item.query.shown))
             elif isinstance(item, SourceCursor):
                 rows.cursors.append((item.source, item.position, stamp))
             elif isinstance(item, Alert):

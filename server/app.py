@@ -433,7 +433,10 @@ class SentiServer:
                     await asyncio.to_thread(self.x_stream.track, query)
                 except (RuleRejected, RuleError, XApiError) as exc:
                     refused[query.key] = str(exc)
-                    logger.info("rule refused", extra={"query": query.key, "reason": str(exc)})
+                    logger.info(
+                        "rule refused",
+                        extra={"query": query.shown, "key": query.key, "reason": str(exc)},
+                    )
         return refused
 
     def _query_dropped(self, query: Query) -> None:

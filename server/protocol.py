@@ -281,11 +281,16 @@ class _Reply(
 
 
 class TrackingMessage(_Reply, tag="tracking", frozen=True):
-    """v2 acknowledgement of ``track``: the canonical key and all keys now tracked."""
+    """v2 acknowledgement of ``track``: the canonical key and all keys now tracked.
+
+    ``spelling`` is the query as the client sent it (spaces collapsed), for
+    showing people; omitted when it is the key itself.
+    """
 
     query: str
     queries: tuple[str, ...]
     id: RequestId | None = None
+    spelling: str | None = None
 
 
 class UntrackedMessage(_Reply, tag="untracked", frozen=True):
@@ -616,10 +621,14 @@ class Session:
         """
         if not refused:
             return outcome
+        shown = {query.key: query.shown for query in outcome.added}
         for key in refused:
             self._queries.pop(key, None)
         errors = tuple(
-            encode_error(ErrorCode.QUERY_REJECTED, f"query {key!r} was refused: {reason}")
+            encode_error(
+                ErrorCode.QUERY_REJECTED,
+                f"query {shown.get(key, key)!r} was refused: {reason}",
+            )
             for key, reason in refused.items()
         )
         return Outcome(
@@ -664,7 +673,7 @@ class Session:
         query = _parse(request.query)
         key = query.key
         if key in self._queries:
-            return self._reply(self._tracking(key, request.id))
+            return self._reply(self._tracking(query, request.id))
         limit = self._limits.max_queries_per_connection
         if len(self._queries) >= limit:
             raise ProtocolError(
@@ -673,20 +682,24 @@ class Session:
             )
         self._take_token(now)
         self._queries[key] = query
-        return self._reply(self._tracking(key, request.id), added=(query,))
+        return self._reply(self._tracking(query, request.id), added=(query,))
 
     def _untrack(self, request: UntrackRequest) -> Outcome:
-        key = _parse(request.query).key
+        query = _parse(request.query)
+        key = query.key
         if key not in self._queries:
-            raise ProtocolError(ErrorCode.UNKNOWN_QUERY, f"not tracking the query {key!r}")
+            raise ProtocolError(ErrorCode.UNKNOWN_QUERY, f"not tracking the query {query.shown!r}")
         del self._queries[key]
         return self._reply(
             UntrackedMessage(removed=(key,), queries=tuple(self._queries), id=request.id),
             removed=(key,),
         )
 
-    def _tracking(self, key: str, request_id: RequestId | None) -> TrackingMessage:
-        return TrackingMessage(query=key, queries=tuple(self._queries), id=request_id)
+    def _tracking(self, query: Query, request_id: RequestId | None) -> TrackingMessage:
+        spelling = query.shown if query.shown != query.key else None
+        return TrackingMessage(
+            query=query.key, queries=tuple(self._queries), id=request_id, spelling=spelling
+        )
 
     # Helpers
 

@@ -16,6 +16,7 @@ from flows.matching import (
     MAX_TERMS_PER_PHRASE,
     InvalidQuery,
     Phrase,
+    Query,
     Subscription,
     TermIndex,
     matches_at,
@@ -214,6 +215,21 @@ def test_key_sorts_terms_within_phrases_and_phrases_by_text() -> None:
         ("alpha", "zeta"),
         ("beta",),
     ]
+
+
+def test_a_query_keeps_its_spelling_outside_equality() -> None:
+    """A query remembers the text it was parsed from (spaces collapsed) for people, but
+    spellings of one query are equal and hash alike, in subscriptions too."""
+    typed, other = parse_query("  Climate   Change "), parse_query("change CLIMATE")
+    assert (typed.key, typed.spelling, typed.shown) == (
+        "change climate",
+        "Climate Change",
+        "Climate Change",
+    )
+    assert typed == other
+    assert hash(typed) == hash(other)
+    assert Subscription(typed) == Subscription(other)
+    assert Query(typed.phrases).shown == "change climate"
 
 
 def test_reparsing_a_key_gives_the_same_query() -> None:

@@ -190,13 +190,21 @@ def test_v1_sends_no_acks_for_any_valid_message() -> None:
 
 
 def test_v2_track_acknowledges_with_the_canonical_key() -> None:
-    """A track is acknowledged with its canonical key, all keys and the echoed id."""
+    """A track is acknowledged with its canonical key, all keys, the echoed id and the
+    spelling the client sent (spaces collapsed)."""
     session = Session(Dialect.V2)
     outcome = send(session, {"type": "track", "query": "Python, #AI  ml", "id": 7})
     assert keys(outcome) == ["#ai ml,python"]
     assert replies(outcome) == [
-        {"type": "tracking", "query": "#ai ml,python", "queries": ["#ai ml,python"], "id": 7}
+        {
+            "type": "tracking",
+            "query": "#ai ml,python",
+            "queries": ["#ai ml,python"],
+            "id": 7,
+            "spelling": "Python, #AI ml",
+        }
     ]
+    assert outcome.added[0].shown == "Python, #AI ml"
 
 
 def test_v2_ack_omits_a_missing_id() -> None:
@@ -222,7 +230,16 @@ def test_v2_retrack_is_acknowledged_but_adds_nothing() -> None:
     send(session, {"type": "track", "query": "python"})
     outcome = send(session, {"type": "track", "query": "PYTHON"})
     assert outcome.added == ()
-    assert replies(outcome) == [{"type": "tracking", "query": "python", "queries": ["python"]}]
+    assert replies(outcome) == [
+        {"type": "tracking", "query": "python", "queries": ["python"], "spelling": "PYTHON"}
+    ]
+
+
+def test_v2_errors_name_the_query_as_sent() -> None:
+    """An untrack of a query not tracked names it as the client typed it, not its key."""
+    outcome = send(Session(Dialect.V2), {"type": "untrack", "query": "Climate  Change"})
+    (error,) = replies(outcome)
+    assert error["message"] == "not tracking the query 'Climate Change'"
 
 
 def test_v2_untrack_by_any_spelling() -> None:

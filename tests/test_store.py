@@ -463,8 +463,10 @@ def test_queries_track_changes(db: Path) -> None:
         store.write([make_subscription("#ai ML,python")])  # same key, still active: T0+1
         store.write([make_subscription("python", active=False)])  # T0+2
         assert store.queries() == [
-            TrackedQuery("#ai ml,python", active=True, first_seen=at(0), last_changed=at(0)),
-            TrackedQuery("python", active=False, first_seen=at(2), last_changed=at(2)),
+            TrackedQuery("#ai ml,python", True, at(0), at(0), spelling="Python, #AI ml"),
+            TrackedQuery(
+                "python", active=False, first_seen=at(2), last_changed=at(2), spelling="python"
+            ),
         ]
         store.write([make_subscription("#ai ml, python", active=False)])  # T0+3
         store.write([make_subscription("#ai ml, python", active=False)])  # T0+4

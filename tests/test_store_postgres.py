@@ -39,8 +39,8 @@ from flows.store import (
 
 EntryPoint = Callable[[Dataflow], None]
 TABLES = ("meta", "posts", "matches", "windows", "late_posts", "rejected", "queries")
-CLOCKED = {"rejected": 3, "queries": 2}
-"""Tables whose last columns are the writer's wall clock, with how many such columns."""
+CLOCKED = {"rejected": slice(1, 4), "queries": slice(2, 4)}
+"""Tables with columns of the writer's wall clock, and where they are in a row."""
 
 
 @pytest.fixture(scope="session")
@@ -83,8 +83,8 @@ def dump(url: str, *, clocked: bool = True) -> dict[str, list[tuple[Any, ...]]]:
     with open_store(url, readonly=True) as store:
         tables = {table: store.select(f"SELECT * FROM {table}") for table in TABLES}
     if not clocked:
-        for table, count in CLOCKED.items():
-            tables[table] = [row[:-count] for row in tables[table]]
+        for table, clock in CLOCKED.items():
+            tables[table] = [row[: clock.start] + row[clock.stop :] for row in tables[table]]
     return {table: sorted(rows) for table, rows in tables.items()}
 
 
@@ -275,7 +275,7 @@ def test_write_counts_and_reads(url: str) -> None:
     with open_store(url, clock=lambda: T0) as store:
         store.write(sample_batch())
         assert store.counts() == StoreCounts(posts=2, matches=3, windows=2, late=1, rejected=1)
-        assert store.queries() == [TrackedQuery("python", True, T0, T0)]
+        assert store.queries() == [TrackedQuery("python", True, T0, T0, "python")]
         assert [row.posts for row in store.windows("*")] == [10]
         assert [(row.id, row.polarity) for row in store.recent_matches("ai")] == [
             ("1", Polarity.POSITIVE)
@@ -353,8 +353,8 @@ def test_queries_track_changes(url: str) -> None:
         store.write([make_subscription("python")])  # T0+1: unchanged
         store.write([make_subscription("python", active=False)])  # T0+2
         assert store.queries() == [
-            TrackedQuery("#ai", active=True, first_seen=at(0), last_changed=at(0)),
-            TrackedQuery("python", active=False, first_seen=at(0), last_changed=at(2)),
+            TrackedQuery("#ai", True, first_seen=at(0), last_changed=at(0), spelling="#ai"),
+            TrackedQuery("python", False, first_seen=at(0), last_changed=at(2), spelling="python"),
         ]
 
 
@@ -523,9 +523,21 @@ def _execute(url: str, statements: list[str]) -> None:
                 pg_conn.execute(statement.format(real="DOUBLE PRECISION", int="BIGINT"))  # type: ignore[arg-type]
 
 
+def _downgrade_to_schema_4(url: str) -> None:
+    """Take schema 5's spelling of queries out of a fresh store and set its version to 4."""
+    _execute(
+        url,
+        [
+            "ALTER TABLE queries DROP COLUMN spelling",
+            "UPDATE meta SET value = '4' WHERE key = 'schema_version'",
+        ],
+    )
+
+
 def _downgrade_to_schema_3(url: str) -> None:
     """Take schema 4's columns out of a fresh store and set its version to 3, as senti left
     it before it knew languages."""
+    _downgrade_to_schema_4(url)
     _execute(
         url,
         [
@@ -553,6 +565,42 @@ def _downgrade_to_schema_2(url: str) -> None:
 
 def _version(reader: Store) -> list[tuple[Any, ...]]:
     return reader.select("SELECT value FROM meta WHERE key = 'schema_version'")
+
+
+def test_the_first_spelling_of_a_query_is_kept(url: str) -> None:
+    """A query keeps the first spelling written for its key; later spellings of the same
+    key, and stopping it, leave it as it was."""
+    with open_store(url, clock=ticking_clock()) as store:
+        store.write([make_subscription("Climate  Change")])
+        store.write([make_subscription("change CLIMATE"), make_subscription("python, #GPT4")])
+        store.write([make_subscription("climate change", active=False)])
+        shown = {query.key: (query.spelling, query.shown) for query in store.queries()}
+    assert shown == {
+        "change climate": ("Climate Change", "Climate Change"),
+        "#gpt4,python": ("python, #GPT4", "python, #GPT4"),
+    }
+
+
+def test_a_writer_upgrades_a_schema_4_store_with_spellings(url: str) -> None:
+    """A schema 4 store reads its queries with no spelling (shown as the key); the first
+    writer adds ``queries.spelling``, fills it for a query it sees again, and keeps rows."""
+    with open_store(url) as store:
+        store.write([make_subscription("Python"), make_subscription("Rust Lang")])
+    _downgrade_to_schema_4(url)
+    with open_store(url, readonly=True) as reader:
+        assert reader.schema_version == 4
+        assert [(q.key, q.spelling, q.shown) for q in reader.queries()] == [
+            ("lang rust", None, "lang rust"),
+            ("python", None, "python"),
+        ]
+    with open_store(url) as writer:
+        writer.write([make_subscription("PYTHON")])
+    with open_store(url, readonly=True) as reader:
+        assert _version(reader) == [(str(SCHEMA_VERSION),)]
+        assert [(q.key, q.spelling, q.active) for q in reader.queries()] == [
+            ("lang rust", None, True),
+            ("python", "PYTHON", True),
+        ]
 
 
 def test_a_writer_upgrades_a_schema_2_store(url: str) -> None:

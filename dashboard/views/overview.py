@@ -24,7 +24,8 @@ def _queries_table(queries: pd.DataFrame) -> pd.DataFrame:
     """Tracked queries with their client counts (``None`` until the server exports them)."""
     clients = data.client_counts(os.environ.get("SENTI_METRICS_URL"))
     shown = ["n/a" if clients is None else str(clients.get(key, 0)) for key in queries["query"]]
-    return queries.assign(clients=pd.Series(shown, index=queries.index, dtype=object))
+    table = queries.assign(clients=pd.Series(shown, index=queries.index, dtype=object))
+    return table.loc[:, ["spelling", "query", "active", "first_seen", "last_changed", "clients"]]
 
 
 def _language_panel(windows: pd.DataFrame) -> None:
@@ -57,7 +58,11 @@ def overview() -> None:
         rate = figures.latest_posts_per_second
         active = int(queries["active"].sum()) if not queries.empty else 0
         first = st.columns(4)
-        first[0].metric("Total posts", f"{figures.posts:,}", help="Original posts in the range.")
+        first[0].metric(
+            "Total posts",
+            f"{figures.posts:,}",
+            help="Original posts the dataflow saw in the range (all of them, tracked or not).",
+        )
         first[1].metric(
             "Retweets dropped", f"{figures.retweets:,}", help="Retweets seen and not scored."
         )
@@ -93,6 +98,11 @@ def overview() -> None:
             st.altair_chart(charts.polarity_area(windows, share=True), width="stretch")
             st.subheader("Posts per second")
             st.altair_chart(charts.rate_line(windows), width="stretch")
+            st.caption(
+                "Missing windows (the dataflow was down or wrote nothing) are left as gaps. "
+                "Windows at a start or stop are marked as partial: they may cover only part "
+                "of their span."
+            )
             _language_panel(windows)
         st.subheader("Tracked queries")
         st.dataframe(
@@ -100,14 +110,24 @@ def overview() -> None:
             hide_index=True,
             width="stretch",
             column_config={
+                "spelling": st.column_config.TextColumn(
+                    "query", help="As first typed by whoever tracked it."
+                ),
+                "query": st.column_config.TextColumn(
+                    "key",
+                    help="The canonical key: every spelling of the same query has this key.",
+                ),
                 "clients": st.column_config.TextColumn(
                     "clients", help="Connected clients; n/a until the server exports them."
-                )
+                ),
             },
         )
         st.caption(
             f"Store: {counts.posts:,} posts, {counts.matches:,} matches, "
-            f"{counts.windows:,} windows, {counts.late:,} late, {counts.rejected:,} rejected lines."
+            f"{counts.windows:,} windows, {counts.late:,} late, "
+            f"{counts.rejected:,} rejected lines. Only posts that match a tracked query "
+            "are stored, so the store holds fewer posts than the totals above, which count "
+            "every post seen."
         )
         export = windows.assign(
             top_hashtags=[";".join(f"{t}:{n}" for t, n in pairs) for pairs in windows.top_hashtags]

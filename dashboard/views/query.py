@@ -10,7 +10,7 @@ from dashboard.controls import current_view, live, range_caption, store_errors, 
 from dashboard.summary import (
     CLASSES,
     UNSCORED,
-    hashtag_series,
+    hashtag_minutes,
     language_mix,
     top_hashtags,
     totals,
@@ -35,15 +35,37 @@ def _pick_query() -> str | None:
             icon=":material/hourglass_empty:",
         )
         return None
+    spellings = dict(
+        zip(queries["query"].astype(str), queries["spelling"].astype(str), strict=True)
+    )
     labels = {
-        str(key): str(key) if active else f"{key} (inactive)"
-        for key, active in zip(queries["query"], queries["active"], strict=True)
+        key: spellings[key] if active else f"{spellings[key]} (inactive)"
+        for key, active in zip(spellings, queries["active"], strict=True)
     }
-    picked: str = st.selectbox("Query", list(labels), format_func=labels.__getitem__, key="query")
+    current = st.session_state.get("query")
+    shown_key = current if current in labels else next(iter(labels))
+    picked: str = st.selectbox(
+        "Query",
+        list(labels),
+        format_func=labels.__getitem__,
+        key="query",
+        help=f"As first typed. Canonical key: `{shown_key}` (every spelling of the same "
+        "query has this key).",
+    )
     return picked
 
 
-def query_panel(query: str) -> None:
+def _spelling_of(key: str) -> str:
+    """The spelling of ``key`` shown to people (the key itself if the store has none)."""
+    with store_errors():
+        queries = data.load_queries(view.url)
+        found = queries.loc[queries["query"] == key, "spelling"]
+        if not found.empty:
+            return str(found.iloc[0])
+    return key
+
+
+def query_panel(query: str, label: str) -> None:
     with store_errors():
         span = time_range(view)
         windows = data.load_windows(view.url, query, span.since_ms, span.until_ms)
@@ -62,7 +84,7 @@ def query_panel(query: str) -> None:
             )
         if windows.empty:
             st.info(
-                f"No closed windows for {query!r} in this range yet.",
+                f"No closed windows for {label!r} in this range yet.",
                 icon=":material/hourglass_empty:",
             )
         else:
@@ -82,11 +104,16 @@ def query_panel(query: str) -> None:
                 else:
                     st.altair_chart(charts.hashtag_bars(tags), width="stretch")
             with right:
-                st.subheader("Their trend across windows")
+                st.subheader("Their trend, per minute")
                 if not tags.empty:
                     names = list(tags["tag"])
-                    series = hashtag_series(windows, names)
-                    st.altair_chart(charts.hashtag_trend(series, tags=names), width="stretch")
+                    buckets = hashtag_minutes(windows, names)
+                    st.altair_chart(charts.hashtag_heatmap(buckets, tags=names), width="stretch")
+                    st.caption(
+                        "Posts counted in the windows whose top list names the tag (a lower "
+                        "bound). A blank cell is unknown: the tag was below every window's "
+                        "top list that minute, not absent."
+                    )
         st.subheader("Recent posts")
         search_column, rows_column = st.columns([3, 1])
         search = search_column.text_input(
@@ -125,4 +152,5 @@ def query_panel(query: str) -> None:
 picked = _pick_query()
 if picked is not None:
     chosen: str = picked
-    live(view, lambda: query_panel(chosen))
+    spelling = _spelling_of(chosen)
+    live(view, lambda: query_panel(chosen, spelling))

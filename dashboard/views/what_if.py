@@ -12,8 +12,7 @@ from dashboard.summary import CLASSES, confusion, reclassify
 from flows.model import ALL_POSTS
 from flows.sentiment import Thresholds, ThresholdsError, load_thresholds
 
-SAMPLE = 5000
-"""Newest posts re-classified."""
+SAMPLE = 5000  # newest posts re-classified
 
 NOTEBOOK_URL = "http://localhost:8888/lab/tree/notebooks/threshold_tuning.ipynb"
 
@@ -38,12 +37,18 @@ except ThresholdsError as exc:
 def what_if() -> None:
     with store_errors():
         queries = data.load_queries(view.url)
-        scopes = [ALL_POSTS, *queries["query"]]
+        spellings = dict(
+            zip(queries["query"].astype(str), queries["spelling"].astype(str), strict=True)
+        )
+        scopes = [ALL_POSTS, *spellings]
         scope = st.selectbox(
             "Posts",
             scopes,
-            format_func=lambda key: "All stored posts" if key == ALL_POSTS else f"Query {key}",
+            format_func=lambda key: (
+                "All stored posts" if key == ALL_POSTS else f"Query {spellings[key]}"
+            ),
             key="whatif_scope",
+            help="Queries as first typed; only posts that match a tracked query are stored.",
         )
         left, right = st.columns(2)
         negative = left.slider(
@@ -72,7 +77,20 @@ def what_if() -> None:
             view.url, scope, since_ms=span.since_ms, until_ms=span.until_ms, limit=SAMPLE
         )
         if posts.empty:
-            st.info("No posts in this range to re-classify.", icon=":material/hourglass_empty:")
+            if queries.empty:
+                st.info(
+                    "Nothing to re-classify: senti stores only posts that match a tracked "
+                    "query, and no query has been tracked yet. Track one (`senti replay FILE "
+                    "--track QUERY`, `senti up --track QUERY`, or a websocket client sending "
+                    '`{"track": "QUERY"}`) and its posts appear here.',
+                    icon=":material/hourglass_empty:",
+                )
+            else:
+                st.info(
+                    "No posts in this range to re-classify (only posts that match a tracked "
+                    "query are stored).",
+                    icon=":material/hourglass_empty:",
+                )
             return
         result = reclassify(posts, current, Thresholds(negative=negative, positive=positive))
         now = result["current"].value_counts()

@@ -43,7 +43,8 @@ def small_store(tmp_path: Path) -> str:
     polarity = {True: Polarity.POSITIVE, False: Polarity.NEGATIVE}
     items: list[object] = [
         make_subscription("python"),
-        make_subscription("climate change", active=False),
+        make_subscription("Climate Change"),
+        make_subscription("climate CHANGE", active=False),
         make_window(ALL_POSTS, 0, posts=10, positive=5, negative=3, neutral=2, retweets=4),
         make_window(ALL_POSTS, 60, posts=20, positive=8, negative=8, neutral=4, retweets=1),
         make_window(ALL_POSTS, 120, posts=10, positive=1, negative=2, neutral=7, retweets=0),
@@ -129,3 +130,27 @@ def large_store(tmp_path_factory: pytest.TempPathFactory) -> str:
     )
     run_main(build_flow(ReplaySource([lines]), None, [StoreSink(url)], settings=settings))
     return url
+
+
+@pytest.fixture
+def gap_store(tmp_path: Path) -> str:
+    """Global windows 12:00-12:03 and, after nine minutes of downtime, 12:12-12:15; the
+    edges of the runs hold fewer posts, as a start and a stop inside a window leave them."""
+    path = tmp_path / "gap.db"
+    posts = {0: 3, 60: 30, 120: 4, 720: 5, 780: 30, 840: 30}
+    items: list[object] = [make_subscription("Climate Change")]
+    for second, count in posts.items():
+        third = count // 3
+        items.append(
+            make_window(
+                ALL_POSTS,
+                second,
+                posts=count,
+                positive=third,
+                negative=third,
+                neutral=count - 2 * third,
+            )
+        )
+    with open_store(url_of(path)) as store:
+        store.write(items)
+    return url_of(path)

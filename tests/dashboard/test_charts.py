@@ -11,8 +11,9 @@ from dashboard import charts
 from dashboard.data import parse_client_counts
 from dashboard.summary import (
     confusion,
-    hashtag_series,
+    hashtag_minutes,
     language_mix,
+    mark_runs,
     reclassify,
     resolve_range,
     top_hashtags,
@@ -44,33 +45,66 @@ def spec(chart: object) -> dict[str, object]:
     return chart.to_dict()
 
 
+def layer_data(chart: object, index: int = 0) -> pd.DataFrame:
+    """The DataFrame of layer ``index`` of a layered chart (or the one its layers share)."""
+    data = chart.layer[index].data  # type: ignore[attr-defined]
+    if not isinstance(data, pd.DataFrame):
+        data = chart.data  # type: ignore[attr-defined]
+    assert isinstance(data, pd.DataFrame)
+    return data
+
+
+def gap_frame() -> pd.DataFrame:
+    """Three runs of one-minute windows: 12:00-12:02, 12:05-12:07 after a gap, one at 12:09."""
+    starts = [T0 + timedelta(minutes=m) for m in (0, 1, 5, 6, 9)]
+    return pd.DataFrame(
+        {
+            "start": starts,
+            "end": [start + timedelta(minutes=1) for start in starts],
+            "posts": [6, 60, 60, 6, 30],
+            "positive": [2, 20, 20, 2, 10],
+            "negative": [2, 20, 20, 2, 10],
+            "neutral": [2, 20, 20, 2, 10],
+            "retweets": [0] * 5,
+            "top_hashtags": [[["ai", 3]], [["ai", 4], ["py", 2]], [["py", 5]], [], [["ai", 1]]],
+        }
+    )
+
+
 def test_polarity_area_share_stacks_to_one_by_class() -> None:
     """The share chart stacks normalised counts per class with the class colour scale."""
     frame = windows_frame()
     before = frame.copy(deep=True)
     chart = charts.polarity_area(frame, share=True)
     pd.testing.assert_frame_equal(frame, before)
-    encoding = spec(chart)["encoding"]
-    assert isinstance(encoding, dict)
-    assert encoding["y"]["stack"] == "normalize"
+    encoding = spec(chart)["layer"][0]["encoding"]
+    assert (encoding["y"]["field"], encoding["y2"]["field"]) == ("low", "high")
     assert encoding["x"]["field"] == "start"
     assert encoding["color"]["scale"]["domain"] == ["positive", "negative", "neutral"]
-    data = chart.data
-    assert isinstance(data, pd.DataFrame)
-    assert len(data) == 6
-    assert data.groupby("class")["n"].sum().to_dict() == {
+    data = layer_data(chart)
+    # Two windows and the closing step at the end of the last one, three classes each.
+    assert len(data) == 9
+    assert data[data["start"] < T0 + timedelta(minutes=2)].groupby("class")[
+        "n"
+    ].sum().to_dict() == {
         "positive": 11,
         "negative": 15,
         "neutral": 14,
     }
+    # Bands stack positive, negative, neutral from 0 up to 1 in every window.
+    top = data[data["class"] == "neutral"]
+    assert list(top["high"]) == pytest.approx([1.0, 1.0, 1.0])
+    first = data[data["start"] == T0].set_index("class")
+    assert first.loc["negative", "low"] == pytest.approx(0.5)
+    assert first.loc["negative", "high"] == pytest.approx(0.8)
 
 
 def test_polarity_area_counts_and_empty() -> None:
     """Without share the counts stack as they are; an empty frame gives an empty chart."""
-    assert spec(charts.polarity_area(windows_frame(), share=False))["encoding"]["y"]["stack"]
+    counts = layer_data(charts.polarity_area(windows_frame(), share=False))
+    assert list(counts[counts["class"] == "neutral"]["high"]) == [10.0, 30.0, 30.0]
     empty = charts.polarity_area(windows_frame().iloc[0:0])
-    assert isinstance(empty.data, pd.DataFrame)
-    assert empty.data.empty
+    assert layer_data(empty).empty
 
 
 def test_rate_line_is_posts_per_second() -> None:
@@ -79,14 +113,95 @@ def test_rate_line_is_posts_per_second() -> None:
     before = frame.copy(deep=True)
     chart = charts.rate_line(frame)
     pd.testing.assert_frame_equal(frame, before)
-    assert isinstance(chart.data, pd.DataFrame)
-    assert list(chart.data["rate"]) == pytest.approx([10 / 60, 30 / 60])
-    assert spec(chart)["mark"] == {"type": "line", "point": True}
-    assert charts.rate_line(frame.iloc[0:0]).data.empty
+    assert list(layer_data(chart)["rate"]) == pytest.approx([10 / 60, 30 / 60])
+    assert spec(chart)["layer"][0]["mark"] == {"type": "line"}
+    assert layer_data(charts.rate_line(frame.iloc[0:0])).empty
+
+
+def test_time_axes_are_24_hour_utc_with_minute_ticks() -> None:
+    """Every chart's time axis is a UTC scale labelled HH:MM on whole-minute ticks, and
+    tooltips show the full UTC time."""
+    frame = windows_frame()
+    tags = hashtag_minutes(frame, ["ai", "rust"])
+    minutes = [
+        {"year": 2024, "month": 5, "date": 1, "hours": 12, "minutes": m, "utc": True}
+        for m in range(3)
+    ]
+    layers = [
+        spec(charts.polarity_area(frame))["layer"][0],
+        spec(charts.rate_line(frame))["layer"][0],
+        spec(charts.hashtag_heatmap(tags)),
+    ]
+    for layer in layers:
+        x = layer["encoding"]["x"]
+        assert x["scale"] == {"type": "utc"}
+        assert x["axis"]["format"] == "%H:%M"
+        assert x["axis"]["values"] == minutes
+        assert "(UTC)" in x["title"]
+    tip = spec(charts.rate_line(frame))["layer"][1]["encoding"]["tooltip"][0]
+    assert tip["field"] == "when"
+    points = layer_data(charts.rate_line(frame), 1)
+    assert list(points["when"]) == ["2024-05-01 12:00:00 UTC", "2024-05-01 12:01:00 UTC"]
+
+
+def test_time_ticks_fall_on_whole_minutes_or_hours() -> None:
+    """Ticks start at the first whole step inside the span: 1 min up to 15 min, 5 min up
+    to an hour, hours up to 12 h (still HH:MM), days beyond two days (with the date)."""
+    start = T0 + timedelta(seconds=25)
+
+    def ticks(span: timedelta) -> tuple[list[datetime], str]:
+        return charts.time_ticks(pd.Series([start]), pd.Series([start + span]))
+
+    short, label = ticks(timedelta(minutes=3))
+    assert (short, label) == ([T0 + timedelta(minutes=m) for m in (1, 2, 3)], "%H:%M")
+    hour, _ = ticks(timedelta(minutes=50))
+    assert hour[:2] == [T0 + timedelta(minutes=5), T0 + timedelta(minutes=10)]
+    half_day, label = ticks(timedelta(hours=5))
+    assert (half_day[0], half_day[1] - half_day[0], label) == (
+        T0 + timedelta(hours=1),
+        timedelta(hours=1),
+        "%H:%M",
+    )
+    week, label = ticks(timedelta(days=7))
+    assert (week[1] - week[0], label) == (timedelta(days=1), "%d %b %H:%M")
+    assert charts.time_ticks(pd.Series([], dtype=object), pd.Series([], dtype=object))[0] == []
+
+
+def test_mark_runs_splits_at_gaps_and_marks_edges_partial() -> None:
+    """A window starting after the previous one ended begins a run; the edges of runs are
+    partial except the newest window, which may still be live."""
+    runs = mark_runs(gap_frame())
+    assert list(runs["run"]) == [0, 0, 1, 1, 2]
+    assert list(runs["partial"]) == [True, True, True, True, True]
+    live = mark_runs(gap_frame().iloc[:4])
+    assert list(live["partial"]) == [True, True, True, False]
+    assert mark_runs(gap_frame().iloc[0:0]).empty
+
+
+def test_gaps_break_lines_and_partial_windows_are_marked() -> None:
+    """No line or area spans a gap (one per run), partial windows get bands and hollow
+    points with a legend entry."""
+    frame = gap_frame()
+    area = charts.polarity_area(frame)
+    area_spec = spec(area)
+    assert area_spec["layer"][0]["encoding"]["detail"]["field"] == "run"
+    long = layer_data(area)
+    # Each run ends with a closing step at its last window's end, not at the next run.
+    closing = long.groupby("run")["start"].max().tolist()
+    assert closing == [T0 + timedelta(minutes=m) for m in (2, 7, 10)]
+    bands = layer_data(area, 1)
+    assert len(bands) == 5
+    legend = area_spec["layer"][1]["encoding"]["fill"]["scale"]["domain"]
+    assert legend == [charts.PARTIAL_NOTE]
+    line = charts.rate_line(frame.iloc[:4])
+    assert spec(line)["layer"][0]["encoding"]["detail"]["field"] == "run"
+    points = layer_data(line, 1)
+    assert list(points["run"]) == [0, 0, 1, 1]
+    assert list(points["window"]) == [charts.PARTIAL_NOTE] * 3 + ["full window"]
 
 
 def test_hashtag_charts() -> None:
-    """Bars are the newest window's tags sorted by count; the trend has a line per tag."""
+    """Bars are the newest window's tags sorted by count; the trend is a heatmap per minute."""
     frame = windows_frame()
     before = frame.copy(deep=True)
     tags = top_hashtags(frame)
@@ -98,11 +213,32 @@ def test_hashtag_charts() -> None:
         "title": None,
         "type": "nominal",
     }
-    series = hashtag_series(frame, ["ai", "rust"])
-    assert list(series["count"]) == [1, 0, 4, 2]
-    trend = charts.hashtag_trend(series, tags=["ai", "rust"])
-    assert spec(trend)["encoding"]["color"]["scale"]["domain"] == ["ai", "rust"]
+    buckets = hashtag_minutes(frame, ["ai", "rust"])
+    heat = charts.hashtag_heatmap(buckets, tags=["ai", "rust"])
+    assert spec(heat)["mark"] == {"type": "rect"}
+    assert spec(heat)["encoding"]["y"]["sort"] == ["ai", "rust"]
     pd.testing.assert_frame_equal(frame, before)
+
+
+def test_hashtag_minutes_leave_unknown_out_instead_of_zero() -> None:
+    """Per minute a tag sums its counts in the windows that list it; a minute where no
+    window lists it has no row (unknown), never a 0."""
+    starts = [T0 + timedelta(seconds=10 * n) for n in range(9)]
+    frame = pd.DataFrame(
+        {
+            "start": starts,
+            "end": [start + timedelta(seconds=10) for start in starts],
+            "top_hashtags": [[["ai", 2]], [], [["ai", 3], ["py", 1]], [], [], [], [], [], []],
+        }
+    )
+    buckets = hashtag_minutes(frame, ["ai", "py", "rust"])
+    rows = list(
+        zip(buckets["start"], buckets["tag"], buckets["count"], buckets["listed"], strict=True)
+    )
+    assert rows == [(T0, "ai", 5, 2), (T0, "py", 1, 1)]
+    assert list(buckets["windows"]) == [6, 6]
+    assert (buckets["count"] > 0).all()
+    assert hashtag_minutes(frame.iloc[0:0], ["ai"]).empty
 
 
 def test_totals_of_windows() -> None:

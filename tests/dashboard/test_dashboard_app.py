@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dashboard_stores import APP, SMALL_COMPOUNDS, url_of
+from factories import make_window
+from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
+from dashboard.charts import PARTIAL_NOTE
 from flows.model import ALL_POSTS
 from flows.sentiment import Thresholds, classify, load_thresholds
 from flows.store import open_store
@@ -179,19 +184,69 @@ def test_overview_of_windows_without_languages_says_so(
     assert metrics(at)["Unscored"] == "0.0%"
 
 
+def chart_specs(at: AppTest) -> list[dict[str, Any]]:
+    """The Vega-Lite spec of every chart on the page, in page order, with its named
+    datasets (sent beside the spec as Arrow) back in ``datasets`` as lists of rows."""
+    specs = []
+    for chart in at.get("vega_lite_chart"):
+        spec = json.loads(chart.proto.spec)
+        spec["datasets"] = {
+            named.name: convert_arrow_bytes_to_pandas_df(named.data.data).to_dict("records")
+            for named in chart.proto.datasets
+        }
+        specs.append(spec)
+    return specs
+
+
+def test_overview_draws_gaps_as_gaps_and_marks_partial_windows(
+    gap_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over ten minutes of downtime the share and rate charts split into one mark per run,
+    the windows at the edges are banded as partial, and the page says what that means."""
+    at = run_page(PAGES[0], monkeypatch, gap_store)
+    at.sidebar.selectbox(key="range").set_value("All").run()
+    share, rate = chart_specs(at)[:2]
+    for spec in (share, rate):
+        assert spec["layer"][0]["encoding"]["detail"]["field"] == "run"
+        assert spec["layer"][0]["encoding"]["x"]["axis"]["format"] == "%H:%M"
+    datasets = list(share["datasets"].values())
+    runs = {row["run"] for rows in datasets for row in rows if "run" in row}
+    assert runs == {0, 1}
+    bands = [row for rows in datasets for row in rows if row.get("note") == PARTIAL_NOTE]
+    assert len(bands) == 3  # both edges of the first run, the start of the second
+    assert "left as gaps" in texts(at)
+    assert "partial" in texts(at)
+
+
+def test_overview_says_only_tracked_posts_are_stored_and_shows_spellings(
+    small_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beside the store's counts the page says only posts matching a tracked query are
+    stored; the queries table shows the spelling first typed, with the key beside it."""
+    at = run_page(PAGES[0], monkeypatch, small_store)
+    assert "Only posts that match a tracked query are stored" in texts(at)
+    table = at.dataframe[0].value
+    assert list(table.columns[:2]) == ["spelling", "query"]
+    assert list(table["spelling"]) == ["Climate Change", "python"]
+    assert list(table["query"]) == ["change climate", "python"]
+
+
 # Per query
 
 
 def test_query_picker_lists_store_queries(
     small_store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The picker offers exactly the store's queries, inactive ones marked."""
+    """The picker offers exactly the store's queries as first typed, inactive ones marked,
+    and its help names the chosen query's canonical key."""
     at = run_page(PAGES[1], monkeypatch, small_store)
     with open_store(small_store, readonly=True) as store:
         keys = [q.key for q in store.queries()]
     picker = at.selectbox(key="query")
-    assert picker.options == ["change climate (inactive)", "python"]
-    assert len(keys) == 2
+    assert picker.options == ["Climate Change (inactive)", "python"]
+    assert keys == ["change climate", "python"]
+    assert "`change climate`" in str(picker.help)
+    assert picker.value == "change climate"
 
 
 def test_query_posts_table_matches_recent_matches(
@@ -224,6 +279,22 @@ def test_query_search_filters_posts(small_store: str, monkeypatch: pytest.Monkey
     assert all("great" in text for text in table["text"])
     at.text_input(key="search").set_value("100%").run()
     assert at.dataframe[0].value.empty
+
+
+def test_query_hashtag_trend_is_a_minute_heatmap_without_fake_zeros(
+    small_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hashtag trend is a heatmap per minute with no cell of 0 (unknown is blank), and
+    the page says a blank cell is unknown."""
+    at = run_page(PAGES[1], monkeypatch, small_store)
+    at.selectbox(key="query").set_value("python").run()
+    heat = chart_specs(at)[-1]
+    assert heat["mark"] == {"type": "rect"}
+    assert heat["encoding"]["x"]["axis"]["format"] == "%H:%M"
+    (rows,) = heat["datasets"].values()
+    assert rows
+    assert all(row["count"] > 0 for row in rows)
+    assert "A blank cell is unknown" in texts(at)
 
 
 def test_query_metrics_and_hashtags(small_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -301,6 +372,34 @@ def test_what_if_defaults_to_config_and_moves_counts(
         expected[pair] += 1
     table = at.table[0].value
     assert {(a, b): int(table.loc[a, b]) for a in CLASSES for b in CLASSES} == expected
+
+
+def test_what_if_has_no_stray_text_and_names_queries_as_typed(
+    small_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page writes no stray docstring text, and its scope picker shows spellings."""
+    at = run_page(PAGES[2], monkeypatch, small_store)
+    markdown = "\n".join(str(element.value) for element in at.markdown)
+    assert "Newest posts re-classified" not in markdown
+    assert at.selectbox(key="whatif_scope").options == [
+        "All stored posts",
+        "Query Climate Change",
+        "Query python",
+    ]
+
+
+def test_what_if_without_tracked_queries_explains_why_it_is_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With windows but no query ever tracked, the page says only tracked posts are stored
+    and how to track one."""
+    path = tmp_path / "untracked.db"
+    with open_store(url_of(path)) as store:
+        store.write([make_window(ALL_POSTS, 0, posts=10)])
+    at = run_page(PAGES[2], monkeypatch, url_of(path))
+    (info,) = at.info
+    assert "only posts that match a tracked query" in str(info.value)
+    assert "--track QUERY" in str(info.value)
 
 
 def test_what_if_per_query_scope(large_store: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,13 +7,16 @@ no browser is downloaded. The screenshot lands in ``tmp_path/dashboard.png``.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dashboard_stores import APP, url_of
@@ -135,3 +138,88 @@ def test_total_posts_grow_while_replay_writes(
             assert not page.locator('[data-testid="stException"]').count()
         finally:
             browser.close()
+
+
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
+SCREENSHOT_ENV = "SENTI_SCREENSHOT"
+"""Set to a path (e.g. ``docs/img/overview.png``) to keep the overview screenshot there."""
+
+
+def start_dashboard(url: str, tmp_path: Path, processes: list[subprocess.Popen[bytes]]) -> int:
+    """Serve the dashboard over the store at ``url``; its port once it is healthy."""
+    port = free_port()
+    env = os.environ | {"SENTI_STORE": url, "SENTI_REFRESH_SECONDS": "0"}
+    command = [
+        str(STREAMLIT),
+        "run",
+        str(APP),
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    log = (tmp_path / "streamlit.log").open("wb")
+    server = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=log, stderr=log)
+    processes.append(server)
+    wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", server, time.monotonic() + 30)
+    return port
+
+
+def test_overview_with_a_gap_in_chromium(
+    gap_store: str, tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    """The overview over a store with downtime renders its charts (no Vega error or warning
+    in the console) with the partial-window note, and asks no host but its own for anything
+    (the page icon ships with the dashboard)."""
+    port = start_dashboard(gap_store, tmp_path, processes)
+    requested: list[str] = []
+    problems: list[str] = []  # console errors and warnings: Vega reports bad specs there
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1500})
+            page.on("request", lambda request: requested.append(request.url))
+            page.on(
+                "console",
+                lambda message: (
+                    problems.append(message.text) if message.type in {"error", "warning"} else None
+                ),
+            )
+            page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
+            page.get_by_text("Polarity share per window").wait_for(timeout=30_000)
+            charts: Any = page.locator(".vega-embed canvas, .vega-embed svg")
+            charts.nth(1).wait_for(timeout=20_000)
+            page.get_by_text("Windows at a start or stop are marked as partial").wait_for()
+            page.get_by_text("Only posts that match a tracked query are stored").wait_for()
+            page.wait_for_load_state("networkidle")
+            shot = tmp_path / "overview.png"
+            page.screenshot(path=str(shot), full_page=True)
+            body = page.locator("body").inner_text()
+            icon = page.locator('link[rel~="icon"]').first.get_attribute("href") or ""
+        finally:
+            browser.close()
+    assert "Polarity share per window" in body
+    assert not problems, problems
+    assert not page_exceptions(body)
+    assert urllib.parse.urlsplit(icon).hostname in {None, *LOCAL_HOSTS}, icon
+    foreign = {
+        urllib.parse.urlsplit(address).hostname
+        for address in requested
+        if urllib.parse.urlsplit(address).scheme in {"http", "https", "ws", "wss"}
+    } - LOCAL_HOSTS
+    assert not foreign, sorted(str(host) for host in foreign)
+    assert shot.stat().st_size > 10_000
+    keep = os.environ.get(SCREENSHOT_ENV)
+    if keep:
+        shutil.copyfile(shot, keep)
+
+
+def page_exceptions(body: str) -> list[str]:
+    """Lines of a Streamlit traceback in the page text."""
+    return [line for line in body.splitlines() if line.startswith("Traceback")]

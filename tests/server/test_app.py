@@ -150,7 +150,8 @@ async def test_original_client_reads_only_polarity_index_and_hashtags(serve: Any
 
 
 async def test_v2_track_is_acknowledged_with_canonical_keys_and_request_id(serve: Any) -> None:
-    """v2 ``track`` answers ``tracking`` with the canonical key, all keys and the request id."""
+    """v2 ``track`` answers ``tracking`` with the canonical key, all keys, the request id and
+    the spelling sent when it is not the key."""
     async with serve() as senti, senti.connect(v2=True) as ws:
         assert ws.subprotocol == SUBPROTOCOL_V2
         first = {"type": "track", "query": "Python, #AI  ml", "id": 1}
@@ -159,6 +160,7 @@ async def test_v2_track_is_acknowledged_with_canonical_keys_and_request_id(serve
             "query": "#ai ml,python",
             "queries": ["#ai ml,python"],
             "id": 1,
+            "spelling": "Python, #AI ml",
         }
         second = {"type": "track", "query": "rust", "id": "b"}
         assert await senti.request(ws, second) == {
@@ -172,6 +174,7 @@ async def test_v2_track_is_acknowledged_with_canonical_keys_and_request_id(serve
             "type": "tracking",
             "query": "#ai ml,python",
             "queries": ["#ai ml,python", "rust"],
+            "spelling": "#ai ML,python",
         }
         assert await senti.request(ws, {"type": "ping", "id": 9}) == {"type": "pong", "id": 9}
         assert senti.server.hub.tracked() == {"#ai ml,python": 1, "rust": 1}
@@ -433,6 +436,7 @@ async def test_starting_queries_too_fast_is_rate_limited(serve: Any) -> None:
             "query": "alpha",
             "queries": ["alpha", "beta"],
             "id": 4,
+            "spelling": "ALPHA",
         }
         untrack = await senti.request(ws, {"type": "untrack", "query": "beta", "id": 5})
         assert untrack["queries"] == ["alpha"]

@@ -217,14 +217,17 @@ def page(browser: Any) -> Iterator[Any]:
 def test_demo_page_from_allowed_origin_shows_live_posts(
     senti: SentiServer, page: Any, tmp_path: Path
 ) -> None:
-    """The served demo page tracks a query and shows live posts, counts and top hashtags."""
+    """The served demo page tracks a query and shows live posts, counts and top hashtags;
+    it names the query as typed, with the canonical key on hover."""
     page.goto(f"http://{HOST}:{senti.port}/")
     expect(page.locator("#status")).to_have_text("connected", timeout=TIMEOUT_MS)
 
-    page.locator("#query").fill(QUERY)
+    page.locator("#query").fill(QUERY.capitalize())
     page.locator("#track").click()
 
-    expect(page.locator("#tracking")).to_have_text(f"“{QUERY}”", timeout=TIMEOUT_MS)
+    tracking = page.locator("#tracking")
+    expect(tracking).to_have_text(f"“{QUERY.capitalize()}”", timeout=TIMEOUT_MS)
+    expect(tracking).to_have_attribute("title", f"canonical key: {QUERY}")
     page.wait_for_function(
         """() => ["positive", "negative", "neutral"]
             .map((id) => Number(document.getElementById(id).textContent))
