@@ -25,9 +25,9 @@ command line argparse cannot parse, 130 when interrupted.
 from __future__ import annotations
 
 import argparse
-import sys
 import asyncio
 import os
+import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any

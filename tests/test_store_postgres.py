@@ -524,11 +524,12 @@ def _execute(url: str, statements: list[str]) -> None:
 
 
 def _downgrade_to_schema_4(url: str) -> None:
-    """Take schema 5's spelling of queries out of a fresh store and set its version to 4."""
+    """Take schema 5's alerts table and spelling of queries out of a fresh store; version 4."""
     _execute(
         url,
         [
             "ALTER TABLE queries DROP COLUMN spelling",
+            "DROP TABLE alerts",
             "UPDATE meta SET value = '4' WHERE key = 'schema_version'",
         ],
     )
@@ -734,10 +735,7 @@ def test_a_writer_upgrades_a_schema_4_store(url: str) -> None:
     """A schema 4 store reads no alerts; the first writer adds the table and sets version 5."""
     with open_store(url) as store:
         store.write([_alert("python", 1)])
-    _execute(
-        url,
-        ["DROP TABLE alerts", "UPDATE meta SET value = '4' WHERE key = 'schema_version'"],
-    )
+    _downgrade_to_schema_4(url)
     with open_store(url, readonly=True) as reader:
         assert reader.schema_version == 4
         assert reader.alerts() == []
