@@ -1,13 +1,17 @@
 """The websocket server and the one-process system (``senti serve``).
 
 The only asyncio code of senti. It runs the dataflow in a child process
-(:mod:`server.flowproc`, synthetic and replay sources) or on a background thread
-(:class:`~flows.runner.FlowThread`: X, Bluesky, injected sources, or
-``SENTI_DATAFLOW=thread``), feeds it the queries clients track through
-a :class:`~flows.sources.control.SubscriptionSource`, and receives its output
+(:mod:`server.flowproc`, self-contained sources such as synthetic and replay) or
+on a background thread (:class:`~flows.runner.FlowThread`: sources holding a
+connection, injected sources, or ``SENTI_DATAFLOW=thread``), feeds it the
+queries clients track through a :class:`~flows.sources.control.SubscriptionSource`,
+and receives its output
 through a :class:`~flows.sinks.callback.CallbackSink` that hands each batch to
 the event loop with ``call_soon_threadsafe``; the :class:`~server.hub.Hub` fans
-it out. Protocol decisions live in :mod:`server.protocol` (sans-I/O).
+it out. Protocol decisions live in :mod:`server.protocol` (sans-I/O). Sources
+come from :func:`flows.sources.registry.open_source`; what a platform needs
+beyond posts (X's rules following the tracked queries, its own ``/metrics``
+series) goes through the source's :class:`~flows.sources.registry.SourceHooks`.
 
 HTTP routes, answered in ``process_request`` before any websocket handshake:
 
@@ -21,13 +25,13 @@ Shutdown (SIGTERM, SIGINT or :meth:`SentiServer.close`): stop accepting, close
 clients with 1001 (going away), end the dataflow's inputs so its windows close
 and its sinks (the store) flush, and wait for it.
 
-With a store, the Bluesky and replay sources resume where the store's cursors
+With a store, the resumable sources (Bluesky, replay) resume where the store's cursors
 say (:mod:`flows.cursors`): the previous run's positions, and the queries it
 tracked when it stopped, kept in its dataflow for ``resume_grace`` seconds
 for their clients to come back. A stopping server leaves those queries
 tracked in the store rather than untracking them as its clients go.
 
-A source that cannot go on (Jetstream or X refusing for good, an unreadable
+A source that cannot go on (a platform refusing for good, an unreadable
 replay file, a bug) ends the dataflow the same way, and :func:`run_server`
 then raises :class:`DataflowFailed`, whose one-line message names the source
 and the reason (``senti serve`` prints it and exits 1).
