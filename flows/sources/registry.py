@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bytewax.inputs import FixedPartitionedSource
 
@@ -33,6 +33,10 @@ from flows.errors import SentiError
 from flows.matching import Query
 from flows.model import Line
 from flows.resume import StoredResume, stored_resume
+
+if TYPE_CHECKING:  # the platform modules load only when their kind is opened
+    from flows.sources.bluesky import JetstreamStream
+    from flows.sources.x import XStream
 
 __all__ = [
     "NoHooks",
@@ -261,7 +265,7 @@ class _XHooks:
 
     follows_queries = True
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: XStream) -> None:
         self._stream = stream
 
     def start(self) -> None:
@@ -322,7 +326,7 @@ def _check_x() -> None:
 
 
 def _open_x(
-    settings: SourceSettings, *, positions: Positions | None = None, x_stream: Any = None
+    settings: SourceSettings, *, positions: Positions | None = None, x_stream: XStream | None = None
 ) -> OpenedSource:
     from flows.sources.x import XSettings, XSource, XStream  # noqa: PLC0415
 
@@ -336,7 +340,7 @@ def _open_x(
 class _BlueskyHooks(NoHooks):
     """Jetstream sends every post: the dataflow does all the matching."""
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: JetstreamStream) -> None:
         self._stream = stream
 
     def metrics(self) -> dict[str, int]:
@@ -363,7 +367,10 @@ def _check_bluesky() -> None:
 
 
 def _open_bluesky(
-    settings: SourceSettings, *, positions: Positions | None = None, bluesky_stream: Any = None
+    settings: SourceSettings,
+    *,
+    positions: Positions | None = None,
+    bluesky_stream: JetstreamStream | None = None,
 ) -> OpenedSource:
     from flows.sources.bluesky import (  # noqa: PLC0415
         JetstreamSource,
