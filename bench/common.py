@@ -122,16 +122,15 @@ def build_replay_flow(
 ) -> tuple[Any, Any]:
     """The dataflow as ``senti replay`` builds it, and the :class:`RunSummary` it fills.
 
-    Same classes as :func:`flows.cli._run_flow`: a :class:`ReplaySource` wrapped
-    in :class:`Stoppable`, event-time windows (``live=False``, wait 30 s), a
+    Assembled by :func:`flows.assemble.assemble_flow` like ``senti replay``: a
+    :class:`ReplaySource` that ends when told, event-time windows (``live=False``, wait 30 s), a
     :class:`SummarySink` and, with ``store``, a :class:`StoreSink` on a SQLite
     file whose subscriptions are written first.
     """
-    from flows.dataflow import FlowSettings, build_flow  # noqa: PLC0415 - slow imports
+    from flows.assemble import assemble_flow  # noqa: PLC0415 - slow imports
+    from flows.dataflow import FlowSettings  # noqa: PLC0415
     from flows.matching import Subscription, parse_query  # noqa: PLC0415
-    from flows.sinks.store import StoreSink  # noqa: PLC0415
     from flows.sinks.summary import RunSummary, SummarySink  # noqa: PLC0415
-    from flows.sources.control import Stoppable  # noqa: PLC0415
     from flows.sources.replay import ReplaySource  # noqa: PLC0415
     from flows.store import open_store  # noqa: PLC0415
 
@@ -144,15 +143,20 @@ def build_replay_flow(
         live=False,
     )
     summary = RunSummary()
-    sinks: list[Any] = [SummarySink(summary)]
+    url: str | None = None
     if store is not None:
         store.unlink(missing_ok=True)
         url = f"sqlite:///{store}"
         with open_store(url) as opened:
             opened.write([Subscription(query) for query in parsed])
-        sinks.append(StoreSink(url))
-    source = Stoppable(ReplaySource(list(paths), max_span=wait / 2), threading.Event())
-    return build_flow(source, None, sinks, settings=settings), summary
+    flow = assemble_flow(
+        ReplaySource(list(paths), max_span=wait / 2),
+        settings=settings,
+        stop=threading.Event(),
+        sinks=[SummarySink(summary)],
+        store=url,
+    )
+    return flow, summary
 
 
 def run_dataflow(

@@ -1,13 +1,17 @@
 """The websocket server and the one-process system (``senti serve``).
 
 The only asyncio code of senti. It runs the dataflow in a child process
-(:mod:`server.flowproc`, synthetic and replay sources) or on a background thread
-(:class:`~flows.runner.FlowThread`: X, Bluesky, injected sources, or
-``SENTI_DATAFLOW=thread``), feeds it the queries clients track through
-a :class:`~flows.sources.control.SubscriptionSource`, and receives its output
+(:mod:`server.flowproc`, self-contained sources such as synthetic and replay) or
+on a background thread (:class:`~flows.runner.FlowThread`: sources holding a
+connection, injected sources, or ``SENTI_DATAFLOW=thread``), feeds it the
+queries clients track through a :class:`~flows.sources.control.SubscriptionSource`,
+and receives its output
 through a :class:`~flows.sinks.callback.CallbackSink` that hands each batch to
 the event loop with ``call_soon_threadsafe``; the :class:`~server.hub.Hub` fans
-it out. Protocol decisions live in :mod:`server.protocol` (sans-I/O).
+it out. Protocol decisions live in :mod:`server.protocol` (sans-I/O). Sources
+come from :func:`flows.sources.registry.open_source`; what a platform needs
+beyond posts (X's rules following the tracked queries, its own ``/metrics``
+series) goes through the source's :class:`~flows.sources.registry.SourceHooks`.
 
 HTTP routes, answered in ``process_request`` before any websocket handshake:
 
@@ -21,13 +25,13 @@ Shutdown (SIGTERM, SIGINT or :meth:`SentiServer.close`): stop accepting, close
 clients with 1001 (going away), end the dataflow's inputs so its windows close
 and its sinks (the store) flush, and wait for it.
 
-With a store, the Bluesky and replay sources resume where the store's cursors
+With a store, the resumable sources (Bluesky, replay) resume where the store's cursors
 say (:mod:`flows.cursors`): the previous run's positions, and the queries it
 tracked when it stopped, kept in its dataflow for ``resume_grace`` seconds
 for their clients to come back. A stopping server leaves those queries
 tracked in the store rather than untracking them as its clients go.
 
-A source that cannot go on (Jetstream or X refusing for good, an unreadable
+A source that cannot go on (a platform refusing for good, an unreadable
 replay file, a bug) ends the dataflow the same way, and :func:`run_server`
 then raises :class:`DataflowFailed`, whose one-line message names the source
 and the reason (``senti serve`` prints it and exits 1).
@@ -54,27 +58,28 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from flows.cursors import Positions, jetstream_key
+from flows.cursors import Positions
 from flows.errors import SentiError
 from flows.matching import Query, Subscription
 from flows.model import Line
 from flows.recovery import Recovery
 from flows.runner import FlowThread
 from flows.sinks.callback import CallbackSink
-from flows.sources.bluesky import JetstreamSource, JetstreamStream, settings_from_env
 from flows.sources.control import FlowStop, SourceError, SourceFailed, SubscriptionSource
-from flows.sources.x import RuleRejected, XApiError, XSettings, XSource, XStream
-from flows.xrules import RuleError
+from flows.sources.registry import (
+    OpenedSource,
+    QueryRefused,
+    SourceHooks,
+    kind_for_options,
+    open_source,
+    source_kind,
+)
 from server.auth import token_from_request, token_matches
 from server.backend import Backend
 from server.flowproc import (
     ProcessBackend,
-    StoredResume,
     build_server_flow,
-    default_source,
-    replay_keys,
     server_recovery,
-    stored_resume,
     write_positions,
 )
 from server.hub import Hub
@@ -99,7 +104,10 @@ class SentiServer:
     """The websocket server with its dataflow. Use :meth:`start` then :meth:`close`.
 
     ``post_source`` replaces the source chosen by ``settings`` (tests feed posts
-    through a :class:`~flows.sources.control.QueueSource`).
+    through a :class:`~flows.sources.control.QueueSource`); ``source_options``
+    go to the source's opener (:func:`~flows.sources.registry.open_source`),
+    such as a prepared stream. The server knows sources only through
+    :class:`~flows.sources.registry.SourceHooks`.
     """
 
     def __init__(
@@ -107,19 +115,18 @@ class SentiServer:
         settings: ServerSettings,
         *,
         post_source: FixedPartitionedSource[Line, Any] | None = None,
-        x_stream: XStream | None = None,
-        bluesky_stream: JetstreamStream | None = None,
         backend: Backend | None = None,
+        **source_options: Any,
     ) -> None:
         self.settings = settings
         self.stop = FlowStop()
         self.metrics = Metrics(source=settings.source)
+        kind = kind_for_options(source_options) or settings.source
         if (
             backend is None
             and post_source is None
-            and x_stream is None
-            and bluesky_stream is None
-            and settings.source in ("synthetic", "replay")
+            and not source_options
+            and source_kind(kind).self_contained
             and settings.dataflow == "process"
         ):
             backend = ProcessBackend(settings)
@@ -131,35 +138,18 @@ class SentiServer:
             send_buffer_bytes=settings.send_buffer_bytes,
             on_drop=self._query_dropped,
         )
-        # X's filtered stream filters by rules: they follow the tracked queries.
-        if x_stream is None and post_source is None and settings.source == "x":
-            x_stream = XStream(XSettings())
-        self.x_stream = x_stream
-        if x_stream is not None:
-            post_source = XSource(x_stream)
-        # Jetstream sends every post; the dataflow does all the matching.
-        if bluesky_stream is None and post_source is None and settings.source == "bluesky":
-            bluesky_stream = JetstreamStream(settings_from_env())
-        self.bluesky_stream = bluesky_stream
         # The resumable sources start where the store says (only when this server
         # runs the dataflow: in its thread or its child process).
         owns_flow = backend is None or isinstance(backend, ProcessBackend)
         self.positions = Positions() if settings.store is not None and owns_flow else None
-        self._resume = StoredResume()
-        if bluesky_stream is not None:
-            key = jetstream_key(bluesky_stream.settings.url)
-            if self.positions is not None:
-                self._resume = stored_resume(settings.store, [key])
-            post_source = JetstreamSource(
-                bluesky_stream,
-                positions=self.positions,
-                resume_after=self._resume.cursors.get(key),
-            )
-        elif post_source is None and self.positions is not None:
-            self._resume = stored_resume(settings.store, replay_keys(settings))
-        self._resumable = self.positions is not None and (
-            bluesky_stream is not None or (post_source is None and settings.source == "replay")
+        self.source: OpenedSource = (
+            open_source(kind, settings, positions=self.positions, **source_options)
+            if post_source is None
+            else OpenedSource(settings.source, post_source)
         )
+        self.hooks: SourceHooks = self.source.hooks
+        self._resume = self.source.resume
+        self._resumable = self.source.resumable
         self._rules = asyncio.Lock()  # rule changes reach X in the order clients made them
         self._pending: set[asyncio.Task[None]] = set()
         self.origins = OriginPolicy.from_setting(settings.origins, dev=settings.dev)
@@ -168,9 +158,7 @@ class SentiServer:
             max_queries_per_connection=settings.max_queries_per_connection,
             max_track_changes_per_minute=settings.track_changes_per_minute,
         )
-        self._post_source = post_source or default_source(
-            settings, positions=self.positions, resume=self._resume.cursors
-        )
+        self._post_source = self.source.posts
         self._recovery: Recovery | None = None
         self._grace: asyncio.Task[None] | None = None
         self._token = settings.client_token.get_secret_value() if settings.client_token else None
@@ -189,9 +177,7 @@ class SentiServer:
             await self._listen()
             return
         loop = asyncio.get_running_loop()
-        if self.x_stream is not None:
-            # No client yet: drop the senti: rules a previous run left behind.
-            await asyncio.to_thread(self.x_stream.reconcile, [])
+        await asyncio.to_thread(self.hooks.start)
 
         def deliver(items: list[Any]) -> None:
             with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
@@ -254,11 +240,7 @@ class SentiServer:
     @property
     def source_name(self) -> str:
         """The post source's name, as errors call it (``bluesky``, ``x``, ``replay``...)."""
-        if self.x_stream is not None:
-            return "x"
-        if self.bluesky_stream is not None:
-            return "bluesky"
-        return self.settings.source
+        return self.source.name
 
     @property
     def failure(self) -> str | None:
@@ -310,8 +292,7 @@ class SentiServer:
             ended = error is None or isinstance(error, SourceFailed)  # its sinks have closed
             if self.settings.store and self.positions and self._recovery is None and ended:
                 await asyncio.to_thread(write_positions, self.settings.store, self.positions)
-        if self.x_stream is not None:
-            await asyncio.to_thread(self.x_stream.stop)
+        await asyncio.to_thread(self.hooks.stop)
         logger.info("stopped", extra={"posts": self.metrics.posts})
 
     async def wait_stopped(self) -> None:
@@ -407,8 +388,8 @@ class SentiServer:
                     outcome = session.receive_text(message, loop.time())
                 else:
                     outcome = session.receive_bytes(message, loop.time())
-                if outcome.added and self.x_stream is not None:
-                    outcome = session.refuse(outcome, await self._add_rules(outcome.added))
+                if outcome.added and self.hooks.follows_queries:
+                    outcome = session.refuse(outcome, await self._follow(outcome.added))
                 self.hub.apply(conn, outcome)
                 self.metrics.protocol_errors += len(outcome.errors)
                 for reply in outcome.replies:
@@ -419,19 +400,18 @@ class SentiServer:
             self.hub.unregister(conn, session.close())
             logger.debug("disconnected", extra={"ip": _ip(conn), "code": conn.close_code})
 
-    # X rules
+    # Queries the source's platform follows (X's rules)
 
-    async def _add_rules(self, queries: Sequence[Query]) -> dict[str, str]:
-        """Add X rules for queries no one tracked yet; the reasons X refused some."""
+    async def _follow(self, queries: Sequence[Query]) -> dict[str, str]:
+        """Tell the platform of queries no one tracked yet; the reasons it refused some."""
         refused: dict[str, str] = {}
-        assert self.x_stream is not None  # noqa: S101 - only called with an X source
         for query in queries:
             if self.hub.is_tracked(query.key):
                 continue
             async with self._rules:
                 try:
-                    await asyncio.to_thread(self.x_stream.track, query)
-                except (RuleRejected, RuleError, XApiError) as exc:
+                    await asyncio.to_thread(self.hooks.track, query)
+                except QueryRefused as exc:
                     refused[query.key] = str(exc)
                     logger.info(
                         "rule refused",
@@ -440,50 +420,22 @@ class SentiServer:
         return refused
 
     def _query_dropped(self, query: Query) -> None:
-        """The last client left ``query``: delete its X rule, off the loop."""
-        if self.x_stream is None:
+        """The last client left ``query``: tell the platform, off the loop."""
+        if not self.hooks.follows_queries:
             return
-        task = asyncio.get_running_loop().create_task(self._delete_rule(query.key))
+        task = asyncio.get_running_loop().create_task(self._unfollow(query.key))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _delete_rule(self, key: str) -> None:
-        assert self.x_stream is not None  # noqa: S101 - only scheduled with an X source
+    async def _unfollow(self, key: str) -> None:
         async with self._rules:
             if self.hub.is_tracked(key):  # someone tracked it again meanwhile
                 return
-            try:
-                await asyncio.to_thread(self.x_stream.untrack, key)
-            except XApiError as exc:  # the next start-up reconciles it
-                logger.warning("rule not deleted", extra={"query": key, "reason": str(exc)})
+            await asyncio.to_thread(self.hooks.untrack, key)
 
     def _source_metrics(self) -> dict[str, int]:
-        if self.bluesky_stream is not None:
-            sky = self.bluesky_stream.stats()
-            return {
-                "senti_bluesky_connected": int(sky.connected),
-                "senti_bluesky_connections_total": sky.connections,
-                "senti_bluesky_reconnects_total": sky.reconnects,
-                "senti_bluesky_events_total": sky.events,
-                "senti_bluesky_posts_total": sky.posts,
-                "senti_bluesky_skipped_total": sky.skipped,
-                "senti_bluesky_dropped_total": sky.dropped,
-                "senti_bluesky_duplicates_total": sky.duplicates,
-            }
-        if self.x_stream is None:
-            return {}
-        stats = self.x_stream.stats()
-        return {
-            "senti_x_connected": int(stats.connected),
-            "senti_x_connections_total": stats.connections,
-            "senti_x_reconnects_total": stats.reconnects,
-            "senti_x_stalls_total": stats.stalls,
-            "senti_x_rule_changes_total": stats.rule_changes,
-            "senti_x_received_total": stats.received,
-            "senti_x_dropped_total": stats.dropped,
-            "senti_x_duplicates_total": stats.duplicates,
-            "senti_x_stream_errors_total": stats.stream_errors,
-        }
+        """The source's own ``/metrics`` series."""
+        return self.hooks.metrics()
 
 
 def _select_subprotocol(

@@ -48,6 +48,7 @@ from flows.cli import (
 )
 from flows.recovery import RecoveryError, prepare_recovery_dir
 from flows.sinks.store import check_store_url
+from flows.sources.registry import SourceSettingsError, check_source, source_names
 from flows.store import StoreError
 from server.app import DataflowFailed, run_server
 from server.cluster import add_cluster_commands
@@ -135,7 +136,7 @@ def _add_serve_commands(commands: Any) -> None:
 
 
 def _add_server_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", choices=["synthetic", "replay", "x", "bluesky"], default=None)
+    parser.add_argument("--source", choices=source_names(), default=None)
     parser.add_argument("--replay", type=Path, action="append", default=None, metavar="FILE")
     parser.add_argument("--speed", type=positive_float, default=None, help="replay pace")
     parser.add_argument("--rate", type=positive_float, default=None, help="synthetic posts/s")
@@ -181,40 +182,16 @@ def _server_settings(args: argparse.Namespace, **defaults: Any) -> ServerSetting
         except RecoveryError as exc:
             raise CliError(str(exc)) from None
     thresholds_option(settings.thresholds)
-    if settings.source == "x":
-        _check_x_settings()
-    if settings.source == "bluesky":
-        _check_bluesky_settings()
+    try:
+        check_source(settings.source)
+    except SourceSettingsError as exc:
+        raise CliError(str(exc)) from None
     if settings.store is not None:
         try:
             check_store_url(settings.store)
         except StoreError as exc:
             raise CliError(f"unusable store {settings.store!r}: {exc}") from None
     return settings
-
-
-def _check_x_settings() -> None:
-    from flows.sources.x import XSettings  # noqa: PLC0415 - tweepy only when needed
-
-    try:
-        settings = XSettings()
-    except ValidationError as exc:
-        # Name the settings, never echo their values (the bearer token is one).
-        names = ", ".join(
-            "SENTI_X_" + str(error["loc"][0]).upper() for error in exc.errors() if error["loc"]
-        )
-        raise CliError(f"the X source needs valid settings: {names or 'SENTI_X_*'}") from None
-    if settings.bearer_token is None or not settings.bearer_token.get_secret_value():
-        raise CliError("the X source needs a bearer token: set SENTI_X_BEARER_TOKEN")
-
-
-def _check_bluesky_settings() -> None:
-    from flows.sources.bluesky import JetstreamError, settings_from_env  # noqa: PLC0415
-
-    try:
-        settings_from_env()
-    except JetstreamError as exc:
-        raise CliError(str(exc)) from None
 
 
 def _run_async(settings: ServerSettings, main: Coroutine[Any, Any, None]) -> int:

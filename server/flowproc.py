@@ -42,7 +42,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from typing_extensions import override
 
 from flows.assemble import assemble_flow
-from flows.cursors import Positions, replay_key
+from flows.cursors import Positions
 from flows.dataflow import FlowSettings
 from flows.matching import Query, Subscription
 from flows.model import ALL_POSTS, Line, PostMatches, Rejected, WindowSummary
@@ -51,8 +51,7 @@ from flows.resume import StoredResume, stored_resume, write_positions
 from flows.runner import FlowThread
 from flows.sentiment import load_thresholds
 from flows.sources.control import FlowStop, SourceFailed, SubscriptionSource
-from flows.sources.replay import ReplaySource
-from flows.sources.synthetic import SyntheticSource
+from flows.sources.registry import open_source
 from server.backend import Deliver
 from server.protocol import Dialect, encode_post, encode_window
 from server.settings import ServerSettings
@@ -102,32 +101,6 @@ def encode_items(items: Sequence[Any]) -> list[EncodedPost | EncodedWindow | Rej
         elif isinstance(item, Rejected):  # counted by the server; the store keeps the raw text
             encoded.append(Rejected(item.origin, item.reason[:200], "", item.code))
     return encoded
-
-
-def replay_keys(settings: ServerSettings) -> list[str]:
-    """The cursor keys of the replay files of ``settings``."""
-    return (
-        [replay_key(str(path)) for path in settings.replay] if settings.source == "replay" else []
-    )
-
-
-def default_source(
-    settings: ServerSettings,
-    *,
-    positions: Positions | None = None,
-    resume: dict[str, int] | None = None,
-) -> FixedPartitionedSource[Line, Any]:
-    """The post source ``settings`` name, for the self-contained sources."""
-    if settings.source == "replay":
-        wait = timedelta(seconds=settings.wait)
-        return ReplaySource(
-            settings.replay,
-            speed=settings.speed,
-            max_span=wait / 2,
-            positions=positions,
-            resume=resume,
-        )
-    return SyntheticSource(rate=settings.rate, seed=settings.seed)
 
 
 def server_recovery(settings: ServerSettings) -> Recovery | None:
@@ -229,11 +202,11 @@ def _child(settings: ServerSettings, conn: Connection) -> None:
         recovery = server_recovery(settings)
         sinks = [_PipeSink(conn, send_lock)]
         positions = Positions() if settings.store is not None else None
-        resume = stored_resume(settings.store, replay_keys(settings))
-        source = default_source(settings, positions=positions, resume=resume.cursors)
+        opened = open_source(settings.source, settings, positions=positions)
+        resume = opened.resume
         flow = build_server_flow(
             settings,
-            source,
+            opened.posts,
             subscriptions,
             sinks,
             stop=stop,

@@ -139,10 +139,6 @@ class Hub:
         """Whether some connection tracks the query ``key``."""
         return key in self._by_query
 
-    def resubscribe_all(self) -> list[Subscription]:
-        """Subscriptions for every tracked query (to seed a restarted dataflow)."""
-        return [Subscription(query) for query in self._queries.values()]
-
     # Delivery
 
     def publish(self, items: Sequence[Any]) -> None:

@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flows.languages import DEFAULT_SCORED_LANGUAGES, ScoredLanguages, parse_scored_languages
+from flows.sources.registry import source_names
 
 __all__ = ["ServerSettings"]
 
@@ -57,9 +59,10 @@ class ServerSettings(BaseSettings):
     dataflow: Literal["process", "thread"] = "process"
     """Where the dataflow of a synthetic or replay source runs: a child process (its own
     core and GIL) or a thread of the server. X and Bluesky sources always use a thread."""
-    source: Literal["synthetic", "replay", "x", "bluesky"] = "synthetic"
-    """``x`` reads X's filtered stream (``SENTI_X_*``, docs/x-source.md); ``bluesky`` reads
-    Bluesky's Jetstream firehose (``SENTI_JETSTREAM_*``, docs/bluesky.md)."""
+    source: str = "synthetic"
+    """A registered source (:func:`flows.sources.registry.source_names`): ``x`` reads X's
+    filtered stream (``SENTI_X_*``, docs/x-source.md); ``bluesky`` reads Bluesky's
+    Jetstream firehose (``SENTI_JETSTREAM_*``, docs/bluesky.md)."""
     replay: list[Path] = Field(default_factory=list)
     speed: float = Field(default=1.0, gt=0)
     rate: float = Field(default=20.0, gt=0)
@@ -81,6 +84,17 @@ class ServerSettings(BaseSettings):
     resume_grace: float = Field(default=60.0, ge=0)
     """Seconds a restart keeps the queries the last run tracked, for clients to come back
     (Bluesky and replay sources with a store: docs/operations.md)."""
+
+    @field_validator("source")
+    @classmethod
+    def _check_source(cls, value: str) -> str:
+        names = [repr(name) for name in source_names()]
+        if repr(value) not in names:
+            expected = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+            raise PydanticCustomError(
+                "literal_error", "Input should be {expected}", {"expected": expected}
+            )
+        return value
 
     @field_validator("scored_langs")
     @classmethod

@@ -21,7 +21,7 @@ the sources' settled positions, written in the batch's transaction (see
 :mod:`flows.cursors`)::
 
     check_store_url(url)  # raises StoreError
-    build_flow(source, [StoreSink(url)])
+    build_flow(source, None, [StoreSink(url, positions=positions)])
 """
 
 from __future__ import annotations

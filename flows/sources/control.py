@@ -120,11 +120,6 @@ class QueueSource(FixedPartitionedSource[X, None], Generic[X]):
         """Queue an item for the dataflow; thread-safe, never blocks."""
         self._items.put(item)
 
-    def push_all(self, items: Iterable[X]) -> None:
-        """Queue several items in order."""
-        for item in items:
-            self._items.put(item)
-
     @override
     def list_parts(self) -> list[str]:
         return [self._name]
