@@ -532,7 +532,7 @@ def test_an_interrupted_replay_resumes_from_the_store_without_a_recovery_dir(
 
 def test_many_track_options_parse_in_their_order() -> None:
     """Every ``--track`` value, in either spelling, reaches the command in the order given."""
-    from flows.cli import _parser, _split_tracks
+    from server.cli import _parser, _split_tracks
 
     argv = ["replay", "f.jsonl", "--track", "a", "--window", "5", "--track=b c", "--track", "d"]
     rest, tracked = _split_tracks(argv)
