@@ -153,6 +153,7 @@ import msgspec
 
 from flows.alerts import Alert
 from flows.cursors import SourceCursor
+from flows.errors import SentiError
 from flows.matching import Subscription
 from flows.model import (
     LatePost,
@@ -231,7 +232,7 @@ _POSTGRES_SCHEMES: Final = frozenset({"postgresql", "postgres"})
 _REDACTED: Final = "***"
 
 
-class StoreError(Exception):
+class StoreError(SentiError):
     """Raised when a store URL is unusable or a store cannot be opened, read or written.
 
     The message names the store (password redacted) and says what is wrong;

@@ -14,8 +14,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("flows", "server", "dashboard")
 # Control flow, not an error: the flow raises it to stop without closing windows.
 NOT_ERRORS = {("flows.sources.control", "Interrupted")}
-# flows/store.py is reparented under SentiError separately (see STORE_ERROR below).
-PENDING = {("flows.store", "StoreError")}
 
 
 def _public_exception_classes() -> list[tuple[str, str]]:
@@ -34,9 +32,7 @@ def _public_exception_classes() -> list[tuple[str, str]]:
     return found
 
 
-ERRORS = [
-    pair for pair in _public_exception_classes() if pair not in NOT_ERRORS and pair not in PENDING
-]
+ERRORS = [pair for pair in _public_exception_classes() if pair not in NOT_ERRORS]
 
 
 def test_the_walk_finds_the_errors() -> None:
@@ -66,14 +62,6 @@ def test_every_public_error_is_a_senti_error(module: str, name: str) -> None:
 def test_value_errors_stay_value_errors(module: str, name: str) -> None:
     """Errors that were ValueErrors still are, so existing ``except ValueError`` keeps working."""
     assert issubclass(getattr(importlib.import_module(module), name), ValueError)
-
-
-@pytest.mark.xfail(reason="flows/store.py is reparented by the store owner", strict=True)
-def test_store_error_is_a_senti_error() -> None:
-    """StoreError is a SentiError like every other error."""
-    from flows.store import StoreError
-
-    assert issubclass(StoreError, SentiError)
 
 
 def test_interrupted_is_not_an_error() -> None:
