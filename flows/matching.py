@@ -135,8 +135,9 @@ class Query:
 
     @property
     def shown(self) -> str:
-        """What to show people: the spelling, or the key when it is not known."""
-        return self.spelling or self.key
+        """What to show people: the spelling, or the key when it is not known (also for a
+        query unpickled from a recovery snapshot taken before queries had a spelling)."""
+        return getattr(self, "spelling", "") or self.key
 
     def __str__(self) -> str:
         return self.key

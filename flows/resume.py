@@ -56,7 +56,10 @@ def stored_resume(store: str | None, keys: Sequence[str]) -> StoredResume:
         for tracked in opened.queries():
             if tracked.active:
                 try:
-                    queries.append(parse_query(tracked.key))
+                    query = parse_query(tracked.shown)  # keeps the spelling first typed
+                    if query.key != tracked.key:  # spelled for another version's rules
+                        query = parse_query(tracked.key)
+                    queries.append(query)
                 except InvalidQuery:  # written by another version: leave it
                     logger.info("stored query skipped", extra={"query": tracked.key})
     return StoredResume(cursors, tuple(queries))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import re
 import unicodedata
 from typing import Any
@@ -230,6 +231,10 @@ def test_a_query_keeps_its_spelling_outside_equality() -> None:
     assert hash(typed) == hash(other)
     assert Subscription(typed) == Subscription(other)
     assert Query(typed.phrases).shown == "change climate"
+    restored = Query.__new__(Query)
+    restored.__setstate__(typed.__getstate__()[:2])  # a snapshot from before spellings
+    assert (restored, restored.shown) == (typed, "change climate")
+    assert pickle.loads(pickle.dumps(typed)).shown == "Climate Change"  # noqa: S301 (our own bytes)
 
 
 def test_reparsing_a_key_gives_the_same_query() -> None:

@@ -247,6 +247,7 @@ def test_query_picker_lists_store_queries(
     assert keys == ["change climate", "python"]
     assert "`change climate`" in str(picker.help)
     assert picker.value == "change climate"
+    assert "No closed windows for 'Climate Change'" in texts(at)
 
 
 def test_query_posts_table_matches_recent_matches(

@@ -15,6 +15,7 @@ import os
 import re
 import socket
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -218,7 +219,10 @@ def test_demo_page_from_allowed_origin_shows_live_posts(
     senti: SentiServer, page: Any, tmp_path: Path
 ) -> None:
     """The served demo page tracks a query and shows live posts, counts and top hashtags;
-    it names the query as typed, with the canonical key on hover."""
+    it names the query as typed, with the canonical key on hover, and asks no other host
+    for anything (it works offline)."""
+    hosts: set[str | None] = set()
+    page.on("request", lambda request: hosts.add(urllib.parse.urlsplit(request.url).hostname))
     page.goto(f"http://{HOST}:{senti.port}/")
     expect(page.locator("#status")).to_have_text("connected", timeout=TIMEOUT_MS)
 
@@ -228,6 +232,7 @@ def test_demo_page_from_allowed_origin_shows_live_posts(
     tracking = page.locator("#tracking")
     expect(tracking).to_have_text(f"“{QUERY.capitalize()}”", timeout=TIMEOUT_MS)
     expect(tracking).to_have_attribute("title", f"canonical key: {QUERY}")
+    assert hosts == {HOST}, hosts
     page.wait_for_function(
         """() => ["positive", "negative", "neutral"]
             .map((id) => Number(document.getElementById(id).textContent))
