@@ -150,7 +150,7 @@ def _matches(files: list[Path]) -> int:
         argv = [*SENTI, "replay", *map(str, files), "--track", "python", "--out", out.name]
         subprocess.run(argv, check=True, stderr=subprocess.DEVNULL)
         lines = Path(out.name).read_text("utf-8").splitlines()
-    return sum(1 for line in lines if "type" not in json.loads(line))
+    return sum(1 for line in lines if json.loads(line)["type"] == "match")
 
 
 if __name__ == "__main__":

@@ -87,8 +87,8 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def per_post(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The per-post messages (they carry no ``type``)."""
-    return [message for message in messages if "type" not in message]
+    """The per-post messages (``"type": "match"``)."""
+    return [message for message in messages if message.get("type") == "match"]
 
 
 def of_type(messages: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:

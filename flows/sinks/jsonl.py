@@ -11,9 +11,23 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from typing_extensions import override
 
 from flows.matching import Subscription
-from flows.model import per_query
+from flows.model import Match, per_query
 
-__all__ = ["JsonLinesSink"]
+__all__ = ["JsonLinesSink", "record"]
+
+
+def record(item: Any) -> dict[str, Any]:
+    """The JSON line for one output item; every line has a ``"type"`` (docs/output.md).
+
+    ``match`` for a post delivered to a query, ``subscription`` for a change to
+    the tracked queries; window, late and rejected records carry their own.
+    """
+    if isinstance(item, Match):
+        return {"type": "match", **item.message()}
+    if isinstance(item, Subscription):
+        return {"type": "subscription", "query": item.key, "active": item.active}
+    message: dict[str, Any] = item.message()
+    return message if "type" in message else {"type": type(item).__name__.lower(), **message}
 
 
 class _JsonLinesPartition(StatelessSinkPartition[Any]):
@@ -25,9 +39,8 @@ class _JsonLinesPartition(StatelessSinkPartition[Any]):
     @override
     def write_batch(self, items: list[Any]) -> None:
         lines = [
-            json.dumps(item.message(), ensure_ascii=False, separators=(",", ":")) + "\n"
+            json.dumps(record(item), ensure_ascii=False, separators=(",", ":")) + "\n"
             for item in per_query(items)
-            if not isinstance(item, Subscription)
         ]
         if lines:
             os.write(self._fd, "".join(lines).encode("utf-8"))
@@ -40,9 +53,9 @@ class _JsonLinesPartition(StatelessSinkPartition[Any]):
 class JsonLinesSink(DynamicSink[Any]):
     """Append per-post messages, window summaries, late and rejected records to ``path``.
 
-    Per-post messages are the documented message plus ``query``, ``id``,
-    ``created_at`` and ``compound``; the other records carry a ``"type"``
-    (``window``, ``late``, ``rejected``). Subscription changes are not written.
+    Every line has a ``"type"``: ``match`` (the per-post message plus ``query``,
+    ``id``, ``created_at`` and ``compound``), ``window``, ``late``, ``rejected``
+    or ``subscription`` (see :func:`record` and docs/output.md).
     The file is opened when a worker builds its partition, not before.
     """
 

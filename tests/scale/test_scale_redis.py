@@ -95,7 +95,7 @@ def _expected(out: Path) -> dict[str, set[str]]:
     sets: dict[str, set[str]] = {"python": set(), "climate": set()}
     for line in out.read_text("utf-8").splitlines():
         record = json.loads(line)
-        if "type" not in record:
+        if record["type"] == "match":
             sets[record["query"]].add(record["id"])
     return sets
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from flows.store import open_store
+from server.up import DashboardFailed, _wait_listening
 
 pytestmark = pytest.mark.slow
 
@@ -82,3 +84,45 @@ def test_up_serves_websocket_and_dashboard_and_stops_both_on_sigterm(tmp_path: P
         assert reader.counts().windows > 0
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(f"http://127.0.0.1:{dashboard_port}/_stcore/health", timeout=2)
+
+
+def _senti_up(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``senti up ARGS`` to its end, with no ``SENTI_*`` from the outside."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTI_")}
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", "up", "--host", "127.0.0.1", "--port", "0", *args],
+        capture_output=True, text=True, env=env, cwd=cwd, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def _messages(stderr: str) -> list[str]:
+    """The lines of ``stderr`` that are not JSON log records."""
+    return [line for line in stderr.splitlines() if line.strip() and not line.startswith("{")]
+
+
+def test_up_with_the_dashboard_port_taken_exits_1_with_one_line(tmp_path: Path) -> None:
+    """A dashboard port held by another program stops ``senti up`` before it serves anything."""
+    store = f"sqlite:///{tmp_path / 'up.db'}"
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = _senti_up("--dashboard-port", str(port), "--store", store, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert _messages(result.stderr) == [
+        f"senti: error: cannot start the dashboard on 127.0.0.1:{port}: Address already in use"
+        " (choose another with --dashboard-port)"
+    ], result.stderr
+    assert "dashboard http" not in result.stdout  # no URL printed for another program's port
+    assert "Traceback" not in result.stderr
+
+
+def test_a_dashboard_that_exits_at_start_is_dashboard_failed() -> None:
+    """A dashboard process that exits before listening is reported with its status, in one line."""
+    process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    port = _free_port()
+    with pytest.raises(DashboardFailed) as failed:
+        asyncio.run(_wait_listening(process, "127.0.0.1", port))
+    assert str(failed.value) == (
+        f"the dashboard (Streamlit) exited at start with status 3 on 127.0.0.1:{port}"
+    )
