@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fakes.mastodon import FakeMastodon, status
@@ -30,7 +31,7 @@ def fake() -> Iterator[FakeMastodon]:
         yield server
 
 
-def _stream(fake: FakeMastodon, **options: object) -> MastodonStream:
+def _stream(fake: FakeMastodon, **options: Any) -> MastodonStream:
     settings = MastodonSettings(url=fake.url, _env_file=None, **options)  # type: ignore[call-arg]
     return MastodonStream(settings, sleep=lambda _: None)
 
@@ -133,8 +134,13 @@ def test_a_resumed_source_starts_from_the_stored_id(fake: FakeMastodon) -> None:
     source = MastodonSource(_stream(fake), resume_after=100_000_003)
     part = source.build_part("in", "mastodon", None)
     lines: list[Line] = []
+
+    def two() -> bool:
+        lines.extend(part.next_batch())
+        return len(lines) >= 2
+
     try:
-        fake.wait(lambda: bool(lines.extend(part.next_batch())) or len(lines) >= 2, TIMEOUT)
+        fake.wait(two, TIMEOUT)
     finally:
         part.close()
     assert [line.origin for line in lines] == ["mastodon:100000004", "mastodon:100000005"]
