@@ -153,7 +153,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_server_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", choices=["synthetic", "replay", "x", "bluesky"], default=None)
+    parser.add_argument(
+        "--source", choices=["synthetic", "replay", "x", "bluesky", "mastodon"], default=None
+    )
     parser.add_argument("--replay", type=Path, action="append", default=None, metavar="FILE")
     parser.add_argument("--speed", type=_positive_float, default=None, help="replay pace")
     parser.add_argument("--rate", type=_positive_float, default=None, help="synthetic posts/s")
@@ -627,6 +629,8 @@ def _server_settings(args: argparse.Namespace, **defaults: Any) -> ServerSetting
         _check_x_settings()
     if settings.source == "bluesky":
         _check_bluesky_settings()
+    if settings.source == "mastodon":
+        _check_mastodon_settings()
     if settings.store is not None:
         try:
             check_store_url(settings.store)
@@ -657,6 +661,15 @@ def _check_bluesky_settings() -> None:
         settings_from_env()
     except JetstreamError as exc:
         raise CliError(str(exc)) from None
+
+
+def _check_mastodon_settings() -> None:
+    from flows.sources.mastodon import MastodonError, settings_from_env  # noqa: PLC0415
+
+    try:
+        settings_from_env()
+    except MastodonError as exc:
+        raise CliError(f"mastodon source: {exc}") from None
 
 
 def _run_async(settings: ServerSettings, main: Coroutine[Any, Any, None]) -> int:

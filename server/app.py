@@ -154,10 +154,14 @@ class SentiServer:
                 positions=self.positions,
                 resume_after=self._resume.cursors.get(key),
             )
+        elif post_source is None and settings.source == "mastodon":
+            post_source, self._resume = _open_mastodon(settings, self.positions)
         elif post_source is None and self.positions is not None:
             self._resume = stored_resume(settings.store, replay_keys(settings))
         self._resumable = self.positions is not None and (
-            bluesky_stream is not None or (post_source is None and settings.source == "replay")
+            bluesky_stream is not None
+            or settings.source == "mastodon"
+            or (post_source is None and settings.source == "replay")
         )
         self._rules = asyncio.Lock()  # rule changes reach X in the order clients made them
         self._pending: set[asyncio.Task[None]] = set()
@@ -571,3 +575,17 @@ async def run_server(settings: ServerSettings) -> None:
     finally:
         await server.close()
     raise_failure(server)
+
+
+def _open_mastodon(
+    settings: ServerSettings, positions: Positions | None
+) -> tuple[FixedPartitionedSource[Line, Any], StoredResume]:
+    """The Mastodon source (``SENTI_MASTODON_*``), resuming at the store's cursor."""
+    from flows.sources import mastodon  # noqa: PLC0415 - only for this source
+
+    stream = mastodon.MastodonStream(mastodon.settings_from_env())
+    key = mastodon.mastodon_key(stream.settings.url, stream.settings.timeline)
+    resume = stored_resume(settings.store, [key]) if positions is not None else StoredResume()
+    start = resume.cursors.get(key)
+    source = mastodon.MastodonSource(stream, positions=positions, resume_after=start)
+    return source, resume

@@ -57,9 +57,10 @@ class ServerSettings(BaseSettings):
     dataflow: Literal["process", "thread"] = "process"
     """Where the dataflow of a synthetic or replay source runs: a child process (its own
     core and GIL) or a thread of the server. X and Bluesky sources always use a thread."""
-    source: Literal["synthetic", "replay", "x", "bluesky"] = "synthetic"
+    source: Literal["synthetic", "replay", "x", "bluesky", "mastodon"] = "synthetic"
     """``x`` reads X's filtered stream (``SENTI_X_*``, docs/x-source.md); ``bluesky`` reads
-    Bluesky's Jetstream firehose (``SENTI_JETSTREAM_*``, docs/bluesky.md)."""
+    Bluesky's Jetstream firehose (``SENTI_JETSTREAM_*``, docs/bluesky.md); ``mastodon`` a
+    Mastodon timeline (``SENTI_MASTODON_*``, docs/mastodon.md)."""
     replay: list[Path] = Field(default_factory=list)
     speed: float = Field(default=1.0, gt=0)
     rate: float = Field(default=20.0, gt=0)

@@ -46,7 +46,6 @@ __all__ = [
     "MastodonSource",
     "MastodonStream",
     "mastodon_key",
-    "open_mastodon",
     "settings_from_env",
 ]
 
@@ -340,12 +339,3 @@ def settings_from_env(**overrides: Any) -> MastodonSettings:
             for e in exc.errors()
         )
         raise MastodonError(problems) from None
-
-
-def open_mastodon(
-    positions: Positions | None, cursors: dict[str, int | None]
-) -> tuple[MastodonSource, str]:
-    """The Mastodon source from ``SENTI_MASTODON_*``, resuming at the stored cursor; and its key."""
-    stream = MastodonStream(settings_from_env())
-    key = mastodon_key(stream.settings.url, stream.settings.timeline)
-    return MastodonSource(stream, positions=positions, resume_after=cursors.get(key)), key
