@@ -146,6 +146,8 @@ def _str(obj: dict[str, Any], name: str, *, limit: int = _MAX_FIELD) -> str:
         raise _Invalid(RejectCode.WRONG_TYPE, f"{name} is {_describe(value)}, not a string")
     if len(value) > limit:
         raise _Invalid(RejectCode.TOO_LARGE, f"{name} longer than {limit} characters")
+    if not _is_utf8(value):
+        raise _Invalid(RejectCode.BAD_ENCODING, f"{name} is not valid UTF-8")
     return value
 
 
@@ -178,6 +180,8 @@ def _optional(obj: dict[str, Any], name: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise _Invalid(RejectCode.WRONG_TYPE, f"{name} is {_describe(value)}, not a string")
+    if not _is_utf8(value):
+        raise _Invalid(RejectCode.BAD_ENCODING, f"{name} is not valid UTF-8")
     return value[:_MAX_FIELD] or None
 
 
@@ -200,8 +204,6 @@ def map_status(status: object) -> Mapped | Skipped:
             return Skipped("boost", None, position)
         uri = _str(status, "uri")
         content = _str(status, "content", limit=MAX_CONTENT_CHARS)
-        if not _is_utf8(content):
-            raise _Invalid(RejectCode.BAD_ENCODING, "content is not valid UTF-8")
         text = html_to_text(content)
         if not text:
             raise _Invalid(RejectCode.MISSING_FIELD, "content has no text")
