@@ -118,9 +118,14 @@ class Line:
     """``(code, reason)`` when the source already found the input unusable (a
     malformed Jetstream event, an overlong line): :func:`parse_line` rejects it
     with them, keeping ``text`` as the raw input."""
+    post: Post | None = None
+    """The post, when the source parsed it already (a Mastodon status):
+    :func:`parse_line` passes it through, and ``text`` is the raw input."""
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Lines cross between workers pickled; a dataclass's default reduce is slower.
+        if self.post is not None:
+            return Line, (self.text, self.origin, self.rejected, self.post)
         if self.rejected is None:
             return Line, (self.text, self.origin)
         return Line, (self.text, self.origin, self.rejected)
@@ -521,11 +526,13 @@ def parse_line(line: Line) -> Post | Rejected:
     return result
 
 
-def _parse(line: Line) -> Post | Rejected:
+def _parse(line: Line) -> Post | Rejected:  # noqa: PLR0911 - one return per outcome
     text = line.text
     if line.rejected is not None:
         code, reason = line.rejected
         return Rejected(line.origin, reason, _keep(text), code)
+    if line.post is not None:
+        return line.post
     if not text.strip():
         return Rejected(line.origin, "keep-alive", "", RejectCode.KEEP_ALIVE)
     try:

@@ -62,7 +62,8 @@ class ServerSettings(BaseSettings):
     source: str = "synthetic"
     """A registered source (:func:`flows.sources.registry.source_names`): ``x`` reads X's
     filtered stream (``SENTI_X_*``, docs/x-source.md); ``bluesky`` reads Bluesky's
-    Jetstream firehose (``SENTI_JETSTREAM_*``, docs/bluesky.md)."""
+    Jetstream firehose (``SENTI_JETSTREAM_*``, docs/bluesky.md); ``mastodon`` a Mastodon
+    timeline (``SENTI_MASTODON_*``, docs/mastodon.md)."""
     replay: list[Path] = Field(default_factory=list)
     speed: float = Field(default=1.0, gt=0)
     rate: float = Field(default=20.0, gt=0)

@@ -51,16 +51,12 @@ import hashlib
 import http
 import logging
 import threading
-import time
-from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from bytewax.inputs import FixedPartitionedSource
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import override
@@ -71,8 +67,9 @@ from flows.bluesky import POST_COLLECTION, Skipped, map_message
 from flows.cursors import Positions, jetstream_key
 from flows.model import Line, RejectCode
 from flows.runner import stop_on_signals
-from flows.sources.control import POLL_INTERVAL, PollingPartition, SourceError
-from flows.xbackoff import Backoff, BackoffPolicy, Failure
+from flows.sources.control import POLL_INTERVAL, SourceError
+from flows.sources.live import LiveSource, LiveStats, LiveStream, Received, capture
+from flows.xbackoff import BackoffPolicy, Failure
 
 __all__ = [
     "DEFAULT_URL",
@@ -212,47 +209,14 @@ class JetstreamSettings(BaseSettings):
         return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-@dataclass(frozen=True, slots=True)
-class JetstreamStats:
-    """Counters of a :class:`JetstreamStream`; totals except ``connected`` and ``cursor``."""
-
-    connected: bool = False
-    """Whether the connection is up now (a gauge)."""
-    connections: int = 0
-    """Websocket handshakes that succeeded."""
-    reconnects: int = 0
-    """Connection attempts after the first."""
-    events: int = 0
-    """Messages received."""
-    posts: int = 0
-    """Posts queued for the dataflow."""
-    skipped: int = 0
-    """Events that are not new posts (identity, account, update, delete, language...)."""
-    skipped_by_reason: tuple[tuple[str, int], ...] = ()
-    """``skipped`` by reason, sorted."""
-    rejected: int = 0
-    """Malformed events, passed on to the dataflow as rejected lines."""
-    dropped: int = 0
-    """Posts dropped because the queue was full (the oldest go first)."""
-    duplicates: int = 0
-    """Posts dropped because a reconnect or resume replayed them."""
-    cursor: int | None = None
-    """The latest ``time_us`` seen, where the next reconnect resumes (minus the margin)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Received:
-    """A queued post (or rejected event): its line and Jetstream's ``time_us``."""
-
-    line: Line
-    time_us: int | None
-    """``None`` for a rejected event without a usable ``time_us``."""
+JetstreamStats = LiveStats
+"""Counters of a :class:`JetstreamStream` (``cursor`` is the latest ``time_us`` seen)."""
 
 
 # The connection
 
 
-class JetstreamStream:
+class JetstreamStream(LiveStream):
     """One Jetstream subscription on its own thread, feeding a bounded queue.
 
     Lifecycle: :meth:`start` connects (once), :meth:`stop` closes the
@@ -261,6 +225,8 @@ class JetstreamStream:
     overrides the waits. Nothing connects before :meth:`start`.
     """
 
+    name = "jetstream"
+
     def __init__(
         self,
         settings: JetstreamSettings,
@@ -268,44 +234,18 @@ class JetstreamStream:
         backoff: BackoffPolicy | None = None,
         sleep: Callable[[float], object] | None = None,
     ) -> None:
+        super().__init__(
+            queue_size=settings.queue_size,
+            dedup_size=settings.dedup_size,
+            backoff=backoff,
+            sleep=sleep,
+        )
         self.settings = settings
-        self._backoff = Backoff(backoff)
-        self._stopping = threading.Event()
-        self._sleep = sleep or self._stopping.wait
         self._margin_us = round(settings.cursor_margin * 1_000_000)
         self._max_ahead = timedelta(seconds=settings.max_ahead)
 
-        # Reader thread -> dataflow
-        self._lock = threading.Condition()
-        self._queue: deque[Received] = deque(maxlen=settings.queue_size)
-        self._seen: OrderedDict[str, None] = OrderedDict()
-        self._floor: int | None = None
-        """Posts at or before this ``time_us`` were delivered before a restart."""
-        self._start_cursor: int | None = None
-        self._cursor: int | None = None
-        self._counts = dict.fromkeys(
-            (
-                "connections",
-                "reconnects",
-                "events",
-                "posts",
-                "skipped",
-                "rejected",
-                "dropped",
-                "duplicates",
-            ),
-            0,
-        )
-        self._reasons: dict[str, int] = {}
-        self._is_connected = False
-        self._thread: threading.Thread | None = None
-        self._ws: ClientConnection | None = None
-        self.error: BaseException | None = None
-        """What ended the stream, if it failed; :class:`JetstreamSource` raises it."""
-
-    # Lifecycle
-
-    def start(self, *, resume_after: int | None = None) -> None:
+    @override
+    def start(self, *, resume_after: int | None = None, configured: int | None = None) -> None:
         """Connect on a new thread, if not already started.
 
         ``resume_after`` is the ``time_us`` of the last post delivered before a
@@ -313,81 +253,16 @@ class JetstreamStream:
         already delivered. Without it, it starts at ``settings.cursor`` (live
         when unset).
         """
-        with self._lock:
-            if self._thread is not None or self._stopping.is_set():
-                return
-            if resume_after is not None:
-                self._floor = resume_after
-                self._start_cursor = max(resume_after - self._margin_us, 0)
-            else:
-                self._start_cursor = self.settings.cursor
-            self._thread = threading.Thread(target=self._run, name="senti-jetstream", daemon=True)
-        self._thread.start()
+        super().start(
+            resume_after=resume_after,
+            configured=self.settings.cursor if configured is None else configured,
+        )
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Close the websocket and wait (up to ``timeout`` s) for the thread; idempotent."""
-        self._stopping.set()
-        with self._lock:
-            ws = self._ws
-        if ws is not None:
-            ws.close()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-        with self._lock:
-            self._lock.notify_all()
-
-    @property
-    def stopped(self) -> bool:
-        """Whether :meth:`stop` was called or the stream failed."""
-        return self._stopping.is_set() or self.error is not None
-
-    @property
-    def running(self) -> bool:
-        """Whether the reader thread is alive."""
-        return self._thread is not None and self._thread.is_alive()
-
-    def stats(self) -> JetstreamStats:
-        """A snapshot of the counters."""
-        with self._lock:
-            return JetstreamStats(
-                connected=self._is_connected,
-                skipped_by_reason=tuple(sorted(self._reasons.items())),
-                cursor=self._cursor,
-                **self._counts,
-            )
-
-    def take(self, limit: int, timeout: float = 0.0) -> list[Received]:
-        """Up to ``limit`` queued posts, oldest first; waits up to ``timeout`` s for the first."""
-        with self._lock:
-            if not self._queue and timeout > 0 and not self.stopped:
-                self._lock.wait(timeout)
-            count = min(limit, len(self._queue))
-            return [self._queue.popleft() for _ in range(count)]
-
-    # The reader thread
-
-    def _run(self) -> None:
-        first = True
-        try:
-            while not self._stopping.is_set():
-                if not first:
-                    self._count("reconnects")
-                first = False
-                failure = self._attempt()
-                if failure is None or self._stopping.is_set():
-                    break
-                wait = self._backoff.next_wait(failure)
-                logger.info(
-                    "Jetstream reconnecting in %.2f s after a %s failure", wait, failure.value
-                )
-                self._sleep(wait)
-        except Exception as exc:  # a bug: end the source with it rather than hang
-            self._fail(exc)
-        finally:
-            self._set_connected(value=False)
-            with self._lock:
-                self._lock.notify_all()
+    @override
+    def _start_position(self, resume_after: int | None, configured: int | None) -> int | None:
+        if resume_after is not None:
+            return max(resume_after - self._margin_us, 0)
+        return configured
 
     def _resume_cursor(self) -> int | None:
         with self._lock:
@@ -395,23 +270,19 @@ class JetstreamStream:
                 return self._start_cursor
             return max(self._cursor - self._margin_us, 0)
 
-    def _attempt(self) -> Failure | None:
-        """One connection, read until it ends; the failure, or ``None`` when done for good."""
-        try:
-            self._connect_and_read()
-        except InvalidStatus as exc:
-            return self._refused(exc.response.status_code)
-        except InvalidURI as exc:
-            self._fail(JetstreamRefused(f"invalid Jetstream URL: {exc}"))
+    @override
+    def _failure(self, error: Exception) -> Failure | None:
+        if isinstance(error, InvalidStatus):
+            return self._refused(error.response.status_code)
+        if isinstance(error, InvalidURI):
+            self._fail(JetstreamRefused(f"invalid Jetstream URL: {error}"))
             return None
-        except (OSError, WebSocketException) as exc:  # ConnectionClosed, TimeoutError too
-            if not self._stopping.is_set():
-                logger.warning("Jetstream connection lost: %s", str(exc) or type(exc).__name__)
-        finally:
-            self._hold(None)
-            self._set_connected(value=False)
-        return None if self._stopping.is_set() else Failure.NETWORK
+        if isinstance(error, (OSError, WebSocketException)):  # ConnectionClosed, TimeoutError
+            self._lost(error)
+            return Failure.NETWORK
+        raise error
 
+    @override
     def _connect_and_read(self) -> None:
         settings = self.settings
         url = settings.subscribe_url(self._resume_cursor())
@@ -423,7 +294,7 @@ class JetstreamStream:
             close_timeout=settings.close_timeout,
             max_size=settings.max_message_bytes,
         ) as ws:
-            if self._hold(ws):
+            if self._hold(ws.close):
                 self._set_connected(value=True)
                 self._read(ws)
 
@@ -437,17 +308,6 @@ class JetstreamStream:
                 first = False
             self._on_message(message)
 
-    def _hold(self, ws: ClientConnection | None) -> bool:
-        """Remember the open connection for :meth:`stop`; ``False`` if stopping already."""
-        with self._lock:
-            self._ws = ws
-            if ws is not None:
-                self._counts["connections"] += 1
-        if ws is not None and self._stopping.is_set():
-            ws.close()
-            return False
-        return True
-
     def _refused(self, status: int) -> Failure | None:
         if status in _FATAL_STATUSES:
             self._fail(JetstreamRefused(f"Jetstream refused the connection ({_http(status)})"))
@@ -459,25 +319,18 @@ class JetstreamStream:
         result = map_message(message, langs=self.settings.langs, max_ahead=self._max_ahead)
         if isinstance(result, Skipped) and result.code is RejectCode.INTERNAL:
             logger.warning("Jetstream event not mapped: %s", result.reason)
-        with self._lock:
-            self._counts["events"] += 1
-            if result.time_us is not None and (self._cursor or 0) < result.time_us:
-                self._cursor = result.time_us
-            if isinstance(result, Skipped) and result.code is None:
-                self._counts["skipped"] += 1
-                self._reasons[result.reason] = self._reasons.get(result.reason, 0) + 1
-                return
-            if isinstance(result, Skipped):
-                self._queue_rejected(message, result)
-                return
-            if self._delivered(result.post_id, result.time_us):
-                return
-            origin = f"bluesky:{result.time_us}"
-            self._enqueue(Received(Line(result.line(), origin=origin), result.time_us))
-            self._counts["posts"] += 1
+        self._event(result.time_us)
+        if isinstance(result, Skipped) and result.code is None:
+            self._skip(result.reason)
+            return
+        if isinstance(result, Skipped):
+            self._queue_rejected(message, result)
+            return
+        origin = f"bluesky:{result.time_us}"
+        self._deliver(result.post_id, result.time_us, Line(result.line(), origin=origin))
 
     def _queue_rejected(self, message: str | bytes, result: Skipped) -> None:
-        """Pass a malformed event on as a rejected line, once (lock held)."""
+        """Pass a malformed event on as a rejected line, once."""
         assert result.code is not None  # noqa: S101 - only called for malformed events
         raw = message if isinstance(message, str) else message.decode("utf-8", "surrogateescape")
         if result.time_us is not None:
@@ -485,47 +338,7 @@ class JetstreamStream:
         else:  # no usable time: named by its content, so a replay of it is recognised
             digest = hashlib.blake2b(raw.encode("utf-8", "surrogatepass"), digest_size=8)
             origin = f"bluesky:no-time:{digest.hexdigest()}"
-        if self._delivered(origin, result.time_us):
-            return
-        line = Line(raw, origin=origin, rejected=(result.code, result.reason))
-        self._enqueue(Received(line, result.time_us))
-        self._counts["rejected"] += 1
-
-    def _delivered(self, key: str, time_us: int | None) -> bool:
-        """Whether the post (or rejected event) ``key`` was queued already; remembers it."""
-        if key in self._seen or (
-            self._floor is not None and time_us is not None and time_us <= self._floor
-        ):
-            self._seen[key] = None
-            self._seen.move_to_end(key)
-            self._counts["duplicates"] += 1
-            return True
-        self._seen[key] = None
-        if len(self._seen) > self.settings.dedup_size:
-            self._seen.popitem(last=False)
-        return False
-
-    def _enqueue(self, item: Received) -> None:
-        if len(self._queue) == self._queue.maxlen:
-            self._counts["dropped"] += 1
-        self._queue.append(item)
-        self._lock.notify_all()
-
-    def _count(self, name: str) -> None:
-        with self._lock:
-            self._counts[name] += 1
-
-    def _set_connected(self, *, value: bool) -> None:
-        with self._lock:
-            self._is_connected = value
-
-    def _fail(self, error: BaseException) -> None:
-        with self._lock:
-            if self.error is None:
-                self.error = error
-            self._lock.notify_all()
-        # Whoever runs the source reports the error (one line); the details go here.
-        logger.debug("Jetstream source failed: %s", error, exc_info=error)
+        self._reject(origin, result.time_us, raw, result.code, result.reason)
 
 
 def _http(status: int) -> str:
@@ -539,49 +352,7 @@ def _http(status: int) -> str:
 # The bytewax source
 
 
-class _JetstreamPartition(PollingPartition[Line, int | None]):
-    def __init__(
-        self,
-        stream: JetstreamStream,
-        batch: int,
-        poll: timedelta,
-        resume: int | None,
-        positions: Positions | None,
-    ) -> None:
-        self._stream = stream
-        self._batch = batch
-        self.poll = poll
-        self._last = resume
-        self._positions = positions
-        self._key = jetstream_key(stream.settings.url)
-
-    @override
-    def fetch(self) -> list[Line]:
-        items = self._stream.take(self._batch)
-        if not items:
-            if self._stream.error is not None:
-                raise self._stream.error
-            if self._stream.stopped:
-                raise StopIteration
-        for item in items:
-            if item.time_us is not None:
-                self._last = item.time_us if self._last is None else max(self._last, item.time_us)
-        if items and self._positions is not None and self._last is not None:
-            self._positions.advance(self._key, self._last)
-        return [item.line for item in items]
-
-    @override
-    def snapshot(self) -> int | None:
-        if self._positions is not None:
-            self._positions.mark(self._key)
-        return self._last
-
-    @override
-    def close(self) -> None:
-        self._stream.stop()
-
-
-class JetstreamSource(FixedPartitionedSource[Line, int | None]):
+class JetstreamSource(LiveSource):
     """The posts of a :class:`JetstreamStream` as a bytewax input (one partition, ``"bluesky"``).
 
     Building the partition starts the stream, from the resume state if there
@@ -595,6 +366,9 @@ class JetstreamSource(FixedPartitionedSource[Line, int | None]):
     :attr:`cursor_key`.
     """
 
+    part = "bluesky"
+    stream: JetstreamStream
+
     def __init__(
         self,
         stream: JetstreamStream,
@@ -604,71 +378,22 @@ class JetstreamSource(FixedPartitionedSource[Line, int | None]):
         positions: Positions | None = None,
         resume_after: int | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.stream = stream
-        self.batch_size = batch_size
-        self.poll = poll
-        self.positions = positions
-        self.resume_after = resume_after
+        super().__init__(
+            stream,
+            batch_size=batch_size,
+            poll=poll,
+            positions=positions,
+            resume_after=resume_after,
+        )
 
     @property
+    @override
     def cursor_key(self) -> str:
         """Where the store keeps this source's cursor: ``bluesky:<Jetstream URL>``."""
         return jetstream_key(self.stream.settings.url)
 
-    @override
-    def list_parts(self) -> list[str]:
-        return ["bluesky"]
-
-    @override
-    def build_part(
-        self, step_id: str, for_part: str, resume_state: int | None
-    ) -> _JetstreamPartition:
-        resume = resume_state if resume_state is not None else self.resume_after
-        self.stream.start(resume_after=resume)
-        return _JetstreamPartition(self.stream, self.batch_size, self.poll, resume, self.positions)
-
 
 # senti capture --source bluesky
-
-
-def capture(
-    stream: JetstreamStream,
-    out: Path,
-    *,
-    count: int | None = None,
-    seconds: float | None = None,
-    stop: threading.Event | None = None,
-    clock: Callable[[], float] = time.monotonic,
-) -> int:
-    """Write up to ``count`` posts, for up to ``seconds``, or until ``stop``; posts written.
-
-    The file holds the mapped envelopes, one per line (the format
-    :class:`~flows.sources.replay.ReplaySource` reads). Always stops
-    ``stream``; raises its error if Jetstream refused it, :class:`OSError`
-    from the file.
-    """
-    stop = stop or threading.Event()
-    deadline = None if seconds is None else clock() + seconds
-    written = 0
-    try:
-        stream.start()
-        with out.open("w", encoding="utf-8", errors="surrogateescape", newline="\n") as file:
-            while not stop.is_set() and (count is None or written < count):
-                if deadline is not None and clock() >= deadline:
-                    break
-                if stream.error is not None:
-                    raise stream.error
-                left = 1000 if count is None else count - written
-                for item in stream.take(left, timeout=0.1):
-                    if item.line.rejected is None:  # malformed events are counted, not kept
-                        file.write(item.line.text + "\n")
-                        written += 1
-                file.flush()
-    finally:
-        stream.stop()
-    return written
 
 
 def settings_from_env(**overrides: Any) -> JetstreamSettings:

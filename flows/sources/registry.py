@@ -13,7 +13,7 @@ own modules and one :func:`register` call::
     opened = open_source("replay", settings, positions=Positions())
     flow = assemble_flow(opened.posts, settings=FlowSettings(), stop=stop)
 
-The built-in kinds are ``synthetic``, ``replay``, ``x`` and ``bluesky``; the
+The built-in kinds are ``synthetic``, ``replay``, ``x``, ``bluesky`` and ``mastodon``; the
 platform modules (tweepy for X) are imported only when their kind is opened.
 """
 
@@ -36,6 +36,7 @@ from flows.resume import StoredResume, stored_resume
 
 if TYPE_CHECKING:  # the platform modules load only when their kind is opened
     from flows.sources.bluesky import JetstreamStream
+    from flows.sources.mastodon import MastodonStream
     from flows.sources.x import XStream
 
 __all__ = [
@@ -393,7 +394,70 @@ def _open_bluesky(
     )
 
 
+# Mastodon
+
+
+class _MastodonHooks(NoHooks):
+    """A timeline sends every status: the dataflow does all the matching."""
+
+    def __init__(self, stream: MastodonStream) -> None:
+        self._stream = stream
+
+    def metrics(self) -> dict[str, int]:
+        stats = self._stream.stats()
+        return {
+            "senti_mastodon_connected": int(stats.connected),
+            "senti_mastodon_connections_total": stats.connections,
+            "senti_mastodon_reconnects_total": stats.reconnects,
+            "senti_mastodon_events_total": stats.events,
+            "senti_mastodon_posts_total": stats.posts,
+            "senti_mastodon_skipped_total": stats.skipped,
+            "senti_mastodon_dropped_total": stats.dropped,
+            "senti_mastodon_duplicates_total": stats.duplicates,
+        }
+
+
+def _check_mastodon() -> None:
+    from flows.sources.mastodon import MastodonError, settings_from_env  # noqa: PLC0415
+
+    try:
+        settings_from_env()
+    except MastodonError as exc:
+        raise SourceSettingsError(f"mastodon source: {exc}") from None
+
+
+def _open_mastodon(
+    settings: SourceSettings,
+    *,
+    positions: Positions | None = None,
+    mastodon_stream: MastodonStream | None = None,
+) -> OpenedSource:
+    from flows.sources.mastodon import (  # noqa: PLC0415
+        MastodonSource,
+        MastodonStream,
+        mastodon_key,
+        settings_from_env,
+    )
+
+    stream = mastodon_stream
+    if stream is None:
+        stream = MastodonStream(settings_from_env())
+    key = mastodon_key(stream.settings.url, stream.settings.timeline)
+    resume = stored_resume(settings.store, [key]) if positions is not None else StoredResume()
+    source = MastodonSource(stream, positions=positions, resume_after=resume.cursors.get(key))
+    return OpenedSource(
+        "mastodon",
+        source,
+        hooks=_MastodonHooks(stream),
+        resume=resume,
+        resumable=positions is not None,
+    )
+
+
 register(SourceKind("synthetic", _open_synthetic, self_contained=True))
 register(SourceKind("replay", _open_replay, self_contained=True))
 register(SourceKind("x", _open_x, check=_check_x, options=("x_stream",)))
 register(SourceKind("bluesky", _open_bluesky, check=_check_bluesky, options=("bluesky_stream",)))
+register(
+    SourceKind("mastodon", _open_mastodon, check=_check_mastodon, options=("mastodon_stream",))
+)

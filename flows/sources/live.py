@@ -1,0 +1,505 @@
+"""What every live source does, whatever the platform (Bluesky and Mastodon extend it).
+
+A live source has three parts; this module holds what they share:
+
+* :class:`LiveStream` owns a reader thread that connects to the platform,
+  reconnects with :class:`~flows.xbackoff.Backoff` waits, and feeds a bounded
+  queue of :class:`Received` lines. It keeps the counters
+  (:class:`LiveStats`), drops what a reconnect or a resume replays (the last
+  ``dedup_size`` keys, and everything at or before the resume position), and
+  records the error that ends it for good. A platform implements
+  :meth:`LiveStream._connect_and_read` (one connection, read until it ends)
+  and classifies its errors in :meth:`LiveStream._failure`; it hands what it
+  reads to :meth:`LiveStream._deliver`, :meth:`LiveStream._reject` and
+  :meth:`LiveStream._skip`.
+* :class:`LiveSource` is the bytewax input reading that queue: one
+  partition, ``next_batch`` never blocks, and a failed stream's error is
+  raised there (so ``senti`` exits non-zero with one line). Its resume state
+  is the position (an integer) of the last post emitted, reported to
+  :class:`~flows.cursors.Positions` for the store.
+* :func:`capture` records a stream to a file.
+
+Positions are integers that grow along the stream (Jetstream's ``time_us``,
+Mastodon's status ids); ``None`` is "no position".
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from bytewax.inputs import FixedPartitionedSource
+from typing_extensions import override
+
+from flows.cursors import Positions
+from flows.model import Line, RejectCode
+from flows.sources.control import POLL_INTERVAL, PollingPartition
+from flows.xbackoff import Backoff, BackoffPolicy, Failure
+
+__all__ = ["LiveSource", "LiveStats", "LiveStream", "Received", "capture"]
+
+_COUNTERS = (
+    "connections",
+    "reconnects",
+    "events",
+    "posts",
+    "skipped",
+    "rejected",
+    "dropped",
+    "duplicates",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveStats:
+    """Counters of a :class:`LiveStream`; totals except ``connected`` and ``cursor``."""
+
+    connected: bool = False
+    """Whether the connection is up now (a gauge)."""
+    connections: int = 0
+    """Connections that succeeded."""
+    reconnects: int = 0
+    """Connection attempts after the first."""
+    events: int = 0
+    """Messages received."""
+    posts: int = 0
+    """Posts queued for the dataflow."""
+    skipped: int = 0
+    """Events that are not new posts (deletes, boosts, languages not wanted...)."""
+    skipped_by_reason: tuple[tuple[str, int], ...] = ()
+    """``skipped`` by reason, sorted."""
+    rejected: int = 0
+    """Malformed events, passed on to the dataflow as rejected lines."""
+    dropped: int = 0
+    """Posts dropped because the queue was full (the oldest go first)."""
+    duplicates: int = 0
+    """Posts dropped because a reconnect or resume replayed them."""
+    cursor: int | None = None
+    """The latest position seen, where the next reconnect resumes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A queued post (or rejected event): its line and its position in the stream."""
+
+    line: Line
+    position: int | None
+    """``None`` for a rejected event without a usable position."""
+
+
+class LiveStream:
+    """One live subscription on its own thread, feeding a bounded queue.
+
+    Lifecycle: :meth:`start` connects (once), :meth:`stop` closes the
+    connection and joins the thread. ``sleep(seconds)`` waits before a
+    reconnect (default: a wait :meth:`stop` interrupts); ``backoff``
+    overrides the waits. Nothing connects before :meth:`start`.
+    """
+
+    name: str = "live"
+    """The platform's name in logs and thread names."""
+
+    def __init__(
+        self,
+        *,
+        queue_size: int,
+        dedup_size: int,
+        backoff: BackoffPolicy | None = None,
+        sleep: Callable[[float], object] | None = None,
+    ) -> None:
+        self._backoff = Backoff(backoff)
+        self._stopping = threading.Event()
+        self._sleep = sleep or self._stopping.wait
+        self._dedup_size = dedup_size
+        self._logger = logging.getLogger(f"senti.{self.name}")
+
+        # Reader thread -> dataflow
+        self._lock = threading.Condition()
+        self._queue: deque[Received] = deque(maxlen=queue_size)
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._floor: int | None = None
+        """Posts at or before this position were delivered before a restart."""
+        self._start_cursor: int | None = None
+        self._cursor: int | None = None
+        self._counts = dict.fromkeys(_COUNTERS, 0)
+        self._reasons: dict[str, int] = {}
+        self._is_connected = False
+        self._thread: threading.Thread | None = None
+        self._closer: Callable[[], object] | None = None
+        self.error: BaseException | None = None
+        """What ended the stream, if it failed; :class:`LiveSource` raises it."""
+
+    # What a platform implements
+
+    def _connect_and_read(self) -> None:
+        """Open one connection and read it until it ends (raises when it breaks)."""
+        raise NotImplementedError
+
+    def _failure(self, error: Exception) -> Failure | None:
+        """How a connection error counts: a reconnect after a wait, or ``None`` (done).
+
+        The default treats :class:`OSError` as a network failure and lets
+        anything else through (a bug ends the stream with it). A platform
+        calls :meth:`_fail` before returning ``None`` for a refusal.
+        """
+        if isinstance(error, OSError):
+            self._lost(error)
+            return Failure.NETWORK
+        raise error
+
+    def _start_position(self, resume_after: int | None, configured: int | None) -> int | None:
+        """Where the first connection starts, given a resume position (or the configured one)."""
+        return resume_after if resume_after is not None else configured
+
+    # Lifecycle
+
+    def start(self, *, resume_after: int | None = None, configured: int | None = None) -> None:
+        """Connect on a new thread, if not already started.
+
+        ``resume_after`` is the position of the last post delivered before a
+        restart: what comes again at or before it is dropped. Without it the
+        stream starts at ``configured`` (live when ``None``).
+        """
+        with self._lock:
+            if self._thread is not None or self._stopping.is_set():
+                return
+            if resume_after is not None:
+                self._floor = resume_after
+            self._start_cursor = self._start_position(resume_after, configured)
+            self._thread = threading.Thread(
+                target=self._run, name=f"senti-{self.name}", daemon=True
+            )
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close the connection and wait (up to ``timeout`` s) for the thread; idempotent."""
+        self._stopping.set()
+        with self._lock:
+            closer = self._closer
+        if closer is not None:
+            closer()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        with self._lock:
+            self._lock.notify_all()
+
+    @property
+    def stopped(self) -> bool:
+        """Whether :meth:`stop` was called or the stream failed."""
+        return self._stopping.is_set() or self.error is not None
+
+    @property
+    def running(self) -> bool:
+        """Whether the reader thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def stats(self) -> LiveStats:
+        """A snapshot of the counters."""
+        with self._lock:
+            return LiveStats(
+                connected=self._is_connected,
+                skipped_by_reason=tuple(sorted(self._reasons.items())),
+                cursor=self._cursor,
+                **self._counts,
+            )
+
+    def take(self, limit: int, timeout: float = 0.0) -> list[Received]:
+        """Up to ``limit`` queued posts, oldest first; waits up to ``timeout`` s for the first."""
+        with self._lock:
+            if not self._queue and timeout > 0 and not self.stopped:
+                self._lock.wait(timeout)
+            count = min(limit, len(self._queue))
+            return [self._queue.popleft() for _ in range(count)]
+
+    # The reader thread
+
+    def _run(self) -> None:
+        first = True
+        try:
+            while not self._stopping.is_set():
+                if not first:
+                    self._count("reconnects")
+                first = False
+                failure = self._attempt()
+                if failure is None or self._stopping.is_set():
+                    break
+                wait = self._backoff.next_wait(failure)
+                self._logger.info(
+                    "%s reconnecting in %.2f s after a %s failure", self.name, wait, failure.value
+                )
+                self._sleep(wait)
+        except Exception as exc:  # a bug: end the source with it rather than hang
+            self._fail(exc)
+        finally:
+            self._set_connected(value=False)
+            with self._lock:
+                self._lock.notify_all()
+
+    def _attempt(self) -> Failure | None:
+        """One connection, read until it ends; the failure, or ``None`` when done for good."""
+        try:
+            self._connect_and_read()
+        except Exception as exc:
+            if self._stopping.is_set():
+                return None
+            return self._failure(exc)
+        finally:
+            self._hold(None)
+            self._set_connected(value=False)
+        return None if self._stopping.is_set() else Failure.NETWORK
+
+    def _lost(self, error: BaseException) -> None:
+        """Log a lost connection (unless stopping)."""
+        if not self._stopping.is_set():
+            self._logger.warning(
+                "%s connection lost: %s", self.name, str(error) or type(error).__name__
+            )
+
+    def _latest(self) -> int | None:
+        """The latest position seen, or where the stream started."""
+        with self._lock:
+            return self._start_cursor if self._cursor is None else self._cursor
+
+    def _connected(self) -> None:
+        """The connection works: backoff waits start over."""
+        self._backoff.reset()
+        self._set_connected(value=True)
+
+    def _hold(self, closer: Callable[[], object] | None) -> bool:
+        """Remember how to close the open connection; ``False`` (closed) if stopping already."""
+        with self._lock:
+            self._closer = closer
+            if closer is not None:
+                self._counts["connections"] += 1
+        if closer is not None and self._stopping.is_set():
+            closer()
+            return False
+        return True
+
+    # What the reader hands over
+
+    def _event(self, position: int | None) -> None:
+        """Count one message received at ``position`` (the cursor only moves forward)."""
+        with self._lock:
+            self._counts["events"] += 1
+            if position is not None and (self._cursor is None or self._cursor < position):
+                self._cursor = position
+
+    def _skip(self, reason: str) -> None:
+        """Count an event that is not a new post."""
+        with self._lock:
+            self._counts["skipped"] += 1
+            self._reasons[reason] = self._reasons.get(reason, 0) + 1
+
+    def _deliver(self, key: str, position: int | None, line: Line) -> bool:
+        """Queue a post unless ``key`` was queued already; whether it was queued."""
+        with self._lock:
+            if self._delivered(key, position):
+                return False
+            self._enqueue(Received(line, position))
+            self._counts["posts"] += 1
+            return True
+
+    def _reject(
+        self, key: str, position: int | None, raw: str, code: RejectCode, reason: str
+    ) -> bool:
+        """Pass a malformed event on as a rejected line, once; whether it was queued."""
+        with self._lock:
+            if self._delivered(key, position):
+                return False
+            line = Line(raw, origin=key, rejected=(code, reason))
+            self._enqueue(Received(line, position))
+            self._counts["rejected"] += 1
+            return True
+
+    def _delivered(self, key: str, position: int | None) -> bool:
+        """Whether ``key`` was queued already (lock held); remembers it."""
+        if key in self._seen or (
+            self._floor is not None and position is not None and position <= self._floor
+        ):
+            self._seen[key] = None
+            self._seen.move_to_end(key)
+            self._counts["duplicates"] += 1
+            return True
+        self._seen[key] = None
+        if len(self._seen) > self._dedup_size:
+            self._seen.popitem(last=False)
+        return False
+
+    def _enqueue(self, item: Received) -> None:
+        if len(self._queue) == self._queue.maxlen:
+            self._counts["dropped"] += 1
+        self._queue.append(item)
+        self._lock.notify_all()
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            self._counts[name] += 1
+
+    def _set_connected(self, *, value: bool) -> None:
+        with self._lock:
+            self._is_connected = value
+
+    def _fail(self, error: BaseException) -> None:
+        """End the stream with ``error`` (the first one wins); :class:`LiveSource` raises it."""
+        with self._lock:
+            if self.error is None:
+                self.error = error
+            self._lock.notify_all()
+        # Whoever runs the source reports the error (one line); the details go here.
+        self._logger.debug("%s source failed: %s", self.name, error, exc_info=error)
+
+
+# The bytewax source
+
+
+class LivePartition(PollingPartition[Line, int | None]):
+    """The one partition of a :class:`LiveSource`."""
+
+    def __init__(
+        self,
+        stream: LiveStream,
+        *,
+        key: str,
+        batch: int,
+        poll: timedelta,
+        resume: int | None,
+        positions: Positions | None,
+    ) -> None:
+        self._stream = stream
+        self._batch = batch
+        self.poll = poll
+        self._last = resume
+        self._positions = positions
+        self._key = key
+
+    @override
+    def fetch(self) -> list[Line]:
+        items = self._stream.take(self._batch)
+        if not items:
+            if self._stream.error is not None:
+                raise self._stream.error
+            if self._stream.stopped:
+                raise StopIteration
+        for item in items:
+            if item.position is not None:
+                self._last = item.position if self._last is None else max(self._last, item.position)
+        if items and self._positions is not None and self._last is not None:
+            self._positions.advance(self._key, self._last)
+        return [item.line for item in items]
+
+    @override
+    def snapshot(self) -> int | None:
+        if self._positions is not None:
+            self._positions.mark(self._key)
+        return self._last
+
+    @override
+    def close(self) -> None:
+        self._stream.stop()
+
+
+class LiveSource(FixedPartitionedSource[Line, int | None]):
+    """The posts of a :class:`LiveStream` as a bytewax input (one partition).
+
+    Building the partition starts the stream, from the resume state if there
+    is one (the position of the last post emitted), else from
+    ``resume_after`` (the position the store kept, :mod:`flows.cursors`);
+    closing it stops the stream. The partition ends when the stream is
+    stopped and its queue is empty, and raises the stream's error if it
+    failed. It reports its position to ``positions`` under :attr:`cursor_key`.
+    """
+
+    part: str = "live"
+    """The partition's name."""
+
+    def __init__(
+        self,
+        stream: LiveStream,
+        *,
+        batch_size: int = 1000,
+        poll: timedelta = POLL_INTERVAL,
+        positions: Positions | None = None,
+        resume_after: int | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.stream = stream
+        self.batch_size = batch_size
+        self.poll = poll
+        self.positions = positions
+        self.resume_after = resume_after
+
+    @property
+    def cursor_key(self) -> str:
+        """Where the store keeps this source's cursor."""
+        raise NotImplementedError
+
+    def _start(self, resume: int | None) -> None:
+        """Start the stream after ``resume`` (``None``: where the settings say)."""
+        self.stream.start(resume_after=resume)
+
+    @override
+    def list_parts(self) -> list[str]:
+        return [self.part]
+
+    @override
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> LivePartition:
+        resume = resume_state if resume_state is not None else self.resume_after
+        self._start(resume)
+        return LivePartition(
+            self.stream,
+            key=self.cursor_key,
+            batch=self.batch_size,
+            poll=self.poll,
+            resume=resume,
+            positions=self.positions,
+        )
+
+
+# senti capture
+
+
+def capture(
+    stream: LiveStream,
+    out: Path,
+    *,
+    count: int | None = None,
+    seconds: float | None = None,
+    stop: threading.Event | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> int:
+    """Write up to ``count`` posts, for up to ``seconds``, or until ``stop``; posts written.
+
+    The file holds the posts' line texts, one per line (for the Bluesky
+    source, the envelopes :class:`~flows.sources.replay.ReplaySource` reads).
+    Always stops ``stream``; raises its error if it failed, :class:`OSError`
+    from the file.
+    """
+    stop = stop or threading.Event()
+    deadline = None if seconds is None else clock() + seconds
+    written = 0
+    try:
+        stream.start()
+        with out.open("w", encoding="utf-8", errors="surrogateescape", newline="\n") as file:
+            while not stop.is_set() and (count is None or written < count):
+                if deadline is not None and clock() >= deadline:
+                    break
+                if stream.error is not None:
+                    raise stream.error
+                left = 1000 if count is None else count - written
+                for item in stream.take(left, timeout=0.1):
+                    if item.line.rejected is None:  # malformed events are counted, not kept
+                        file.write(item.line.text + "\n")
+                        written += 1
+                file.flush()
+    finally:
+        stream.stop()
+    return written
