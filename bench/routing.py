@@ -112,7 +112,7 @@ def process_seconds(path: Path, queries: list[str], store: Path) -> tuple[float,
     for suffix in ("", "-wal", "-shm"):
         Path(f"{store}{suffix}").unlink(missing_ok=True)
     tracks = [arg for query in queries for arg in ("--track", query)]
-    command = [sys.executable, "-m", "flows.cli", "replay", str(path), "--store"]
+    command = [sys.executable, "-m", "server.cli", "replay", str(path), "--store"]
     cpu, started = _children_cpu(), time.perf_counter()
     subprocess.run(
         [*command, f"sqlite:///{store}", *tracks],

@@ -23,7 +23,7 @@ async def _serve_and_track(fake: FakeMastodon, tmp_path: Path) -> dict[str, Any]
     env = {name: value for name, value in os.environ.items() if not name.startswith("SENTI_")}
     env |= {"SENTI_MASTODON_URL": fake.url, "SENTI_MASTODON_TIMELINE": "hashtag:senti"}
     process = await asyncio.create_subprocess_exec(
-        *[sys.executable, "-m", "flows.cli", "serve", "--source", "mastodon"],
+        *[sys.executable, "-m", "server.cli", "serve", "--source", "mastodon"],
         *["--host", "127.0.0.1", "--port", "0"],
         cwd=tmp_path,
         env=env,

@@ -90,7 +90,7 @@ def _senti_up(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run ``senti up ARGS`` to its end, with no ``SENTI_*`` from the outside."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SENTI_")}
     return subprocess.run(
-        [sys.executable, "-m", "flows.cli", "up", "--host", "127.0.0.1", "--port", "0", *args],
+        [sys.executable, "-m", "server.cli", "up", "--host", "127.0.0.1", "--port", "0", *args],
         capture_output=True, text=True, env=env, cwd=cwd, timeout=120, check=False,
     )  # fmt: skip
 
