@@ -148,7 +148,8 @@ def live_seconds(path: Path, queries: list[str], store: Path) -> tuple[float, fl
     runner = FlowThread(flow)
     runner.start()
     for start in range(0, len(queries), 1_000):  # while the posts flow
-        changes.push_all(Subscription(parse_query(q)) for q in queries[start : start + 1_000])
+        for query in queries[start : start + 1_000]:
+            changes.push(Subscription(parse_query(query)))
         time.sleep(0.01)
     changes.stop.set()
     runner.join()

@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 
+from flows.errors import SentiError
 from server.app import SentiServer, apply_switch_interval, raise_failure, start_server
 from server.settings import ServerSettings
 
@@ -34,10 +35,10 @@ _START_TIMEOUT = 120.0
 _POLL = 0.2
 
 
-class DashboardFailed(ValueError):
+class DashboardFailed(SentiError, ValueError):
     """The dashboard cannot run: its port is taken, or Streamlit exited at start.
 
-    A :class:`ValueError`, so the CLI reports it as one ``senti: error:`` line.
+    The CLI reports it as one ``senti: error:`` line.
     """
 
 

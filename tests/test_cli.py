@@ -286,7 +286,7 @@ def test_replay_writes_per_post_messages_and_window_summaries(replayed: Replayed
     assert posts
     assert all(
         set(message)
-        == {"polarityIndex", "hashtags", "query", "id", "created_at", "compound", "lang"}
+        == {"type", "polarityIndex", "hashtags", "query", "id", "created_at", "compound", "lang"}
         for message in posts
     )
     assert {message["query"] for message in posts} == keys
