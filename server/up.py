@@ -98,6 +98,8 @@ def dashboard_command(*, host: str, port: int) -> list[str]:
         "true",
         "--browser.gatherUsageStats",
         "false",
+        "--logger.level",
+        "warning",
     ]
 
 
@@ -116,9 +118,11 @@ async def run_up(settings: ServerSettings, *, dashboard_port: int = 8501) -> Non
     web = "https" if settings.certfile else "http"
     base = f"{web}://{settings.host}:{server.port}"
     env = os.environ | {"SENTI_STORE": settings.store, "SENTI_METRICS_URL": f"{base}/metrics"}
-    # Streamlit's own greeting goes to stderr: stdout carries only senti's one-line banner.
+    # Streamlit's greeting repeats the banner's URL: stdout carries only senti's banner.
     dashboard = subprocess.Popen(  # noqa: S603 - our own interpreter and app
-        dashboard_command(host=settings.host, port=dashboard_port), env=env, stdout=sys.stderr
+        dashboard_command(host=settings.host, port=dashboard_port),
+        env=env,
+        stdout=subprocess.DEVNULL,
     )
     try:
         await _wait_listening(dashboard, settings.host, dashboard_port)
