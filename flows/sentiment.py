@@ -31,6 +31,7 @@ on their first 800 characters: scoring them whole costs up to ~170 ms.
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import math
 import re
 import tomllib
@@ -54,6 +55,7 @@ from flows.model import Polarity
 
 __all__ = [
     "MAX_SCORED_CHARS",
+    "VADER_VERSION",
     "Analyzer",
     "Thresholds",
     "ThresholdsError",
@@ -169,6 +171,20 @@ _IDIOM_WORDS: Final = frozenset(
 """Every word of a phrase of two or more words that VADER's idiom check looks up."""
 
 
+VADER_VERSION: Final = "3.3.2"
+"""The vaderSentiment release whose steps :class:`FastVader` calls and reimplements.
+
+It is pinned exactly in pyproject.toml; importing this module with another
+release installed raises :class:`ImportError`, since the scores could differ."""
+
+_INSTALLED_VADER: Final = importlib.metadata.version("vaderSentiment")
+if _INSTALLED_VADER != VADER_VERSION:
+    raise ImportError(
+        f"senti needs vaderSentiment=={VADER_VERSION}, found {_INSTALLED_VADER}: "
+        "FastVader reimplements that release's steps"
+    )
+
+
 def _negates(lower: str) -> bool:
     """vaderSentiment's ``negated([lower])``: one of its negations, or a word with "n't"."""
     return lower in _NEGATE or "n't" in lower
@@ -187,8 +203,8 @@ class FastVader(SentimentIntensityAnalyzer):  # type: ignore[misc]  # untyped li
     whitespace into words and counts its ``!`` and ``?``. The rest is the
     library's own steps, called in the library's order. tests/test_sentiment.py
     checks that the scores are equal to the library's on TweetEval, on the
-    synthetic stream and on generated texts full of emoji (vaderSentiment is
-    pinned in constraints.txt).
+    synthetic stream and on generated texts full of emoji (the library's
+    version is pinned and checked at import: :data:`VADER_VERSION`).
 
     :meth:`_negation_check` and :meth:`_special_idioms_check` are the library's,
     without lower-casing the whole post each time they look around a sentiment

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -414,3 +416,11 @@ def test_fast_vader_matches_the_library_on_negations_and_idioms(words: list[str]
 def test_fast_vader_matches_the_library_on_idioms(text: str) -> None:
     """Each idiom and n-gram booster VADER looks up, around a sentiment word."""
     _same_scores([text, text.upper()])
+
+
+def test_the_vader_release_fastvader_follows_is_pinned_and_installed() -> None:
+    """pyproject pins vaderSentiment to exactly :data:`VADER_VERSION`, the release installed."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    pins = [dep for dep in pyproject["project"]["dependencies"] if dep.startswith("vaderSentiment")]
+    assert pins == [f"vaderSentiment=={sentiment.VADER_VERSION}"]
+    assert importlib.metadata.version("vaderSentiment") == sentiment.VADER_VERSION
