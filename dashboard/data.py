@@ -7,19 +7,9 @@ Every function returns plain values or pandas DataFrames and reads the store
 :func:`streamlit.cache_data` for :data:`TTL` seconds, so several browser tabs
 refreshing every few seconds cost one query per TTL.
 
-Most reads go through :mod:`flows.store`'s public API (``counts``, ``queries``,
-``windows``, ``recent_matches``). What that API lacks is read here with
-parameterised SQL against the documented schema (``flows/store.py``), portable
-to both backends and run through :meth:`~flows.store.Store.select`:
-
-* :func:`latest_ms`: the newest event time in the store, the dashboard's "now"
-  for replayed data;
-* :func:`load_matches`: posts of a query in a time range with a text search;
-* :func:`load_compounds`: compound scores of scored posts in a time range, for
-  the what-if panel.
-
-These reads name the columns schema 4 added (``posts.scored``) only when the
-store has them: on an older store every post is scored.
+Every read goes through :mod:`flows.store`'s API (``counts``, ``queries``,
+``windows``, ``recent_matches``, ``latest``, ``alerts``): the dashboard writes no
+SQL, and reads older store versions as the store does.
 
 Errors: every function raises :class:`StoreUnavailable` with a message fit for
 the page when the store is missing, not (yet) a senti store, or a read fails;
@@ -36,15 +26,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 
 import pandas as pd
 import streamlit as st
 
 from dashboard.summary import CLASSES, UNSCORED
 from flows.errors import SentiError
-from flows.model import ALL_POSTS, Polarity
 from flows.store import (
+    MatchRow,
     Store,
     StoreCounts,
     StoreError,
@@ -188,14 +178,8 @@ def store_counts(url: str) -> StoreCounts:
 def latest_ms(url: str) -> int | None:
     """Newest event time in the store (window end or post time), in epoch ms; ``None`` if empty."""
 
-    def read(reader: Reader) -> int | None:
-        rows = reader.store.select(
-            "SELECT max(value) FROM (SELECT max(end_ms) AS value FROM windows"
-            " UNION ALL SELECT max(created_at_ms) FROM matches) AS latest"
-        )
-        return None if not rows or rows[0][0] is None else int(rows[0][0])
-
-    return _read(url, read)
+    latest = _read(url, lambda reader: reader.store.latest())
+    return None if latest is None else (latest - _EPOCH) // timedelta(milliseconds=1)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False, max_entries=64)
@@ -263,20 +247,14 @@ def load_matches(
     """
     if limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")
-    params = (query, *_bounds(since_ms, until_ms), _like(search), limit)
-
-    def read(reader: Reader) -> list[tuple[Any, ...]]:
-        sql = (
-            f"SELECT m.created_at_ms, m.post_id, p.text, p.compound, p.polarity,"
-            f" {_scored(reader.store)}, p.lang"
-            " FROM matches AS m JOIN posts AS p ON p.id = m.post_id"
-            " WHERE m.query = ? AND m.created_at_ms >= ? AND m.created_at_ms < ?"
-            " AND lower(p.text) LIKE lower(?) ESCAPE '\\'"
-            " ORDER BY m.created_at_ms DESC, m.post_id DESC LIMIT ?"
-        )
-        return reader.store.select(sql, params)
-
-    return _matches_frame(_read(url, read))
+    since, until = _times(since_ms), _times(until_ms)
+    rows = _read(
+        url,
+        lambda reader: reader.store.recent_matches(
+            query, limit=limit, since=since, until=until, search=search
+        ),
+    )
+    return _matches_frame(rows)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False, max_entries=64)
@@ -296,31 +274,14 @@ def load_compounds(
     """
     if limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")
-    params: tuple[Any, ...] = (*_bounds(since_ms, until_ms), limit)
-    if query != ALL_POSTS:
-        params = (query, *params)
-
-    def read(reader: Reader) -> list[tuple[Any, ...]]:
-        scored = _scored(reader.store)
-        if query == ALL_POSTS:
-            sql = (
-                f"SELECT p.created_at_ms, p.id, p.text, p.compound, p.polarity, {scored}, p.lang"
-                " FROM posts AS p"
-                f" WHERE p.created_at_ms >= ? AND p.created_at_ms < ? AND {scored} = 1"
-                " ORDER BY p.created_at_ms DESC, p.id DESC LIMIT ?"
-            )
-        else:
-            sql = (
-                f"SELECT m.created_at_ms, m.post_id, p.text, p.compound, p.polarity,"
-                f" {scored}, p.lang"
-                " FROM matches AS m JOIN posts AS p ON p.id = m.post_id"
-                " WHERE m.query = ? AND m.created_at_ms >= ? AND m.created_at_ms < ?"
-                f" AND {scored} = 1"
-                " ORDER BY m.created_at_ms DESC, m.post_id DESC LIMIT ?"
-            )
-        return reader.store.select(sql, params)
-
-    return _matches_frame(_read(url, read))
+    since, until = _times(since_ms), _times(until_ms)
+    rows = _read(
+        url,
+        lambda reader: reader.store.recent_matches(
+            query, limit=limit, since=since, until=until, scored_only=True
+        ),
+    )
+    return _matches_frame(rows)
 
 
 # Client counts (hook)
@@ -373,38 +334,29 @@ def _shown(url: str) -> str:
         return "(unusable URL)"
 
 
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _to_time(ms: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+    return _EPOCH + timedelta(milliseconds=ms)
 
 
-def _bounds(since_ms: int | None, until_ms: int | None) -> tuple[int, int]:
-    low = -(2**62) if since_ms is None else since_ms
-    high = 2**62 if until_ms is None else until_ms
-    return low, high
+def _times(ms: int | None) -> datetime | None:
+    return None if ms is None else _to_time(ms)
 
 
-def _like(search: str) -> str:
-    escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def _scored(store: Store) -> str:
-    """The SQL of ``posts.scored`` (as ``p``): the column, or 1 on a store that predates it."""
-    return "p.scored" if store.schema_version >= 4 else "1"
-
-
-def _matches_frame(rows: list[Any]) -> pd.DataFrame:
+def _matches_frame(rows: list[MatchRow]) -> pd.DataFrame:
     frame = pd.DataFrame(
         [
             (
-                _to_time(ms),
-                str(post_id),
-                text,
-                float(compound) if scored else float("nan"),
-                CLASSES[Polarity(polarity)] if scored else UNSCORED,
-                lang,
+                row.time,
+                row.id,
+                row.text,
+                float("nan") if row.compound is None else float(row.compound),
+                UNSCORED if row.polarity is None else CLASSES[row.polarity],
+                row.lang,
             )
-            for ms, post_id, text, compound, polarity, scored, lang in rows
+            for row in rows
         ],
         columns=list(_MATCH_COLUMNS),
     )

@@ -156,6 +156,7 @@ from flows.cursors import SourceCursor
 from flows.errors import SentiError
 from flows.matching import Subscription
 from flows.model import (
+    ALL_POSTS,
     LatePost,
     Match,
     Polarity,
@@ -368,6 +369,8 @@ class MatchRow:
     """``None`` for an unscored post."""
     polarity: Polarity | None
     """``None`` for an unscored post (its language is not scored)."""
+    lang: str | None = None
+    """The language the post declared, ``None`` if none."""
 
 
 # Interface
@@ -421,12 +424,27 @@ class Store(ABC):
 
     @abstractmethod
     def recent_matches(
-        self, query: str, *, limit: int = 100, since: datetime | None = None
+        self,
+        query: str,
+        *,
+        limit: int = 100,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        search: str = "",
+        scored_only: bool = False,
     ) -> list[MatchRow]:
-        """The newest ``limit`` posts delivered to ``query``, newest first.
+        """The newest ``limit`` posts delivered to ``query``, newest first (by time, then id).
 
-        With ``since`` (timezone-aware), only posts created at or after it.
+        ``query`` ``"*"`` lists every stored post once, however many queries it
+        matched. With ``since`` and ``until`` (timezone-aware), only posts
+        created at or after ``since`` and before ``until``; with ``search``, only
+        those whose text contains it, ignoring case (ASCII case on SQLite, all of
+        it on PostgreSQL); with ``scored_only``, only posts VADER scored.
         """
+
+    @abstractmethod
+    def latest(self) -> datetime | None:
+        """The newest event time stored (a window's end or a matched post's time), if any."""
 
     @abstractmethod
     def cursor(self, source: str) -> int | None:
@@ -870,13 +888,12 @@ class _SQL:
         " FROM windows WHERE query = ? AND start_ms >= ? ORDER BY start_ms"
     )
     """Windows of a query; format it with :func:`_columns_of` the store's version."""
-    RECENT_MATCHES: ClassVar[str] = (
-        "SELECT m.created_at_ms, m.post_id, p.text, p.compound, p.polarity, {scored}"
-        " FROM matches AS m JOIN posts AS p ON p.id = m.post_id"
-        " WHERE m.query = ? AND m.created_at_ms >= ?"
-        " ORDER BY m.created_at_ms DESC, m.post_id DESC LIMIT ?"
+    ID_ORDER: ClassVar[str] = ""
+    """What follows a text id in ``ORDER BY``: byte order on both backends."""
+    LATEST: ClassVar[str] = (
+        "SELECT max(value) FROM (SELECT max(end_ms) AS value FROM windows"
+        " UNION ALL SELECT max(created_at_ms) FROM matches) AS latest"
     )
-    """Recent matches of a query; format it with :func:`_columns_of` the store's version."""
     GET_VERSION: ClassVar[str] = "SELECT value FROM meta WHERE key = 'schema_version'"
 
     @staticmethod
@@ -948,12 +965,7 @@ class _PostgresSQL(_SQL):
         ' ORDER BY key COLLATE "C"'
     )
     WINDOWS: ClassVar[str] = _to_pyformat(_SQL.WINDOWS)
-    RECENT_MATCHES: ClassVar[str] = (
-        "SELECT m.created_at_ms, m.post_id, p.text, p.compound, p.polarity, {scored}"
-        " FROM matches AS m JOIN posts AS p ON p.id = m.post_id"
-        " WHERE m.query = %s AND m.created_at_ms >= %s"
-        ' ORDER BY m.created_at_ms DESC, m.post_id COLLATE "C" DESC LIMIT %s'
-    )
+    ID_ORDER: ClassVar[str] = ' COLLATE "C"'
 
     @staticmethod
     def translate(sql: str) -> str:
@@ -1085,13 +1097,39 @@ class _SQLStore(Store):
         ]
 
     def recent_matches(
-        self, query: str, *, limit: int = 100, since: datetime | None = None
+        self,
+        query: str,
+        *,
+        limit: int = 100,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        search: str = "",
+        scored_only: bool = False,
     ) -> list[MatchRow]:
         """See :meth:`Store.recent_matches`."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
-        sql = self._sql.RECENT_MATCHES.format_map(_columns_of(self.schema_version))
-        rows = self._fetch(sql, (query, _since_ms(since), limit))
+        scored = _columns_of(self.schema_version)["scored"]
+        columns = f"p.text, p.compound, p.polarity, {scored}, p.lang"
+        params: list[Any] = [_since_ms(since), _until_ms(until)]
+        if query == ALL_POSTS:
+            at, post = "p.created_at_ms", "p.id"
+            sql = f"SELECT {at}, {post}, {columns} FROM posts AS p WHERE"
+        else:
+            at, post = "m.created_at_ms", "m.post_id"
+            sql = (
+                f"SELECT {at}, {post}, {columns}"
+                " FROM matches AS m JOIN posts AS p ON p.id = m.post_id WHERE m.query = ? AND"
+            )
+            params.insert(0, query)
+        sql += f" {at} >= ? AND {at} < ?"
+        if search:
+            sql += " AND lower(p.text) LIKE lower(?) ESCAPE '\\'"
+            params.append(_like(search))
+        if scored_only:
+            sql += f" AND {scored} = 1"
+        sql += f" ORDER BY {at} DESC, {post}{self._sql.ID_ORDER} DESC LIMIT ?"
+        rows = self._fetch(self._sql.translate(sql), (*params, limit))
         return [
             MatchRow(
                 time=_from_ms(ms),
@@ -1099,9 +1137,15 @@ class _SQLStore(Store):
                 text=text,
                 compound=compound if scored else None,
                 polarity=Polarity(polarity) if scored else None,
+                lang=lang,
             )
-            for ms, post_id, text, compound, polarity, scored in rows
+            for ms, post_id, text, compound, polarity, scored, lang in rows
         ]
+
+    def latest(self) -> datetime | None:
+        """See :meth:`Store.latest`."""
+        rows = self._fetch(self._sql.LATEST, ())
+        return None if not rows or rows[0][0] is None else _from_ms(int(rows[0][0]))
 
     def cursor(self, source: str) -> int | None:
         """See :meth:`Store.cursor`."""
@@ -1123,7 +1167,7 @@ class _SQLStore(Store):
         """See :meth:`Store.alerts`."""
         if self.schema_version < 5:
             return []
-        params: list[Any] = [_since_ms(since), 2**63 - 1 if until is None else _to_ms(until)]
+        params: list[Any] = [_since_ms(since), _until_ms(until)]
         where = ""
         if query is not None:
             where = self._sql.translate(" AND query = ?")
@@ -1750,6 +1794,16 @@ def _from_ms(ms: int) -> datetime:
 
 def _since_ms(since: datetime | None) -> int:
     return -(2**63) if since is None else _to_ms(since)
+
+
+def _until_ms(until: datetime | None) -> int:
+    return 2**63 - 1 if until is None else _to_ms(until)
+
+
+def _like(search: str) -> str:
+    """A ``LIKE`` pattern (escape ``\\``) matching texts that contain ``search``."""
+    escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def _parse_iso(text: str) -> datetime:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,3 +99,16 @@ def test_no_import_cycle_between_modules() -> None:
         if module not in state:
             visit(module)
     assert cycles == []
+
+
+def test_the_dashboard_writes_no_sql() -> None:
+    """The dashboard reads through the store's API: no SQL text and no ``select`` call."""
+    sql = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE)\b\s+\S|\.select\(")
+    found = sorted(
+        f"{path.relative_to(ROOT)}:{number}"
+        for module, path in MODULES.items()
+        if module.split(".")[0] == "dashboard"
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if sql.search(line)
+    )
+    assert found == []

@@ -416,7 +416,7 @@ def test_recent_matches(store: Store) -> None:
     rows = store.recent_matches("python")
     assert [row.id for row in rows] == ["5", "4", "3", "2", "1"]
     assert rows[0] == MatchRow(
-        time=at(50), id="5", text="post 5", compound=0.5, polarity=Polarity.POSITIVE
+        time=at(50), id="5", text="post 5", compound=0.5, polarity=Polarity.POSITIVE, lang="en"
     )
     assert rows[0].time.tzinfo is UTC
     assert [row.id for row in store.recent_matches("python", limit=2)] == ["5", "4"]

@@ -372,6 +372,37 @@ def test_recent_matches_and_windows(url: str) -> None:
         assert [w.start for w in store.windows("python", since=at(60))] == [at(60), at(120)]
 
 
+def test_recent_matches_filters_the_dashboard_uses(url: str) -> None:
+    """Until, a text search (literal % and _), scored posts only, every post once for "*",
+    and the newest event time, alike on both backends."""
+    with open_store(url) as store:
+        assert store.latest() is None
+        store.write(
+            [
+                make_match("python", 1, "50% off Python", created_at=10.0),
+                make_match("python", 2, "snake_case PYTHON", created_at=20.0),
+                make_match("python", 3, "ola python", created_at=30.0, polarity=None, lang="pt"),
+                make_match("ai", 3, "ola python", created_at=30.0, polarity=None, lang="pt"),
+                make_match("ai", 4, "ai only", created_at=40.0),
+            ]
+        )
+        python = store.recent_matches("python", until=at(30))
+        assert [(r.id, r.lang) for r in python] == [("2", "en"), ("1", "en")]
+        assert [r.id for r in store.recent_matches("python", search="0% OFF")] == ["1"]
+        assert [r.id for r in store.recent_matches("python", search="e_c")] == ["2"]
+        assert [r.id for r in store.recent_matches("python", search="e%c")] == []
+        unscored = store.recent_matches("python", since=at(30))
+        assert [(r.id, r.compound, r.polarity, r.lang) for r in unscored] == [
+            ("3", None, None, "pt")
+        ]
+        assert [r.id for r in store.recent_matches("python", scored_only=True)] == ["2", "1"]
+        assert [r.id for r in store.recent_matches(ALL_POSTS)] == ["4", "3", "2", "1"]
+        assert [r.id for r in store.recent_matches(ALL_POSTS, scored_only=True)] == ["4", "2", "1"]
+        assert store.latest() == at(40)
+        store.write([make_window("python", 120)])
+        assert store.latest() == make_window("python", 120).end
+
+
 def test_select_translates_placeholders(url: str) -> None:
     """select takes ? placeholders on both backends."""
     with open_store(url) as store:
