@@ -24,6 +24,7 @@ from flows.analysis import PostAnalyzer
 from flows.assemble import assemble_flow
 from flows.cursors import Positions, replay_key
 from flows.dataflow import FlowSettings, window_wait
+from flows.datasets import labelled_files
 from flows.errors import SentiError
 from flows.evaluation import compound_scores, describe_files, evaluate, read_labelled
 from flows.languages import DEFAULT_SCORED_LANGUAGES, parse_scored_languages
@@ -192,8 +193,7 @@ def _add_evaluate_tune(commands: Any) -> None:
         help="score labelled texts and print macro-recall, accuracy, macro-F1, confusion",
         description="Labels are TweetEval's: 0 negative, 1 neutral, 2 positive, one per line.",
     )
-    evaluate_cmd.add_argument("--texts", type=Path, required=True, help="one text per line")
-    evaluate_cmd.add_argument("--labels", type=Path, required=True, help="one label per line")
+    add_labelled_options(evaluate_cmd)
     add_thresholds_option(evaluate_cmd)
     evaluate_cmd.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate_cmd.set_defaults(run=_evaluate)
@@ -202,8 +202,7 @@ def _add_evaluate_tune(commands: Any) -> None:
         help="choose thresholds by cross-validated macro-recall and write a thresholds config",
         description="Labels are TweetEval's: 0 negative, 1 neutral, 2 positive, one per line.",
     )
-    tune.add_argument("--texts", type=Path, required=True, help="one text per line")
-    tune.add_argument("--labels", type=Path, required=True, help="one label per line")
+    add_labelled_options(tune)
     tune.add_argument("--out", type=Path, required=True, help="thresholds TOML to write")
     tune.add_argument("--folds", type=positive_int, default=5, help="CV folds (default 5)")
     tune.add_argument("--seed", type=int, default=0, help="fold shuffling seed (default 0)")
@@ -214,6 +213,34 @@ def _add_evaluate_tune(commands: Any) -> None:
         "--dataset", default="TweetEval sentiment", help="data set name for the provenance"
     )
     tune.set_defaults(run=_tune)
+
+
+def add_labelled_options(parser: argparse.ArgumentParser) -> None:
+    """``--data DIR`` (or ``$SENTI_LABELLED_DATA``), ``--split``, or ``--texts`` + ``--labels``."""
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="directory in TweetEval's sentiment layout: SPLIT_text.txt, SPLIT_labels.txt "
+        "(default: $SENTI_LABELLED_DATA)",
+    )
+    parser.add_argument("--split", default="val", help="which split of --data (default val)")
+    parser.add_argument("--texts", type=Path, help="one text per line (instead of --data)")
+    parser.add_argument("--labels", type=Path, help="one label per line (with --texts)")
+
+
+def labelled_paths(args: argparse.Namespace) -> tuple[Path, Path]:
+    """The texts and labels files the options name (:func:`add_labelled_options`)."""
+    if (args.texts is None) != (args.labels is None):
+        raise CliError("--texts and --labels go together (or use --data DIR)")
+    if args.texts is not None:
+        if args.data is not None:
+            raise CliError("give --data DIR or --texts and --labels, not both")
+        paths: tuple[Path, Path] = (args.texts, args.labels)
+        return paths
+    try:
+        return labelled_files(args.data, split=args.split)
+    except TweetEvalError as exc:
+        raise CliError(str(exc)) from None
 
 
 def add_thresholds_option(parser: argparse.ArgumentParser) -> None:
@@ -366,8 +393,9 @@ def _text_line(raw: bytes, number: int) -> str:
 def _evaluate(args: argparse.Namespace) -> int:
     """Score labelled texts with the dataflow's analyser and print the metrics."""
     thresholds = thresholds_option(args.thresholds)
+    text_path, label_path = labelled_paths(args)
     try:
-        texts, labels = read_labelled(args.texts, args.labels)
+        texts, labels = read_labelled(text_path, label_path)
     except TweetEvalError as exc:
         raise CliError(str(exc)) from None
     result = evaluate(texts, labels, thresholds)
@@ -384,10 +412,11 @@ def _tune(args: argparse.Namespace) -> int:
 
     if args.folds < 2:
         raise CliError(f"--folds must be at least 2, not {args.folds}")
+    text_path, label_path = labelled_paths(args)
     try:
         grid = Grid(step=args.grid_step)
-        texts, labels = read_labelled(args.texts, args.labels)
-        files = describe_files(args.texts, args.labels, name=args.dataset)
+        texts, labels = read_labelled(text_path, label_path)
+        files = describe_files(text_path, label_path, name=args.dataset)
     except (TweetEvalError, ValueError) as exc:
         raise CliError(str(exc)) from None
     if len(texts) < args.folds:

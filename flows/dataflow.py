@@ -28,7 +28,7 @@ subscription change, and a lane's tallies once per window.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeGuard, TypeVar, cast
@@ -46,6 +46,7 @@ from flows.model import Line, Post, PostMatches, Rejected, ScoredPost, parse_lin
 from flows.sentiment import Thresholds
 from flows.sources.workers import WorkerProbe
 from flows.steps import (
+    BatchCounter,
     Lanes,
     PhraseMatcher,
     WindowGrid,
@@ -92,6 +93,11 @@ class FlowSettings:
     """Advance windows with the wall clock too (live sources). ``False`` makes
     windows depend on event time only, so a replay gives the same summaries
     however fast it runs; every window still closes at the end of input."""
+
+    # Observation
+    on_posts: Callable[[int], object] | None = field(default=None, compare=False)
+    """Told the number of posts (retweets included) in each batch parsed, as it is
+    parsed (the server's ``senti_posts_total``); called on the workers' threads."""
 
     def __post_init__(self) -> None:
         if self.window <= timedelta(0):
@@ -148,6 +154,8 @@ def build_flow(
         lines = move_to_lanes("spread_lines", lines)  # (lane, Line) on the lane's worker
     parsed = op.branch("split_rejected", op.map_value("parse_line", lines, parse_line), is_post)
     posts, rejected = parsed.trues, op.key_rm("unkey_rejected", parsed.falses)  # (lane, Post)
+    if settings.on_posts is not None:
+        posts = op.flat_map_batch("count_posts_read", posts, BatchCounter(settings.on_posts))
     split = op.branch("drop_retweets", posts, is_original)
     originals, retweets = split.trues, split.falses  # (lane, Post)
     scored = op.map_value("analyse", originals, analyzer.analyse)  # (lane, ScoredPost)

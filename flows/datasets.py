@@ -23,11 +23,13 @@ from flows.tweeteval import TweetEvalError, read_tweeteval
 
 __all__ = [
     "ENV_VAR",
+    "MISSING_DATA",
     "TWEETEVAL_COMMIT",
     "TWEETEVAL_URL",
     "DataSource",
     "default_cache_dir",
     "fetch_tweeteval",
+    "labelled_files",
     "resolve_tweeteval_dir",
 ]
 
@@ -37,8 +39,46 @@ TWEETEVAL_URL: Final = (
     f"https://raw.githubusercontent.com/cardiffnlp/tweeteval/{TWEETEVAL_COMMIT}/datasets/sentiment/"
 )
 """Base URL of the sentiment files ``{split}_text.txt`` and ``{split}_labels.txt``."""
-ENV_VAR: Final = "SENTI_TWEETEVAL_DIR"
-"""Environment variable naming a directory that holds the TweetEval sentiment files."""
+ENV_VAR: Final = "SENTI_LABELLED_DATA"
+"""Environment variable naming a directory of labelled data in TweetEval's sentiment layout
+(``val_text.txt``, ``val_labels.txt``...), for ``senti evaluate``, ``senti tune`` and the
+tuning notebook."""
+_OLD_ENV_VAR: Final = "SENTI_TWEETEVAL_DIR"
+"""The variable's former name, still read when :data:`ENV_VAR` is unset."""
+MISSING_DATA: Final = (
+    "no labelled data: pass --data DIR or set SENTI_LABELLED_DATA to a directory with "
+    "{split}_text.txt and {split}_labels.txt (TweetEval sentiment layout, docs/tuning.md)"
+)
+"""The one-line error when no labelled data is given."""
+
+
+def _env_dir(env: Mapping[str, str]) -> str | None:
+    return env.get(ENV_VAR) or env.get(_OLD_ENV_VAR) or None
+
+
+def labelled_files(
+    data: str | Path | None, *, split: str = "val", environ: Mapping[str, str] | None = None
+) -> tuple[Path, Path]:
+    """The texts and labels files of ``split`` in ``data`` (``--data``), else in the
+    directory :data:`ENV_VAR` names.
+
+    Raises :class:`~flows.tweeteval.TweetEvalError` with one line naming both ways when
+    neither is given, or when the directory lacks a file.
+    """
+    env = os.environ if environ is None else environ
+    chosen = str(data) if data is not None and str(data) else _env_dir(env)
+    if chosen is None:
+        raise TweetEvalError(MISSING_DATA.format(split=split))
+    root = Path(chosen)
+    texts, labels = root / f"{split}_text.txt", root / f"{split}_labels.txt"
+    for path in (texts, labels):
+        if not path.is_file():
+            how = "--data" if data is not None and str(data) else f"${ENV_VAR}"
+            raise TweetEvalError(
+                f"{path}: file not found ({how} must name a directory with {texts.name} and "
+                f"{labels.name}, TweetEval sentiment layout, docs/tuning.md)"
+            )
+    return texts, labels
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +167,8 @@ def resolve_tweeteval_dir(
     env = os.environ if environ is None else environ
     if explicit is not None and str(explicit):
         source = DataSource(Path(explicit), "given as a parameter")
-    elif env.get(ENV_VAR):
-        source = DataSource(Path(env[ENV_VAR]), f"from ${ENV_VAR}")
+    elif (named := _env_dir(env)) is not None:
+        source = DataSource(Path(named), f"from ${ENV_VAR}")
     else:
         cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         try:

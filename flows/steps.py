@@ -9,7 +9,7 @@ import copy
 import heapq
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import chain
@@ -34,6 +34,7 @@ from flows.model import (
 __all__ = [
     "RETWEET",
     "UNSCORED",
+    "BatchCounter",
     "Counted",
     "Keyed",
     "LaneTally",
@@ -372,3 +373,14 @@ class WindowGrid:
         start = self.start_of(window_id)
         retweet = polarity == RETWEET
         return [LatePost(query, start, post_id, retweet) for query in queries]
+
+
+class BatchCounter:
+    """Tells ``report`` the size of each batch, and passes the batch on unchanged."""
+
+    def __init__(self, report: Callable[[int], object]) -> None:
+        self._report = report
+
+    def __call__(self, batch: list[X]) -> list[X]:
+        self._report(len(batch))
+        return batch

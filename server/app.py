@@ -17,7 +17,9 @@ HTTP routes, answered in ``process_request`` before any websocket handshake:
 
 * ``/track``: the websocket endpoint (Origin allowlist, optional client token,
   connection limits; refusals are plain HTTP 401/403/429/503).
-* ``/healthz``: 200 ``ok`` while the dataflow runs, else 503.
+* ``/healthz``: 200 ``ok`` while the dataflow runs and its source can deliver, else 503
+  with ``{"status": "down", "reason": ...}``: the dataflow failed or stopped, or a
+  source whose input should not end (all but replay) ended.
 * ``/metrics``: Prometheus text format.
 * ``/``: the demo page.
 
@@ -43,6 +45,7 @@ import asyncio
 import contextlib
 import http
 import importlib.resources
+import json
 import logging
 import signal
 import ssl
@@ -83,7 +86,7 @@ from server.flowproc import (
     write_positions,
 )
 from server.hub import Hub
-from server.metrics import Metrics
+from server.metrics import Metrics, ReadCount
 from server.origins import OriginPolicy
 from server.protocol import SUBPROTOCOL_V2, Limits, Session, dialect_for
 from server.settings import ServerSettings
@@ -132,6 +135,16 @@ class SentiServer:
             backend = ProcessBackend(settings)
         self.subscriptions = SubscriptionSource(self.stop)
         self.backend = backend  # the dataflow runs elsewhere (a gateway, server/gateway.py)
+        # Lines read from the source, when this server runs the dataflow (/metrics, /healthz).
+        self.read_count: ReadCount | None = (
+            backend.read_count
+            if isinstance(backend, ProcessBackend)
+            else ReadCount()
+            if backend is None
+            else None
+        )
+        self.metrics.read = self.read_count
+        self._finite = post_source is None and source_kind(kind).finite
         self.hub = Hub(
             self.subscriptions if backend is None else backend,
             self.metrics,
@@ -193,6 +206,7 @@ class SentiServer:
             recovery=recovery,
             positions=self.positions,
             queries=self._resume.queries,
+            read_count=self.read_count,
         )
         self._flow = FlowThread(
             flow, workers=self.settings.workers, recovery=recovery, stop=self.stop
@@ -260,6 +274,16 @@ class SentiServer:
             return self.backend.running
         return self._flow is not None and self._flow.is_alive()
 
+    @property
+    def health_problem(self) -> str | None:
+        """Why ``/healthz`` fails, in one line, or ``None`` when healthy."""
+        if not self.flow_running:
+            return self.failure or "the dataflow has stopped"
+        count = self.read_count
+        if count is not None and count.finished and not self._finite and not self.stop.is_set():
+            return f"{self.source_name} source: its input has ended; no more posts will arrive"
+        return None
+
     async def _end_grace(self) -> None:
         """Untrack the queries taken over from the previous run that no client tracks again."""
         await asyncio.sleep(self.settings.resume_grace)
@@ -293,7 +317,7 @@ class SentiServer:
             if self.settings.store and self.positions and self._recovery is None and ended:
                 await asyncio.to_thread(write_positions, self.settings.store, self.positions)
         await asyncio.to_thread(self.hooks.stop)
-        logger.info("stopped", extra={"posts": self.metrics.posts})
+        logger.info("stopped", extra={"posts": self.metrics.posts_read()})
 
     async def wait_stopped(self) -> None:
         """Return on SIGTERM/SIGINT, or if the dataflow dies."""
@@ -316,9 +340,11 @@ class SentiServer:
         if path == TRACK_PATH:
             return self._admit(conn, request)
         if path == "/healthz":
-            if self.flow_running:
+            problem = self.health_problem
+            if problem is None:
                 return conn.respond(http.HTTPStatus.OK, "ok\n")
-            return conn.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "dataflow stopped\n")
+            body = json.dumps({"status": "down", "reason": problem}) + "\n"
+            return _response(http.HTTPStatus.SERVICE_UNAVAILABLE, body, "application/json")
         if path == "/metrics":
             body = self.metrics.render(
                 connections=self.hub.connections,

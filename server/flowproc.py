@@ -11,7 +11,9 @@ The child talks to the server over one duplex pipe:
 * child -> server: batches of :class:`Encoded` items, the per-post and window
   messages already encoded for both dialects, so the event loop only writes
   them to sockets, and the rejected lines without their raw text, for
-  ``/metrics``; then ``("done", error or None)`` when the flow has ended,
+  ``/metrics``; ``("read", (lines, finished))`` about every
+  :data:`READ_REPORT_INTERVAL` s while it changes, the posts read and whether the source ended
+  (:class:`~server.metrics.ReadCount`); then ``("done", error or None)`` when the flow has ended,
   the error one line for the user (``replay source: ...``).
 
 A full pipe blocks the child's sink: a server that cannot keep up slows the
@@ -37,7 +39,7 @@ from datetime import timedelta
 from multiprocessing.connection import Connection
 from typing import Any
 
-from bytewax.inputs import FixedPartitionedSource
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from typing_extensions import override
 
@@ -53,6 +55,7 @@ from flows.sentiment import load_thresholds
 from flows.sources.control import FlowStop, SourceFailed, SubscriptionSource
 from flows.sources.registry import open_source
 from server.backend import Deliver
+from server.metrics import ReadCount
 from server.protocol import Dialect, encode_post, encode_window
 from server.settings import ServerSettings
 
@@ -60,6 +63,7 @@ __all__ = [
     "EncodedPost",
     "EncodedWindow",
     "ProcessBackend",
+    "ReadCounting",
     "StoredResume",
     "build_server_flow",
     "stored_resume",
@@ -67,6 +71,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("senti.dataflow")
+
+READ_REPORT_INTERVAL = 0.25
+"""Seconds between a dataflow process's reports of the lines it has read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +110,53 @@ def encode_items(items: Sequence[Any]) -> list[EncodedPost | EncodedWindow | Rej
     return encoded
 
 
+class _CountingPartition(StatefulSourcePartition[Line, Any]):
+    """A partition of the post source, telling its count when it ends."""
+
+    def __init__(self, inner: StatefulSourcePartition[Line, Any], count: ReadCount) -> None:
+        self._inner = inner
+        self._count = count
+        count.opened()
+
+    @override
+    def next_batch(self) -> list[Line]:
+        try:
+            return list(self._inner.next_batch())
+        except StopIteration:
+            self._count.ended()
+            raise
+
+    @override
+    def next_awake(self) -> Any:
+        return self._inner.next_awake()
+
+    @override
+    def snapshot(self) -> Any:
+        return self._inner.snapshot()
+
+    @override
+    def close(self) -> None:
+        self._inner.close()
+
+
+class ReadCounting(FixedPartitionedSource[Line, Any]):
+    """The server's post source, telling ``count`` when its partitions end (``/healthz``)."""
+
+    def __init__(self, source: FixedPartitionedSource[Line, Any], count: ReadCount) -> None:
+        self.source = source
+        self.count = count
+
+    @override
+    def list_parts(self) -> list[str]:
+        return self.source.list_parts()
+
+    @override
+    def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _CountingPartition:
+        return _CountingPartition(
+            self.source.build_part(step_id, for_part, resume_state), self.count
+        )
+
+
 def server_recovery(settings: ServerSettings) -> Recovery | None:
     """The recovery configuration, the directory prepared (0700), or ``None``."""
     if settings.recovery_dir is None:
@@ -122,12 +176,16 @@ def build_server_flow(
     recovery: Recovery | None,
     positions: Positions | None = None,
     queries: Sequence[Query] = (),
+    read_count: ReadCount | None = None,
 ) -> Any:
     """The dataflow of ``senti serve``, with the store sink when a store is set.
 
     ``positions`` go to the store with its batches; ``queries`` are tracked
-    from the first post (those a resumed run takes over from the last one).
+    from the first post (those a resumed run takes over from the last one);
+    ``read_count`` counts the posts read, and whether ``post_source`` has ended.
     """
+    if read_count is not None:
+        post_source = ReadCounting(post_source, read_count)
     return assemble_flow(
         post_source,
         subscriptions=subscriptions,
@@ -144,6 +202,7 @@ def build_server_flow(
             live=True,
             lanes=settings.workers,
             queries=tuple(queries),
+            on_posts=None if read_count is None else read_count.add,
         ),
     )
 
@@ -174,6 +233,35 @@ class _PipeSink(DynamicSink[Any]):
         return _PipePartition(self._conn, self._lock)
 
 
+class _ReadReporter:
+    """Sends the child's :class:`~server.metrics.ReadCount` to the server while it changes."""
+
+    def __init__(self, conn: Connection, lock: threading.Lock) -> None:
+        self.count = ReadCount()
+        self._conn = conn
+        self._lock = lock
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="senti-read-count", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        sent: tuple[int, bool] | None = None
+        while True:
+            closing = self._closing.wait(READ_REPORT_INTERVAL)
+            state = self.count.state()
+            if state != sent:
+                with self._lock, contextlib.suppress(OSError):
+                    self._conn.send(("read", state))
+                sent = state
+            if closing:
+                return
+
+    def close(self) -> None:
+        """Send the last count and stop."""
+        self._closing.set()
+        self._thread.join()
+
+
 def _child(settings: ServerSettings, conn: Connection) -> None:
     """The child process: run the flow, take subscriptions from the pipe, send output."""
     # Ctrl-C in a terminal, and a service manager stopping a control group, signal
@@ -197,6 +285,8 @@ def _child(settings: ServerSettings, conn: Connection) -> None:
         stop.set()  # a stop request, or the server went away
 
     threading.Thread(target=listen, name="senti-pipe", daemon=True).start()
+    reporter = _ReadReporter(conn, send_lock)
+    read_count = reporter.count
     error: str | None = None
     try:
         recovery = server_recovery(settings)
@@ -213,6 +303,7 @@ def _child(settings: ServerSettings, conn: Connection) -> None:
             recovery=recovery,
             positions=positions,
             queries=resume.queries,
+            read_count=read_count,
         )
         runner = FlowThread(flow, workers=settings.workers, recovery=recovery, stop=stop)
         runner.run()  # on this thread: the child has nothing else to do
@@ -227,6 +318,7 @@ def _child(settings: ServerSettings, conn: Connection) -> None:
         error = f"dataflow failed: {type(exc).__name__}: {exc}"
     if error is not None:
         error = " ".join(error.split())  # the server prints it as one line
+    reporter.close()  # the final count goes before "done"
     with send_lock, contextlib.suppress(OSError):
         conn.send(("done", error))
 
@@ -241,6 +333,8 @@ class ProcessBackend:
         self._deliver: Deliver | None = None
         self._done = asyncio.Event()
         self.error: str | None = None
+        self.read_count = ReadCount()
+        """The lines the child has read, as it last reported them."""
 
     def push(self, item: Subscription) -> None:
         """Send a tracked-query change to the child (a few hundred bytes: never blocks)."""
@@ -268,6 +362,9 @@ class ProcessBackend:
                 kind, value = self._conn.recv()
                 if kind == "batch" and self._deliver is not None:
                     self._deliver(value)
+                elif kind == "read":
+                    lines, finished = value
+                    self.read_count.set_state(lines, finished=finished)
                 elif kind == "done":
                     self.error = value
                     self._finish()

@@ -1,12 +1,65 @@
-"""Server counters and their Prometheus text exposition (pure)."""
+"""Server counters and their Prometheus text exposition (no I/O)."""
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["Metrics"]
+__all__ = ["Metrics", "ReadCount"]
+
+
+class ReadCount:
+    """Posts the dataflow has read, counted as it parses them, and whether every partition
+    of its post source has ended. Thread-safe: the dataflow's workers add, the event loop
+    reads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lines = 0
+        self._open = 0
+        self._built = 0
+
+    def opened(self) -> None:
+        """A partition of the source was built."""
+        with self._lock:
+            self._open += 1
+            self._built += 1
+
+    def add(self, posts: int) -> None:
+        """The dataflow parsed ``posts`` more posts."""
+        with self._lock:
+            self._lines += posts
+
+    def ended(self) -> None:
+        """A partition has no more lines."""
+        with self._lock:
+            self._open -= 1
+
+    @property
+    def posts(self) -> int:
+        """Posts read so far."""
+        with self._lock:
+            return self._lines
+
+    @property
+    def finished(self) -> bool:
+        """Whether the source had partitions and all of them have ended."""
+        with self._lock:
+            return self._built > 0 and self._open <= 0
+
+    def state(self) -> tuple[int, bool]:
+        """``(posts, finished)``, as a dataflow process reports them."""
+        with self._lock:
+            return self._lines, self._built > 0 and self._open <= 0
+
+    def set_state(self, posts: int, *, finished: bool) -> None:
+        """Take the state a dataflow process reported (:meth:`state`)."""
+        with self._lock:
+            self._lines = max(self._lines, posts)
+            self._built = 1
+            self._open = 0 if finished else 1
 
 
 @dataclass
@@ -14,7 +67,10 @@ class Metrics:
     """What ``/metrics`` reports. Gauges are read from the hub when rendering."""
 
     posts: int = 0
-    """Posts the dataflow has read (from closed global windows)."""
+    """Posts counted in closed global windows: ``senti_posts_total`` when the dataflow
+    runs elsewhere (a gateway) and :attr:`read` is ``None``."""
+    read: ReadCount | None = None
+    """Posts the server's own dataflow has read, counted as read (:meth:`posts_read`)."""
     posts_per_second: float = 0.0
     """Rate over the newest closed global window."""
     matches: int = 0
@@ -28,6 +84,12 @@ class Metrics:
     """The post source's name, the ``source`` label of :attr:`source_rejected`."""
     source_rejected: Counter[str] = field(default_factory=Counter)
     """Rejected input (lines, events) by :class:`~flows.model.RejectCode`."""
+
+    def posts_read(self) -> int:
+        """``senti_posts_total``: posts (retweets included, rejected lines not) the dataflow
+        has read: with :attr:`read`, counted as they are parsed, whatever the windows;
+        without it (a gateway), :attr:`posts`."""
+        return self.posts if self.read is None else self.read.posts
 
     def render(
         self,
@@ -47,7 +109,9 @@ class Metrics:
             _metric("senti_connections", "gauge", "Open websocket connections.", connections),
             _metric("senti_queries", "gauge", "Distinct tracked queries.", queries),
             _metric("senti_dataflow_up", "gauge", "1 while the dataflow runs.", int(flow_running)),
-            _metric("senti_posts_total", "counter", "Posts read by the dataflow.", self.posts),
+            _metric(
+                "senti_posts_total", "counter", "Posts read by the dataflow.", self.posts_read()
+            ),
             "# HELP senti_posts_per_second Posts/s in the newest closed window.\n"
             "# TYPE senti_posts_per_second gauge\n"
             f"senti_posts_per_second {self.posts_per_second:.3f}",

@@ -19,10 +19,15 @@ pytestmark = pytest.mark.slow
 
 TEXTS = ["I love this, great day!", "This is awful and sad.", "The meeting is at noon."]
 LABELS = ["2", "0", "1"]
+LABELLED_VARS = ("SENTI_LABELLED_DATA", "SENTI_TWEETEVAL_DIR")
 
 
-def senti(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m server.cli ARGS`` in ``cwd``, capturing text output."""
+def senti(
+    *args: str | Path, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m server.cli ARGS`` in ``cwd`` (``env`` added, no ``SENTI_LABELLED_DATA``
+    unless given), capturing text output."""
+    base = {k: v for k, v in os.environ.items() if k not in LABELLED_VARS}
     return subprocess.run(
         [sys.executable, "-m", "server.cli", *map(str, args)],
         cwd=cwd,
@@ -31,7 +36,7 @@ def senti(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
         encoding="utf-8",
         timeout=120,
         check=False,
-        env=os.environ | {"PYTHONUTF8": "1"},
+        env=base | {"PYTHONUTF8": "1"} | (env or {}),
     )
 
 
@@ -213,3 +218,43 @@ def test_tune_bad_options_exit_1(tmp_path: Path, extra: list[str], message: str)
     assert result.stderr.startswith("senti: error: ")
     assert message in result.stderr
     assert not (tmp_path / "o.toml").exists()
+
+
+def write_split(directory: Path) -> Path:
+    """A directory in TweetEval's layout: ``val_text.txt`` and ``val_labels.txt``."""
+    directory.mkdir()
+    (directory / "val_text.txt").write_text("".join(f"{t}\n" for t in TEXTS), encoding="utf-8")
+    (directory / "val_labels.txt").write_text("".join(f"{x}\n" for x in LABELS), encoding="utf-8")
+    return directory
+
+
+def test_evaluate_without_data_names_the_flag_and_the_variable(tmp_path: Path) -> None:
+    """With no labelled data given, evaluate and tune exit 1 with one line naming
+    ``--data DIR`` and ``SENTI_LABELLED_DATA``."""
+    for command in (["evaluate"], ["tune", "--out", "t.toml"]):
+        result = senti(*command, cwd=tmp_path)
+        assert result.returncode == 1
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("senti: error: no labelled data: pass --data DIR or set ")
+        assert "SENTI_LABELLED_DATA" in line
+        assert "val_text.txt and val_labels.txt" in line
+
+
+def test_evaluate_reads_a_directory_from_the_flag_or_the_variable(tmp_path: Path) -> None:
+    """``--data DIR`` and ``SENTI_LABELLED_DATA=DIR`` read the same split as ``--texts`` and
+    ``--labels`` pointing at its files; a directory without them names the missing file."""
+    data = write_split(tmp_path / "tweeteval")
+    files = senti("evaluate", "--json", "--texts", data / "val_text.txt",
+                  "--labels", data / "val_labels.txt", cwd=tmp_path)  # fmt: skip
+    flag = senti("evaluate", "--json", "--data", data, cwd=tmp_path)
+    variable = senti("evaluate", "--json", cwd=tmp_path, env={"SENTI_LABELLED_DATA": str(data)})
+    assert files.returncode == flag.returncode == variable.returncode == 0, flag.stderr
+    assert json.loads(flag.stdout) == json.loads(variable.stdout) == json.loads(files.stdout)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    missing = senti("evaluate", "--data", empty, cwd=tmp_path)
+    assert missing.returncode == 1
+    assert missing.stderr == (
+        f"senti: error: {empty / 'val_text.txt'}: file not found (--data must name a directory "
+        "with val_text.txt and val_labels.txt, TweetEval sentiment layout, docs/tuning.md)\n"
+    )

@@ -160,3 +160,29 @@ def test_explore_store_notebook_plots_a_replayed_store(
     assert summary["top_hashtags"]
     assert has_figure(tagged(notebook, "polarity"))
     assert has_figure(tagged(notebook, "hashtags"))
+
+
+def test_explore_store_notebook_reads_the_store_url_from_senti_store(
+    kernel_name: str, replayed_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a ``STORE`` parameter the store notebook opens the URL in ``$SENTI_STORE``."""
+    monkeypatch.setenv("SENTI_STORE", replayed_store)
+    notebook = run_notebook("explore_store.ipynb", kernel_name)
+    summary = printed_line(notebook, "STORE_SUMMARY ")
+    assert summary["store"] == replayed_store
+    assert sorted(summary["queries"]) == ["coffee,tea", "python"]
+
+
+def test_threshold_tuning_notebook_reads_senti_labelled_data(
+    kernel_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without ``DATA_DIR`` the tuning notebook reads the directory in ``$SENTI_LABELLED_DATA``
+    (the variable ``senti evaluate`` reads) and reproduces the shipped thresholds."""
+    data = require_tweeteval()
+    monkeypatch.delenv("SENTI_TWEETEVAL_DIR", raising=False)
+    monkeypatch.setenv("SENTI_LABELLED_DATA", str(data))
+    out = tmp_path / "thresholds.toml"
+    notebook = run_notebook("threshold_tuning.ipynb", kernel_name, OUT=str(out))
+    printed = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
+    assert f"from {data}: from $SENTI_LABELLED_DATA" in printed
+    assert load_thresholds(out) == load_thresholds()

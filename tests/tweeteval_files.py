@@ -11,8 +11,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def tweeteval_dir() -> Path:
-    """``$SENTI_TWEETEVAL_DIR``, else ``<repo>/../shared/data/tweeteval-sentiment``."""
-    env = os.environ.get("SENTI_TWEETEVAL_DIR")
+    """``$SENTI_LABELLED_DATA`` (or its former name ``$SENTI_TWEETEVAL_DIR``), else
+    ``<repo>/../shared/data/tweeteval-sentiment``."""
+    env = os.environ.get("SENTI_LABELLED_DATA") or os.environ.get("SENTI_TWEETEVAL_DIR")
     if env:
         return Path(env)
     return REPO.parent / "shared" / "data" / "tweeteval-sentiment"

@@ -233,12 +233,14 @@ class JetstreamStream(LiveStream):
         *,
         backoff: BackoffPolicy | None = None,
         sleep: Callable[[float], object] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         super().__init__(
             queue_size=settings.queue_size,
             dedup_size=settings.dedup_size,
             backoff=backoff,
             sleep=sleep,
+            clock=clock,
         )
         self.settings = settings
         self._margin_us = round(settings.cursor_margin * 1_000_000)
@@ -269,6 +271,10 @@ class JetstreamStream(LiveStream):
             if self._cursor is None:
                 return self._start_cursor
             return max(self._cursor - self._margin_us, 0)
+
+    @override
+    def _endpoint(self) -> str:
+        return self.settings.url
 
     @override
     def _failure(self, error: Exception) -> Failure | None:
@@ -312,7 +318,7 @@ class JetstreamStream(LiveStream):
         if status in _FATAL_STATUSES:
             self._fail(JetstreamRefused(f"Jetstream refused the connection ({_http(status)})"))
             return None
-        logger.warning("Jetstream refused the connection with HTTP %d", status)
+        self._retrying(f"Jetstream refused the connection ({_http(status)})")
         return Failure.RATE_LIMIT if status == 429 else Failure.HTTP
 
     def _on_message(self, message: str | bytes) -> None:

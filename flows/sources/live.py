@@ -7,7 +7,11 @@ A live source has three parts; this module holds what they share:
   queue of :class:`Received` lines. It keeps the counters
   (:class:`LiveStats`), drops what a reconnect or a resume replays (the last
   ``dedup_size`` keys, and everything at or before the resume position), and
-  records the error that ends it for good. A platform implements
+  records the error that ends it for good. It says why it retries: the first
+  failure of a run of failures is a warning with its reason and the wait
+  before the next attempt, then one warning every :attr:`LiveStream.warn_every`
+  seconds while the failures go on (the attempts between are debug), and a
+  connection after failures is logged with their count. A platform implements
   :meth:`LiveStream._connect_and_read` (one connection, read until it ends)
   and classifies its errors in :meth:`LiveStream._failure`; it hands what it
   reads to :meth:`LiveStream._deliver`, :meth:`LiveStream._reject` and
@@ -99,11 +103,14 @@ class LiveStream:
     Lifecycle: :meth:`start` connects (once), :meth:`stop` closes the
     connection and joins the thread. ``sleep(seconds)`` waits before a
     reconnect (default: a wait :meth:`stop` interrupts); ``backoff``
-    overrides the waits. Nothing connects before :meth:`start`.
+    overrides the waits; ``clock`` (monotonic seconds) paces the retry
+    warnings. Nothing connects before :meth:`start`.
     """
 
     name: str = "live"
     """The platform's name in logs and thread names."""
+    warn_every: float = 60.0
+    """Seconds between warnings while connection attempts keep failing."""
 
     def __init__(
         self,
@@ -112,8 +119,10 @@ class LiveStream:
         dedup_size: int,
         backoff: BackoffPolicy | None = None,
         sleep: Callable[[float], object] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self._backoff = Backoff(backoff)
+        self._clock = clock or time.monotonic
         self._stopping = threading.Event()
         self._sleep = sleep or self._stopping.wait
         self._dedup_size = dedup_size
@@ -132,6 +141,13 @@ class LiveStream:
         self._is_connected = False
         self._thread: threading.Thread | None = None
         self._closer: Callable[[], object] | None = None
+        # Retry reporting (reader thread only)
+        self._reason: str | None = None
+        """Why the latest attempt failed, in words."""
+        self._failures = 0
+        """Consecutive failed attempts since the last connection."""
+        self._failing_since = 0.0
+        self._warned_at = 0.0
         self.error: BaseException | None = None
         """What ended the stream, if it failed; :class:`LiveSource` raises it."""
 
@@ -152,6 +168,10 @@ class LiveStream:
             self._lost(error)
             return Failure.NETWORK
         raise error
+
+    def _endpoint(self) -> str:
+        """What the stream connects to, for logs (a URL; ``""`` when there is none)."""
+        return ""
 
     def _start_position(self, resume_after: int | None, configured: int | None) -> int | None:
         """Where the first connection starts, given a resume position (or the configured one)."""
@@ -231,9 +251,7 @@ class LiveStream:
                 if failure is None or self._stopping.is_set():
                     break
                 wait = self._backoff.next_wait(failure)
-                self._logger.info(
-                    "%s reconnecting in %.2f s after a %s failure", self.name, wait, failure.value
-                )
+                self._report_retry(failure, wait)
                 self._sleep(wait)
         except Exception as exc:  # a bug: end the source with it rather than hang
             self._fail(exc)
@@ -256,11 +274,69 @@ class LiveStream:
         return None if self._stopping.is_set() else Failure.NETWORK
 
     def _lost(self, error: BaseException) -> None:
-        """Log a lost connection (unless stopping)."""
-        if not self._stopping.is_set():
+        """Note why a connection failed or was lost (a network error), for the retry log."""
+        self._retrying(str(error) or type(error).__name__)
+
+    def _retrying(self, reason: str) -> None:
+        """Note why the latest attempt failed (a network error, an HTTP status), in words."""
+        self._reason = " ".join(reason.split())
+
+    def _report_retry(self, failure: Failure, wait: float) -> None:
+        """Log a failed attempt: a warning for the first of a run and then every
+        :attr:`warn_every` seconds, each with the reason and the next wait; else debug."""
+        now = self._clock()
+        self._failures += 1
+        reason = self._reason or f"{failure.value} failure"
+        self._reason = None
+        where = f"{self.name} ({self._endpoint()})" if self._endpoint() else self.name
+        details = {
+            "source": self.name,
+            "endpoint": self._endpoint(),
+            "reason": reason,
+            "failure": failure.value,
+            "attempts": self._failures,
+            "retry_in": round(wait, 3),
+        }
+        if self._failures == 1:
+            self._failing_since = self._warned_at = now
             self._logger.warning(
-                "%s connection lost: %s", self.name, str(error) or type(error).__name__
+                "%s connection failed: %s; retrying in %.2f s",
+                where,
+                reason,
+                wait,
+                extra=details,
             )
+        elif now - self._warned_at >= self.warn_every:
+            self._warned_at = now
+            self._logger.warning(
+                "%s still cannot connect after %d attempts over %.0f s: %s; retrying in %.2f s",
+                where,
+                self._failures,
+                now - self._failing_since,
+                reason,
+                wait,
+                extra=details,
+            )
+        else:
+            self._logger.debug(
+                "%s connection failed: %s; retrying in %.2f s",
+                where,
+                reason,
+                wait,
+                extra=details,
+            )
+
+    def _recovered(self) -> None:
+        """A connection is up: log the end of a run of failures, and start counting over."""
+        if self._failures:
+            self._logger.info(
+                "%s connected after %d failed attempts over %.0f s",
+                self.name,
+                self._failures,
+                self._clock() - self._failing_since,
+                extra={"source": self.name, "attempts": self._failures},
+            )
+        self._failures = 0
 
     def _latest(self) -> int | None:
         """The latest position seen, or where the stream started."""
@@ -344,6 +420,8 @@ class LiveStream:
             self._counts[name] += 1
 
     def _set_connected(self, *, value: bool) -> None:
+        if value:
+            self._recovered()
         with self._lock:
             self._is_connected = value
 

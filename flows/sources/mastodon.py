@@ -146,12 +146,14 @@ class MastodonStream(LiveStream):
         *,
         backoff: BackoffPolicy | None = None,
         sleep: Callable[[float], object] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         super().__init__(
             queue_size=settings.queue_size,
             dedup_size=settings.dedup_size,
             backoff=backoff,
             sleep=sleep,
+            clock=clock,
         )
         self.settings = settings
         self._base = urlsplit(settings.url)
@@ -178,6 +180,10 @@ class MastodonStream(LiveStream):
         return response
 
     @override
+    def _endpoint(self) -> str:
+        return self.settings.url
+
+    @override
     def _failure(self, error: Exception) -> Failure | None:
         if isinstance(error, _HttpStatus):
             if error.status in _FATAL_STATUSES:
@@ -188,7 +194,8 @@ class MastodonStream(LiveStream):
                     )
                 )
                 return None
-            self._logger.warning("Mastodon answered HTTP %d", error.status)
+            reason = http.client.responses.get(error.status, "")
+            self._retrying(f"{self.settings.url} answered HTTP {error.status} {reason}")
             return Failure.RATE_LIMIT if error.status == 429 else Failure.HTTP
         if isinstance(error, (OSError, http.client.HTTPException)):
             self._lost(error)

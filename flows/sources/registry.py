@@ -175,6 +175,9 @@ class SourceKind:
     """Checks its own settings up front, raising :class:`SourceSettingsError`."""
     options: tuple[str, ...] = ()
     """Keywords of prepared objects ``open`` accepts (``x_stream``: a test's own stream)."""
+    finite: bool = False
+    """Whether its input ends by design (a replay file); a live source's input ending is a
+    dead source (``/healthz``)."""
 
 
 _KINDS: dict[str, SourceKind] = {}
@@ -455,7 +458,7 @@ def _open_mastodon(
 
 
 register(SourceKind("synthetic", _open_synthetic, self_contained=True))
-register(SourceKind("replay", _open_replay, self_contained=True))
+register(SourceKind("replay", _open_replay, self_contained=True, finite=True))
 register(SourceKind("x", _open_x, check=_check_x, options=("x_stream",)))
 register(SourceKind("bluesky", _open_bluesky, check=_check_bluesky, options=("bluesky_stream",)))
 register(

@@ -215,13 +215,21 @@ class BrokenSource(FixedPartitionedSource[Line, None]):
 
 
 async def test_health_check_fails_when_the_dataflow_dies(serve: Any) -> None:
-    """If the dataflow stops, ``/healthz`` answers 503 and ``senti_dataflow_up`` is 0."""
+    """If the dataflow stops, ``/healthz`` answers 503 with the reason in JSON and
+    ``senti_dataflow_up`` is 0."""
     async with serve(post_source=BrokenSource()) as senti:
         port = senti.server.port
         await senti.server.wait_stopped()  # returns when the dataflow thread has ended
         assert not senti.server.flow_running
         status, _, body = await asyncio.to_thread(http_get, port, "/healthz")
-        assert (status, body) == (503, "dataflow stopped\n")
+        assert (status, json.loads(body)) == (
+            503,
+            {
+                "status": "down",
+                "reason": "synthetic source: unexpected error: RuntimeError: "
+                "the post source cannot be opened",
+            },
+        )
         _, _, metrics = await asyncio.to_thread(http_get, port, "/metrics")
         assert "\nsenti_dataflow_up 0\n" in metrics
 

@@ -34,3 +34,23 @@ def test_every_record_kind_round_trips_with_its_type(tmp_path: Path) -> None:
     assert lines[-1]["active"] is False
     assert lines[5] == {"type": "rejected", "origin": "test:1", "reason": "invalid JSON"}
     assert lines[3]["posts"] == make_window().posts
+
+
+def test_every_record_type_is_documented_with_its_fields() -> None:
+    """docs/output.md's table lists each ``type`` the JSON lines sink writes, with its fields."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "output.md").read_text(encoding="utf-8")
+    rows = {
+        line.split("|")[1].strip(" `"): line.split("|")[3]
+        for line in doc.splitlines()
+        if line.startswith("| `") and not line.startswith("| `type`")
+    }
+    expected = {
+        "match": ["query", "id", "created_at", "compound", "polarityIndex", "hashtags", "lang"],
+        "window": ["start", "end", "posts", "positive", "negative", "neutral", "top_hashtags"],
+        "late": ["query", "window_start", "id", "retweet"],
+        "rejected": ["origin", "reason"],
+        "subscription": ["query", "active"],
+    }
+    assert set(rows) == set(expected)
+    for kind, fields in expected.items():
+        assert all(f"`{name}`" in rows[kind] for name in fields), kind

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -609,3 +611,102 @@ def test_mutated_events_never_stop_the_stream(fake: FakeJetstream, streams: Stre
     hostile_then_good()
     assert stream.stats().connections == 1
     assert stream.error is None
+
+
+# Saying why it retries
+
+
+class RetryLog(logging.Handler):
+    """The ``senti.jetstream`` records, kept in order (attached to that logger itself)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def at(self, level: int) -> list[logging.LogRecord]:
+        return [r for r in self.records if r.levelno == level]
+
+
+@pytest.fixture
+def retry_log() -> Iterator[RetryLog]:
+    """The Jetstream stream's log records at every level."""
+    handler = RetryLog()
+    logger = logging.getLogger("senti.jetstream")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def _closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_an_offline_jetstream_warns_why_first_then_periodically(retry_log: RetryLog) -> None:
+    """Against an endpoint that refuses connections, the first failure is a warning naming the
+    URL, the reason and the next wait; later attempts are debug, with a warning again every
+    ``warn_every`` seconds (on the stream's clock), never an info line per attempt."""
+    url = f"ws://127.0.0.1:{_closed_port()}/subscribe"
+    now = [0.0]
+    attempts = 30
+    stream: JetstreamStream | None = None
+
+    def sleep(seconds: float) -> None:  # the fake clock moves by each back-off wait
+        now[0] += seconds
+        if len(retry_log.records) >= attempts and stream is not None:
+            stream.stop()
+
+    settings = JetstreamSettings(url=url, _env_file=None)  # type: ignore[call-arg]
+    stream = JetstreamStream(settings, sleep=sleep, clock=lambda: now[0])
+    stream.start()
+    deadline = time.monotonic() + TIMEOUT
+    while stream.running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not stream.running
+
+    warnings, debug = retry_log.at(logging.WARNING), retry_log.at(logging.DEBUG)
+    assert retry_log.at(logging.INFO) == []
+    first = warnings[0].getMessage()
+    assert first.startswith(f"jetstream ({url}) connection failed: ")
+    assert "refused" in first.lower()
+    assert first.endswith("retrying in 0.25 s")
+    assert warnings[0].__dict__["retry_in"] == 0.25
+    # Waits grow 0.25 s per attempt: the 23rd failure is the first 60 s after the first.
+    assert [w.__dict__["attempts"] for w in warnings] == [1, 23]
+    assert (
+        warnings[1]
+        .getMessage()
+        .startswith(f"jetstream ({url}) still cannot connect after 23 attempts over 63 s: ")
+    )
+    assert len(warnings) + len(debug) == len(retry_log.records)
+
+
+def test_refused_handshakes_say_the_status_and_a_connection_ends_the_run(
+    fake: FakeJetstream, streams: Streams, retry_log: RetryLog
+) -> None:
+    """Two HTTP 503 handshakes: a warning with the status and the 5 s wait, a debug line for
+    the second, and once connected an info line counting the failed attempts."""
+    fake.refuse(503, 503)
+    stream = streams()
+    stream.start()
+    fake.wait(lambda: fake.open_connections == 1, TIMEOUT)
+    fake.wait(lambda: bool(retry_log.at(logging.INFO)), TIMEOUT)
+    (warning,) = retry_log.at(logging.WARNING)
+    assert "Jetstream refused the connection (HTTP 503 Service Unavailable)" in (
+        warning.getMessage()
+    )
+    assert warning.getMessage().endswith("retrying in 5.00 s")
+    assert [r.__dict__["attempts"] for r in retry_log.at(logging.DEBUG)] == [2]
+    (info,) = retry_log.at(logging.INFO)
+    assert info.getMessage().startswith("jetstream connected after 2 failed attempts over ")
