@@ -68,7 +68,7 @@ from flows.cursors import Positions, jetstream_key
 from flows.model import Line, RejectCode
 from flows.runner import stop_on_signals
 from flows.sources.control import POLL_INTERVAL, SourceError
-from flows.sources.live import LiveSource, LiveStats, LiveStream, Received, capture
+from flows.sources.live import LiveSource, LiveStats, PositionedStream, Received, capture
 from flows.xbackoff import BackoffPolicy, Failure
 
 __all__ = [
@@ -216,7 +216,7 @@ JetstreamStats = LiveStats
 # The connection
 
 
-class JetstreamStream(LiveStream):
+class JetstreamStream(PositionedStream):
     """One Jetstream subscription on its own thread, feeding a bounded queue.
 
     Lifecycle: :meth:`start` connects (once), :meth:`stop` closes the

@@ -1,4 +1,4 @@
-"""What every live source does, whatever the platform (Bluesky and Mastodon extend it).
+"""What every live source does, whatever the platform (X, Bluesky and Mastodon extend it).
 
 A live source has three parts; this module holds what they share:
 
@@ -11,7 +11,10 @@ A live source has three parts; this module holds what they share:
   :meth:`LiveStream._connect_and_read` (one connection, read until it ends)
   and classifies its errors in :meth:`LiveStream._failure`; it hands what it
   reads to :meth:`LiveStream._deliver`, :meth:`LiveStream._reject` and
-  :meth:`LiveStream._skip`.
+  :meth:`LiveStream._skip`, and may keep counters of its own
+  (:attr:`LiveStream.counters`). :meth:`LiveStream.drain` hands the queue out;
+  a :class:`PositionedStream` (Bluesky, Mastodon: posts with positions) hands
+  it out through ``take`` too, an X stream (no positions) as lines.
 * :class:`LiveSource` is the bytewax input reading that queue: one
   partition, ``next_batch`` never blocks, and a failed stream's error is
   raised there (so ``senti`` exits non-zero with one line). Its resume state
@@ -33,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from bytewax.inputs import FixedPartitionedSource
 from typing_extensions import override
@@ -42,7 +46,7 @@ from flows.model import Line, RejectCode
 from flows.sources.control import POLL_INTERVAL, PollingPartition
 from flows.xbackoff import Backoff, BackoffPolicy, Failure
 
-__all__ = ["LiveSource", "LiveStats", "LiveStream", "Received", "capture"]
+__all__ = ["LiveSource", "LiveStats", "LiveStream", "PositionedStream", "Received", "capture"]
 
 _COUNTERS = (
     "connections",
@@ -104,6 +108,8 @@ class LiveStream:
 
     name: str = "live"
     """The platform's name in logs and thread names."""
+    counters: tuple[str, ...] = ()
+    """The platform's own counters, beside :class:`LiveStats`'; :meth:`_count` adds to them."""
 
     def __init__(
         self,
@@ -127,7 +133,7 @@ class LiveStream:
         """Posts at or before this position were delivered before a restart."""
         self._start_cursor: int | None = None
         self._cursor: int | None = None
-        self._counts = dict.fromkeys(_COUNTERS, 0)
+        self._counts = dict.fromkeys(_COUNTERS + self.counters, 0)
         self._reasons: dict[str, int] = {}
         self._is_connected = False
         self._thread: threading.Thread | None = None
@@ -203,14 +209,18 @@ class LiveStream:
     def stats(self) -> LiveStats:
         """A snapshot of the counters."""
         with self._lock:
-            return LiveStats(
-                connected=self._is_connected,
-                skipped_by_reason=tuple(sorted(self._reasons.items())),
-                cursor=self._cursor,
-                **self._counts,
-            )
+            return LiveStats(**self._snapshot())
 
-    def take(self, limit: int, timeout: float = 0.0) -> list[Received]:
+    def _snapshot(self) -> dict[str, Any]:
+        """The counters as :class:`LiveStats` fields, and the platform's own (lock held)."""
+        return {
+            "connected": self._is_connected,
+            "skipped_by_reason": tuple(sorted(self._reasons.items())),
+            "cursor": self._cursor,
+            **self._counts,
+        }
+
+    def drain(self, limit: int, timeout: float = 0.0) -> list[Received]:
         """Up to ``limit`` queued posts, oldest first; waits up to ``timeout`` s for the first."""
         with self._lock:
             if not self._queue and timeout > 0 and not self.stopped:
@@ -298,10 +308,10 @@ class LiveStream:
             self._counts["skipped"] += 1
             self._reasons[reason] = self._reasons.get(reason, 0) + 1
 
-    def _deliver(self, key: str, position: int | None, line: Line) -> bool:
-        """Queue a post unless ``key`` was queued already; whether it was queued."""
+    def _deliver(self, key: str | None, position: int | None, line: Line) -> bool:
+        """Queue a post unless ``key`` was queued already (``None``: no key, no check)."""
         with self._lock:
-            if self._delivered(key, position):
+            if key is not None and self._delivered(key, position):
                 return False
             self._enqueue(Received(line, position))
             self._counts["posts"] += 1
@@ -339,9 +349,9 @@ class LiveStream:
         self._queue.append(item)
         self._lock.notify_all()
 
-    def _count(self, name: str) -> None:
+    def _count(self, name: str, amount: int = 1) -> None:
         with self._lock:
-            self._counts[name] += 1
+            self._counts[name] += amount
 
     def _set_connected(self, *, value: bool) -> None:
         with self._lock:
@@ -355,6 +365,14 @@ class LiveStream:
             self._lock.notify_all()
         # Whoever runs the source reports the error (one line); the details go here.
         self._logger.debug("%s source failed: %s", self.name, error, exc_info=error)
+
+
+class PositionedStream(LiveStream):
+    """A live stream whose posts have positions: :meth:`take` hands them out with them."""
+
+    def take(self, limit: int, timeout: float = 0.0) -> list[Received]:
+        """Up to ``limit`` queued posts, oldest first; waits up to ``timeout`` s for the first."""
+        return self.drain(limit, timeout)
 
 
 # The bytewax source
@@ -382,7 +400,7 @@ class LivePartition(PollingPartition[Line, int | None]):
 
     @override
     def fetch(self) -> list[Line]:
-        items = self._stream.take(self._batch)
+        items = self._stream.drain(self._batch)
         if not items:
             if self._stream.error is not None:
                 raise self._stream.error
@@ -495,7 +513,7 @@ def capture(
                 if stream.error is not None:
                     raise stream.error
                 left = 1000 if count is None else count - written
-                for item in stream.take(left, timeout=0.1):
+                for item in stream.drain(left, timeout=0.1):
                     if item.line.rejected is None:  # malformed events are counted, not kept
                         file.write(item.line.text + "\n")
                         written += 1

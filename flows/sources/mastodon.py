@@ -36,7 +36,7 @@ from flows.cursors import Positions
 from flows.mastodon import Mapped, Skipped, SseDecoder, map_event, map_status
 from flows.model import Line, RejectCode
 from flows.sources.control import POLL_INTERVAL, SourceError
-from flows.sources.live import LiveSource, LiveStream
+from flows.sources.live import LiveSource, PositionedStream
 from flows.xbackoff import BackoffPolicy, Failure
 
 __all__ = [
@@ -135,7 +135,7 @@ class MastodonSettings(BaseSettings):
         return f"{path}?{urlencode(query)}"
 
 
-class MastodonStream(LiveStream):
+class MastodonStream(PositionedStream):
     """One Mastodon timeline subscription on its own thread (see the module docs)."""
 
     name = "mastodon"
