@@ -496,8 +496,9 @@ def capture(
 ) -> int:
     """Write up to ``count`` posts, for up to ``seconds``, or until ``stop``; posts written.
 
-    The file holds the posts' line texts, one per line (for the Bluesky
-    source, the envelopes :class:`~flows.sources.replay.ReplaySource` reads).
+    The file holds the posts' line texts, one per line (for the X and
+    Bluesky sources, the envelopes :class:`~flows.sources.replay.ReplaySource`
+    reads).
     Always stops ``stream``; raises its error if it failed, :class:`OSError`
     from the file.
     """

@@ -17,7 +17,8 @@ is X's own is here, and what X's answers mean is in :mod:`flows.xwire`:
   ``POST /2/tweets/search/stream/rules``; the stream connection stays up and
   posts matching a new rule start to arrive on it. :meth:`XStream.reconcile`
   makes senti's ``senti:``-tagged rules equal a set of queries at start-up;
-  other rules are never touched (see :mod:`flows.xrules`).
+  other rules are never touched (:class:`~flows.sources.x_api.XRules` sends
+  them, :mod:`flows.xrules` writes them).
 * **Keep-alives and stalls.** X sends ``\\r\\n`` every 20 s on an idle stream.
   The socket read timeout is ``stall_timeout`` (21 s): that long without a byte
   counts as a stall; the connection is dropped and made again.
@@ -28,7 +29,9 @@ is X's own is here, and what X's answers mean is in :mod:`flows.xwire`:
   queue holds ``queue_size`` lines and drops the oldest beyond that.
 
 :class:`XSource` is the bytewax input (one partition, ``"x"``; not resumable:
-X's stream cannot be rewound). :class:`XSettings` reads ``SENTI_X_*``.
+X's stream cannot be rewound). :class:`XSettings` reads ``SENTI_X_*``. The
+errors (:class:`XSourceError` and its subclasses) are in
+:mod:`flows.sources.x_api` and importable from here.
 
 The bearer token is sent only in the ``Authorization`` header. It is never
 logged: a filter on tweepy's loggers (whose debug output prints request
@@ -38,12 +41,10 @@ headers), installed by the first :class:`XStream`, replaces it with
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
 import sys
-import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final, Literal
@@ -57,22 +58,28 @@ from typing_extensions import override
 
 from flows.matching import Query
 from flows.model import Line
-from flows.sources.control import POLL_INTERVAL, SourceError
+from flows.sources.control import POLL_INTERVAL
 from flows.sources.live import LiveSource, LiveStats, LiveStream
 from flows.sources.replay import MAX_LINE_BYTES
+from flows.sources.x_api import (
+    RuleRejected,
+    Session,
+    XApiError,
+    XRules,
+    XSourceError,
+    XStreamFailed,
+    scrub,
+)
 from flows.xbackoff import BackoffPolicy, Failure
-from flows.xrules import TIERS, Rule, RuleLimits, check_room, reconcile, rule_for
+from flows.xrules import TIERS, Rule, RuleLimits
 from flows.xwire import (
     FATAL_STATUSES,
     MAX_DETAIL,
     STREAM_PARAMS,
-    add_errors,
     messages,
     origin,
     peek,
     problem,
-    rejection,
-    rules_failure,
     status_line,
 )
 
@@ -92,38 +99,9 @@ __all__ = [
 logger = logging.getLogger("senti.x")
 
 DEFAULT_API_BASE: Final = "https://api.twitter.com"
-_TWEEPY_HOST: Final = "https://api.twitter.com"
-"""The host tweepy 4 writes into every URL; :class:`_Session` swaps it."""
-
-_REDACTED: Final = "[redacted]"
 
 
 # Errors
-
-
-class XSourceError(SourceError):
-    """Root of the errors of the X source. Messages never contain the bearer token."""
-
-
-class RuleRejected(XSourceError):
-    """X refused a rule (invalid syntax, an operator the access level lacks...).
-
-    Raised by :meth:`XStream.track` and :meth:`XStream.reconcile`;
-    :attr:`message` is X's own explanation, :attr:`errors` its error objects.
-    """
-
-    def __init__(self, message: str, errors: Sequence[Any] = ()) -> None:
-        super().__init__(message)
-        self.message = message
-        self.errors = list(errors)
-
-
-class XApiError(XSourceError):
-    """A rules request failed: X unreachable, an HTTP error, or the rate limit."""
-
-
-class XStreamFailed(XSourceError):
-    """X refused the stream connection in a way no reconnect fixes (HTTP 401, 403...)."""
 
 
 class _Refused(Exception):
@@ -213,84 +191,6 @@ class XStreamStats(LiveStats):
 # Plumbing
 
 
-class _Redact(logging.Filter):
-    """Replaces registered secrets in the records of the loggers it is attached to."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._secrets: set[str] = set()
-        self._lock = threading.Lock()
-        self._installed = False
-
-    def add(self, secret: str) -> None:
-        """Redact ``secret`` from now on (the filter is installed on first use)."""
-        with self._lock:
-            self._secrets.add(secret)
-            if not self._installed:
-                for name in _TWEEPY_LOGGERS:
-                    logging.getLogger(name).addFilter(self)
-                self._installed = True
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        found = [secret for secret in self._secrets if secret in message]
-        if found:
-            for secret in found:
-                message = message.replace(secret, _REDACTED)
-            record.msg, record.args = message, None
-        return True
-
-
-_TWEEPY_LOGGERS: Final = ("tweepy.client", "tweepy.streaming")
-"""tweepy's loggers; ``tweepy.client`` logs request headers at DEBUG."""
-_REDACTOR: Final = _Redact()
-
-
-class _Session(requests.Session):
-    """A session sending tweepy's requests to ``base`` instead of api.twitter.com.
-
-    tweepy 4 builds each URL from a hard-coded host (``BaseClient.request``);
-    rewriting the prepared request is the one override that keeps tweepy's own
-    request, error and response handling. For the stream connection it also
-    sets senti's ``timeout`` (tweepy's is a fixed 21 s) and keeps the
-    response, so that :meth:`abort` can wake a read blocked on it.
-    """
-
-    def __init__(self, base: str, *, timeout: tuple[float, float] | None = None) -> None:
-        super().__init__()
-        self.base = base
-        self.timeout = timeout
-        self.response: requests.Response | None = None
-        self._lock = threading.Lock()
-
-    @override
-    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
-        prepared = super().prepare_request(request)
-        url = prepared.url or ""
-        if self.base != _TWEEPY_HOST and url.startswith(_TWEEPY_HOST + "/"):
-            prepared.url = self.base + url[len(_TWEEPY_HOST) :]
-        return prepared
-
-    @override
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        if self.timeout is not None:
-            kwargs["timeout"] = self.timeout
-        response = super().send(request, **kwargs)
-        with self._lock:
-            self.response = response
-        return response
-
-    def abort(self) -> None:
-        """Shut down the open response's socket, waking a blocked read (any thread)."""
-        with self._lock:
-            response = self.response
-        connection = getattr(getattr(response, "raw", None), "connection", None)
-        sock = getattr(connection, "sock", None)
-        if isinstance(sock, socket.socket):
-            with contextlib.suppress(OSError):  # already closed
-                sock.shutdown(socket.SHUT_RDWR)
-
-
 def _is_timeout(exc: BaseException) -> bool:
     """Whether a requests/urllib3 error is a read or connect timeout (a stall)."""
     seen: set[int] = set()
@@ -322,7 +222,7 @@ class _Connection(tweepy.StreamingClient):  # type: ignore[misc]  # tweepy is un
     which ends tweepy's loop before it sleeps or reconnects.
     """
 
-    def __init__(self, owner: XStream, session: _Session) -> None:
+    def __init__(self, owner: XStream, session: Session) -> None:
         super().__init__(owner._token, daemon=True, max_retries=0)
         self.session = session
         self.ended: Exception | None = None
@@ -355,7 +255,7 @@ class _Connection(tweepy.StreamingClient):  # type: ignore[misc]  # tweepy is un
 
     def on_errors(self, errors: Any) -> None:
         self._owner._count("stream_errors")
-        detail = self._owner._scrub("; ".join(messages(errors)))  # then cut: no token part
+        detail = scrub("; ".join(messages(errors)))  # then cut: no token part
         logger.warning("X stream error: %s", detail[:MAX_DETAIL])
 
     def on_closed(self, response: requests.Response) -> None:
@@ -364,7 +264,7 @@ class _Connection(tweepy.StreamingClient):  # type: ignore[misc]  # tweepy is un
     def on_request_error(self, status_code: int) -> None:
         response = self.session.response
         reason = None if response is None else response.reason
-        detail = self._owner._scrub(problem(_body(response), reason or ""))
+        detail = scrub(problem(_body(response), reason or ""))
         self._end(_Refused(status_code, reason, detail))
 
     def on_connection_error(self) -> None:
@@ -416,17 +316,14 @@ class XStream(LiveStream):
         self.settings = settings
         self.limits = settings.limits()
         self._token = settings.bearer_token.get_secret_value()
-        _REDACTOR.add(self._token)
         self._unnamed = 0
-
-        # Rules, on their own client (the stream's connections come and go).
-        self._rules_lock = threading.Lock()
-        self._rules_client = tweepy.StreamingClient(self._token, return_type=tweepy.Response)
-        self._rules_client.session = _Session(settings.api_base)
-        self._ours: dict[str, Rule] = {}
-        """senti's rules by query key; ``id=None`` when another rule has the same value."""
-        self._rule_count: int | None = None
-        """Rules on the stream (everyone's), once loaded."""
+        self._rules = XRules(
+            self._token,
+            settings.api_base,
+            lang=settings.lang,
+            limits=self.limits,
+            changed=lambda count: self._count("rule_changes", count),
+        )
 
     @override
     def stats(self) -> XStreamStats:
@@ -443,7 +340,7 @@ class XStream(LiveStream):
     def _connect_and_read(self) -> None:
         settings = self.settings
         timeout = (settings.connect_timeout, settings.stall_timeout)
-        connection = _Connection(self, _Session(settings.api_base, timeout=timeout))
+        connection = _Connection(self, Session(settings.api_base, timeout=timeout))
         connection.filter(**STREAM_PARAMS)
         if connection.ended is not None:
             raise connection.ended
@@ -464,7 +361,7 @@ class XStream(LiveStream):
             stall = self.settings.stall_timeout
             logger.warning("X stream stalled: nothing for %.1f s, reconnecting", stall)
         elif isinstance(error, requests.RequestException | urllib3.exceptions.HTTPError | OSError):
-            logger.warning("X stream connection error: %s", self._scrub(type(error).__name__))
+            logger.warning("X stream connection error: %s", scrub(type(error).__name__))
         else:
             raise error
         return Failure.NETWORK
@@ -483,148 +380,23 @@ class XStream(LiveStream):
         self._deliver(post_id, None, Line(text, origin=name))
         return None
 
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._token, _REDACTED)
-
-    # Rules
+    # Rules (see XRules)
 
     def rules(self) -> list[Rule]:
         """Every rule on the stream (senti's and others'), as X lists them."""
-        with self._rules_lock:
-            return self._get_rules()
+        return self._rules.rules()
 
     def reconcile(self, queries: Iterable[Query]) -> None:
-        """Make senti's rules exactly one per query: delete stale ``senti:`` rules, add missing.
-
-        Rules without a ``senti:`` tag are left alone. Raises
-        :class:`~flows.xrules.RuleError` if the queries do not fit X's limits,
-        :class:`RuleRejected` if X refuses a rule (checked with a dry run
-        before any is added), :class:`XApiError` if a request fails.
-        """
-        wanted = list(queries)
-        with self._rules_lock:
-            self._rule_count = None  # unknown until this succeeds
-            existing = self._get_rules()
-            sync = reconcile(existing, wanted, lang=self.settings.lang, limits=self.limits)
-            if sync.to_delete:  # stale whatever happens next
-                self._delete(sync.to_delete)
-            added: dict[str, Rule] = {}
-            if sync.to_add:
-                self._add(sync.to_add, dry_run=True)
-                added = self._add(sync.to_add)
-            gone = set(sync.to_delete)
-            kept = [rule for rule in existing if rule.id not in gone]
-            self._ours = {rule.key: rule for rule in kept if rule.key is not None}
-            self._ours.update(added)
-            self._rule_count = len(kept) + sum(1 for rule in added.values() if rule.id)
-        logger.info(
-            "X rules reconciled",
-            extra={"deleted": len(sync.to_delete), "added": len(sync.to_add)},
-        )
+        """Make senti's rules exactly one per query (see :meth:`XRules.reconcile`)."""
+        self._rules.reconcile(queries)
 
     def track(self, query: Query) -> None:
-        """Add the rule for ``query`` unless senti has it already; the stream stays connected.
-
-        The rule is checked with a dry run first. Raises
-        :class:`~flows.xrules.RuleError` when X's limits leave no room or the
-        rule is too long, :class:`RuleRejected` (with X's message) when X
-        refuses it, :class:`XApiError` when a request fails.
-        """
-        rule = rule_for(query, lang=self.settings.lang, limits=self.limits)
-        with self._rules_lock:
-            if query.key in self._ours:
-                return
-            if self._rule_count is None:
-                self._load()
-                if query.key in self._ours:
-                    return
-            check_room(self._rule_count or 0, limits=self.limits)
-            self._add([rule], dry_run=True)
-            added = self._add([rule])
-            self._ours.update(added)
-            self._rule_count = (self._rule_count or 0) + sum(1 for r in added.values() if r.id)
-        logger.info("X rule added", extra={"query": query.key})
+        """Add the rule for ``query``; the stream stays connected (see :meth:`XRules.track`)."""
+        self._rules.track(query)
 
     def untrack(self, key: str) -> None:
-        """Delete the rule for the query with canonical key ``key``, if senti added one.
-
-        Raises :class:`XApiError` when the request fails (the rule is kept).
-        """
-        with self._rules_lock:
-            rule = self._ours.get(key)
-            if rule is None:
-                return
-            if rule.id is not None:
-                self._delete([rule.id])
-                self._rule_count = max((self._rule_count or 1) - 1, 0)
-            del self._ours[key]
-        logger.info("X rule deleted", extra={"query": key})
-
-    def _load(self) -> None:
-        existing = self._get_rules()
-        self._ours = {rule.key: rule for rule in existing if rule.key is not None}
-        self._rule_count = len(existing)
-
-    def _get_rules(self) -> list[Rule]:
-        rules: list[Rule] = []
-        params: dict[str, Any] = {}
-        while True:
-            response = self._call(self._rules_client.get_rules, **params)
-            rules += [
-                Rule(value=rule.value, tag=rule.tag, id=str(rule.id))
-                for rule in response.data or ()
-            ]
-            token = (response.meta or {}).get("next_token")
-            if not token:
-                return rules
-            params = {"pagination_token": token}
-
-    def _add(self, rules: Sequence[Rule], *, dry_run: bool = False) -> dict[str, Rule]:
-        """Add ``rules``; the added ones by query key (``id=None`` for a duplicate of another's)."""
-        stream_rules = [tweepy.StreamRule(value=rule.value, tag=rule.tag) for rule in rules]
-        extra = {"dry_run": "true"} if dry_run else {}
-        response = self._call(self._rules_client.add_rules, stream_rules, **extra)
-        duplicates, problems = add_errors(response.errors or ())
-        if problems:
-            raise RuleRejected(self._scrub(rejection(problems)), problems)
-        if dry_run:
-            return {}
-        added: dict[str, Rule] = {}
-        for rule in response.data or ():
-            stored = Rule(value=rule.value, tag=rule.tag, id=str(rule.id))
-            if stored.key is not None:
-                added[stored.key] = stored
-                self._count("rule_changes")
-        for rule in rules:
-            if rule.key is not None and rule.key not in added and rule.value in duplicates:
-                # Another rule has this exact value: its posts arrive anyway.
-                added[rule.key] = Rule(value=rule.value, tag=rule.tag, id=None)
-        return added
-
-    def _delete(self, ids: Sequence[str]) -> None:
-        response = self._call(self._rules_client.delete_rules, list(ids))
-        missing = [error for error in response.errors or () if isinstance(error, dict)]
-        if missing:  # already gone is fine: that is what was wanted
-            logger.info("X rules already deleted: %s", self._scrub("; ".join(messages(missing))))
-        summary = (response.meta or {}).get("summary") or {}
-        self._count("rule_changes", int(summary.get("deleted", len(ids) - len(missing))))
-
-    def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """A tweepy rules request, its failures turned into senti's errors (token scrubbed)."""
-        try:
-            return method(*args, **kwargs)
-        except tweepy.BadRequest as exc:
-            problems = exc.api_messages or messages(exc.api_errors) or [str(exc)]
-            raise RuleRejected(self._scrub("; ".join(problems)), exc.api_errors) from None
-        except tweepy.HTTPException as exc:
-            status = getattr(exc.response, "status_code", 0)
-            reason = getattr(exc.response, "reason", None)
-            failure = rules_failure(status, reason, exc.api_messages)
-            raise XApiError(self._scrub(failure)) from None
-        except requests.RequestException as exc:
-            raise XApiError(
-                self._scrub(f"cannot reach X at {self.settings.api_base}: {type(exc).__name__}")
-            ) from None
+        """Delete senti's rule for the query ``key`` (see :meth:`XRules.untrack`)."""
+        self._rules.untrack(key)
 
 
 # The bytewax source
