@@ -15,12 +15,11 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from flows.errors import SentiError
 from flows.matching import Query
 from flows.runner import stop_on_signals
 from flows.sources.live import capture as record
+from flows.sources.live import read_settings
 from flows.sources.x import XSettings, XSourceError, XStream
 from flows.xrules import RuleError
 
@@ -77,12 +76,7 @@ def run_capture(
     (``x source: ...`` when X or its settings are the problem).
     """
     try:
-        stream = XStream(XSettings())
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"SENTI_X_{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
-        )
-        raise CaptureError(f"x source: {problems}") from None
+        stream = XStream(read_settings(XSettings, XSourceError))
     except XSourceError as exc:
         raise CaptureError(f"x source: {exc}") from None
     stop = threading.Event()

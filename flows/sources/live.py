@@ -36,17 +36,29 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from bytewax.inputs import FixedPartitionedSource
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 from typing_extensions import override
 
 from flows.cursors import Positions
+from flows.errors import SentiError
 from flows.model import Line, RejectCode
 from flows.sources.control import POLL_INTERVAL, PollingPartition
 from flows.xbackoff import Backoff, BackoffPolicy, Failure
 
-__all__ = ["LiveSource", "LiveStats", "LiveStream", "PositionedStream", "Received", "capture"]
+__all__ = [
+    "LiveSettings",
+    "LiveSource",
+    "LiveStats",
+    "LiveStream",
+    "PositionedStream",
+    "Received",
+    "capture",
+    "read_settings",
+]
 
 _COUNTERS = (
     "connections",
@@ -58,6 +70,39 @@ _COUNTERS = (
     "dropped",
     "duplicates",
 )
+
+
+class LiveSettings(Protocol):
+    """What every live source's settings have (``SENTI_<PLATFORM>_QUEUE_SIZE``...)."""
+
+    @property
+    def queue_size(self) -> int:
+        """Posts held for the dataflow; the oldest is dropped beyond this."""
+        ...
+
+    @property
+    def dedup_size(self) -> int:
+        """Recent post keys remembered to drop what a reconnect replays."""
+        ...
+
+
+SettingsT = TypeVar("SettingsT", bound=LiveSettings)
+FromEnv = TypeVar("FromEnv", bound=BaseSettings)
+
+
+def read_settings(cls: type[FromEnv], error: type[SentiError], **overrides: Any) -> FromEnv:
+    """``cls`` from its environment variables (and ``overrides``).
+
+    Raises ``error`` naming each invalid variable (``SENTI_JETSTREAM_URL: ...``).
+    """
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        prefix = str(cls.model_config.get("env_prefix") or "")
+        problems = "; ".join(
+            f"{prefix}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise error(problems) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +142,15 @@ class Received:
     """``None`` for a rejected event without a usable position."""
 
 
-class LiveStream:
+class LiveStream(Generic[SettingsT]):
     """One live subscription on its own thread, feeding a bounded queue.
 
-    Lifecycle: :meth:`start` connects (once), :meth:`stop` closes the
-    connection and joins the thread. ``sleep(seconds)`` waits before a
-    reconnect (default: a wait :meth:`stop` interrupts); ``backoff``
-    overrides the waits. Nothing connects before :meth:`start`.
+    ``settings`` are the platform's (their ``queue_size`` and ``dedup_size``
+    bound the queue and the keys remembered). Lifecycle: :meth:`start`
+    connects (once), :meth:`stop` closes the connection and joins the thread.
+    ``sleep(seconds)`` waits before a reconnect (default: a wait :meth:`stop`
+    interrupts); ``backoff`` overrides the waits. Nothing connects before
+    :meth:`start`.
     """
 
     name: str = "live"
@@ -113,21 +160,21 @@ class LiveStream:
 
     def __init__(
         self,
+        settings: SettingsT,
         *,
-        queue_size: int,
-        dedup_size: int,
         backoff: BackoffPolicy | None = None,
         sleep: Callable[[float], object] | None = None,
     ) -> None:
+        self.settings = settings
         self._backoff = Backoff(backoff)
         self._stopping = threading.Event()
         self._sleep = sleep or self._stopping.wait
-        self._dedup_size = dedup_size
+        self._dedup_size = settings.dedup_size
         self._logger = logging.getLogger(f"senti.{self.name}")
 
         # Reader thread -> dataflow
         self._lock = threading.Condition()
-        self._queue: deque[Received] = deque(maxlen=queue_size)
+        self._queue: deque[Received] = deque(maxlen=settings.queue_size)
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._floor: int | None = None
         """Posts at or before this position were delivered before a restart."""
@@ -367,7 +414,7 @@ class LiveStream:
         self._logger.debug("%s source failed: %s", self.name, error, exc_info=error)
 
 
-class PositionedStream(LiveStream):
+class PositionedStream(LiveStream[SettingsT]):
     """A live stream whose posts have positions: :meth:`take` hands them out with them."""
 
     def take(self, limit: int, timeout: float = 0.0) -> list[Received]:
@@ -383,7 +430,7 @@ class LivePartition(PollingPartition[Line, int | None]):
 
     def __init__(
         self,
-        stream: LiveStream,
+        stream: LiveStream[Any],
         *,
         key: str,
         batch: int,
@@ -424,7 +471,10 @@ class LivePartition(PollingPartition[Line, int | None]):
         self._stream.stop()
 
 
-class LiveSource(FixedPartitionedSource[Line, int | None]):
+StreamT = TypeVar("StreamT", bound=LiveStream[Any])
+
+
+class LiveSource(FixedPartitionedSource[Line, int | None], Generic[StreamT]):
     """The posts of a :class:`LiveStream` as a bytewax input (one partition).
 
     Building the partition starts the stream, from the resume state if there
@@ -440,7 +490,7 @@ class LiveSource(FixedPartitionedSource[Line, int | None]):
 
     def __init__(
         self,
-        stream: LiveStream,
+        stream: StreamT,
         *,
         batch_size: int = 1000,
         poll: timedelta = POLL_INTERVAL,
@@ -486,7 +536,7 @@ class LiveSource(FixedPartitionedSource[Line, int | None]):
 
 
 def capture(
-    stream: LiveStream,
+    stream: LiveStream[Any],
     out: Path,
     *,
     count: int | None = None,

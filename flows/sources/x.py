@@ -281,7 +281,7 @@ class _Connection(tweepy.StreamingClient):  # type: ignore[misc]  # tweepy is un
 # The stream and its rules
 
 
-class XStream(LiveStream):
+class XStream(LiveStream["XSettings"]):
     """The X filtered stream: one connection on its own thread, and live rule sync.
 
     Lifecycle: :meth:`start` connects (idempotent), :meth:`stop` disconnects
@@ -307,13 +307,7 @@ class XStream(LiveStream):
     ) -> None:
         if settings.bearer_token is None or not settings.bearer_token.get_secret_value():
             raise XSourceError("no X bearer token: set SENTI_X_BEARER_TOKEN")
-        super().__init__(
-            queue_size=settings.queue_size,
-            dedup_size=settings.dedup_size,
-            backoff=backoff,
-            sleep=sleep,
-        )
-        self.settings = settings
+        super().__init__(settings, backoff=backoff, sleep=sleep)
         self.limits = settings.limits()
         self._token = settings.bearer_token.get_secret_value()
         self._unnamed = 0
@@ -402,7 +396,7 @@ class XStream(LiveStream):
 # The bytewax source
 
 
-class XSource(LiveSource):
+class XSource(LiveSource[XStream]):
     """The lines of an :class:`XStream` as a bytewax input (one partition, ``"x"``).
 
     Building the partition starts the stream; closing it (end of the flow)
