@@ -20,10 +20,15 @@ A live source has three parts; this module holds what they share:
   raised there (so ``senti`` exits non-zero with one line). Its resume state
   is the position (an integer) of the last post emitted, reported to
   :class:`~flows.cursors.Positions` for the store.
-* :func:`capture` records a stream to a file.
+* :func:`capture` records a stream to a file; :func:`read_settings` reads a
+  platform's settings (:class:`LiveSettings` are what the stream needs of them)
+  with an error naming each invalid variable.
 
 Positions are integers that grow along the stream (Jetstream's ``time_us``,
 Mastodon's status ids); ``None`` is "no position".
+
+The module is longer than most (about 570 lines) on purpose: it is the one
+design every live source shares, and its parts are read together.
 """
 
 from __future__ import annotations
