@@ -100,6 +100,11 @@ logger = logging.getLogger("senti.x")
 
 DEFAULT_API_BASE: Final = "https://api.twitter.com"
 
+_READ_SIZE: Final = 1 << 16
+"""Bytes per read of the stream. X sends it chunked, and urllib3 hands each chunk
+over as it comes, so reading more adds no wait (tweepy's 512 would); it keeps
+requests' line splitting, which joins the reads of a line, fast for long lines."""
+
 
 # Errors
 
@@ -223,7 +228,7 @@ class _Connection(tweepy.StreamingClient):  # type: ignore[misc]  # tweepy is un
     """
 
     def __init__(self, owner: XStream, session: Session) -> None:
-        super().__init__(owner._token, daemon=True, max_retries=0)
+        super().__init__(owner._token, chunk_size=_READ_SIZE, daemon=True, max_retries=0)
         self.session = session
         self.ended: Exception | None = None
         """Why the connection ended (``None``: disconnected by :meth:`close`)."""
