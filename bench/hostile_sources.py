@@ -62,8 +62,8 @@ from flows.bluesky import Skipped, map_message  # noqa: E402
 from flows.model import Line, Rejected, parse_line  # noqa: E402
 from flows.redis_bus import BusEvent, parse_event  # noqa: E402
 from flows.sources.replay import MAX_LINE_BYTES  # noqa: E402
-from flows.sources.x import _peek  # noqa: E402
 from flows.store import StoreError, open_store  # noqa: E402
+from flows.xwire import peek  # noqa: E402
 
 QUERY = "hostile"
 MAX_MESSAGE = 1 << 20
@@ -139,7 +139,7 @@ def x_plan(count: int, bad_share: float, seed: int) -> Plan:
         if b"\n" in line or b"\r" in line or not line.strip() or len(line) >= MAX_LINE_BYTES:
             return None  # not one line of the stream
         text = line.decode("utf-8", "surrogateescape")
-        post_id, errors = _peek(text)
+        post_id, errors = peek(text)
         if (post_id is None and errors is not None) or (post_id is not None and post_id in ids):
             return None  # an X error message, or a duplicate the source drops
         result = parse_line(Line(text))

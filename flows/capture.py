@@ -15,17 +15,15 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from flows.errors import SentiError
 from flows.matching import Query
 from flows.runner import stop_on_signals
+from flows.sources.live import capture as record
+from flows.sources.live import read_settings
 from flows.sources.x import XSettings, XSourceError, XStream
 from flows.xrules import RuleError
 
 __all__ = ["CaptureError", "capture", "run_capture"]
-
-_POLL = 0.1
 
 
 class CaptureError(SentiError):
@@ -44,39 +42,25 @@ def capture(
 ) -> int:
     """Write up to ``count`` lines, for up to ``seconds``, or until ``stop``; lines written.
 
-    Tracks ``queries`` first and untracks those it added when done; always
-    stops ``stream``. Raises :class:`~flows.sources.x.XSourceError` and
+    Tracks ``queries`` first, then records as every live source does
+    (:func:`flows.sources.live.capture`), and untracks the queries it added
+    when done; always stops ``stream``. Raises :class:`~flows.sources.x.XSourceError` and
     :class:`~flows.xrules.RuleError` from the stream, :class:`OSError` from
     the file.
     """
-    stop = stop or threading.Event()
-    deadline = None if seconds is None else clock() + seconds
     before = {rule.key for rule in stream.rules() if rule.key is not None}
     added: list[str] = []
-    written = 0
     try:
         for query in queries:
             stream.track(query)
             if query.key not in before:
                 added.append(query.key)
-        stream.start()
-        with out.open("w", encoding="utf-8", errors="surrogateescape", newline="\n") as file:
-            while not stop.is_set() and (count is None or written < count):
-                if deadline is not None and clock() >= deadline:
-                    break
-                if stream.error is not None:
-                    raise stream.error
-                left = 1000 if count is None else count - written
-                for line in stream.take(left, timeout=_POLL):
-                    file.write(line.text + "\n")
-                    written += 1
-                file.flush()
+        return record(stream, out, count=count, seconds=seconds, stop=stop, clock=clock)
     finally:
         for key in added:
             with contextlib.suppress(XSourceError):
                 stream.untrack(key)
         stream.stop()
-    return written
 
 
 def run_capture(
@@ -92,12 +76,7 @@ def run_capture(
     (``x source: ...`` when X or its settings are the problem).
     """
     try:
-        stream = XStream(XSettings())
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"SENTI_X_{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
-        )
-        raise CaptureError(f"x source: {problems}") from None
+        stream = XStream(read_settings(XSettings, XSourceError))
     except XSourceError as exc:
         raise CaptureError(f"x source: {exc}") from None
     stop = threading.Event()

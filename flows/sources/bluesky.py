@@ -51,25 +51,31 @@ import hashlib
 import http
 import logging
 import threading
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import override
 from websockets.exceptions import InvalidStatus, InvalidURI, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
 from flows.bluesky import POST_COLLECTION, Skipped, map_message
-from flows.cursors import Positions, jetstream_key
+from flows.cursors import jetstream_key
 from flows.model import Line, RejectCode
 from flows.runner import stop_on_signals
-from flows.sources.control import POLL_INTERVAL, SourceError
-from flows.sources.live import LiveSource, LiveStats, LiveStream, Received, capture
-from flows.xbackoff import BackoffPolicy, Failure
+from flows.sources.control import SourceError
+from flows.sources.live import (
+    LiveSource,
+    LiveStats,
+    PositionedStream,
+    Received,
+    capture,
+    read_settings,
+)
+from flows.xbackoff import Failure
 
 __all__ = [
     "DEFAULT_URL",
@@ -216,7 +222,7 @@ JetstreamStats = LiveStats
 # The connection
 
 
-class JetstreamStream(LiveStream):
+class JetstreamStream(PositionedStream[JetstreamSettings]):
     """One Jetstream subscription on its own thread, feeding a bounded queue.
 
     Lifecycle: :meth:`start` connects (once), :meth:`stop` closes the
@@ -227,24 +233,9 @@ class JetstreamStream(LiveStream):
 
     name = "jetstream"
 
-    def __init__(
-        self,
-        settings: JetstreamSettings,
-        *,
-        backoff: BackoffPolicy | None = None,
-        sleep: Callable[[float], object] | None = None,
-        clock: Callable[[], float] | None = None,
-    ) -> None:
-        super().__init__(
-            queue_size=settings.queue_size,
-            dedup_size=settings.dedup_size,
-            backoff=backoff,
-            sleep=sleep,
-            clock=clock,
-        )
-        self.settings = settings
-        self._margin_us = round(settings.cursor_margin * 1_000_000)
-        self._max_ahead = timedelta(seconds=settings.max_ahead)
+    @property
+    def _margin_us(self) -> int:
+        return round(self.settings.cursor_margin * 1_000_000)
 
     @override
     def start(self, *, resume_after: int | None = None, configured: int | None = None) -> None:
@@ -322,7 +313,9 @@ class JetstreamStream(LiveStream):
         return Failure.RATE_LIMIT if status == 429 else Failure.HTTP
 
     def _on_message(self, message: str | bytes) -> None:
-        result = map_message(message, langs=self.settings.langs, max_ahead=self._max_ahead)
+        result = map_message(
+            message, langs=self.settings.langs, max_ahead=timedelta(seconds=self.settings.max_ahead)
+        )
         if isinstance(result, Skipped) and result.code is RejectCode.INTERNAL:
             logger.warning("Jetstream event not mapped: %s", result.reason)
         self._event(result.time_us)
@@ -358,7 +351,7 @@ def _http(status: int) -> str:
 # The bytewax source
 
 
-class JetstreamSource(LiveSource):
+class JetstreamSource(LiveSource[JetstreamStream]):
     """The posts of a :class:`JetstreamStream` as a bytewax input (one partition, ``"bluesky"``).
 
     Building the partition starts the stream, from the resume state if there
@@ -373,24 +366,6 @@ class JetstreamSource(LiveSource):
     """
 
     part = "bluesky"
-    stream: JetstreamStream
-
-    def __init__(
-        self,
-        stream: JetstreamStream,
-        *,
-        batch_size: int = 1000,
-        poll: timedelta = POLL_INTERVAL,
-        positions: Positions | None = None,
-        resume_after: int | None = None,
-    ) -> None:
-        super().__init__(
-            stream,
-            batch_size=batch_size,
-            poll=poll,
-            positions=positions,
-            resume_after=resume_after,
-        )
 
     @property
     @override
@@ -407,14 +382,7 @@ def settings_from_env(**overrides: Any) -> JetstreamSettings:
 
     Raises :class:`JetstreamError` naming the variable when one is invalid.
     """
-    try:
-        return JetstreamSettings(**overrides)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"SENTI_JETSTREAM_{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}"
-            for e in exc.errors()
-        )
-        raise JetstreamError(problems) from None
+    return read_settings(JetstreamSettings, JetstreamError, **overrides)
 
 
 def run_capture(out: Path, *, count: int | None = None, seconds: float | None = None) -> int:

@@ -1,4 +1,4 @@
-"""What every live source does, whatever the platform (Bluesky and Mastodon extend it).
+"""What every live source does, whatever the platform (X, Bluesky and Mastodon extend it).
 
 A live source has three parts; this module holds what they share:
 
@@ -15,16 +15,24 @@ A live source has three parts; this module holds what they share:
   :meth:`LiveStream._connect_and_read` (one connection, read until it ends)
   and classifies its errors in :meth:`LiveStream._failure`; it hands what it
   reads to :meth:`LiveStream._deliver`, :meth:`LiveStream._reject` and
-  :meth:`LiveStream._skip`.
+  :meth:`LiveStream._skip`, and may keep counters of its own
+  (:attr:`LiveStream.counters`). :meth:`LiveStream.drain` hands the queue out;
+  a :class:`PositionedStream` (Bluesky, Mastodon: posts with positions) hands
+  it out through ``take`` too, an X stream (no positions) as lines.
 * :class:`LiveSource` is the bytewax input reading that queue: one
   partition, ``next_batch`` never blocks, and a failed stream's error is
   raised there (so ``senti`` exits non-zero with one line). Its resume state
   is the position (an integer) of the last post emitted, reported to
   :class:`~flows.cursors.Positions` for the store.
-* :func:`capture` records a stream to a file.
+* :func:`capture` records a stream to a file; :func:`read_settings` reads a
+  platform's settings (:class:`LiveSettings` are what the stream needs of them)
+  with an error naming each invalid variable.
 
 Positions are integers that grow along the stream (Jetstream's ``time_us``,
 Mastodon's status ids); ``None`` is "no position".
+
+The module is longer than most (about 570 lines) on purpose: it is the one
+design every live source shares, and its parts are read together.
 """
 
 from __future__ import annotations
@@ -37,16 +45,29 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
 
 from bytewax.inputs import FixedPartitionedSource
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 from typing_extensions import override
 
 from flows.cursors import Positions
+from flows.errors import SentiError
 from flows.model import Line, RejectCode
 from flows.sources.control import POLL_INTERVAL, PollingPartition
 from flows.xbackoff import Backoff, BackoffPolicy, Failure
 
-__all__ = ["LiveSource", "LiveStats", "LiveStream", "Received", "capture"]
+__all__ = [
+    "LiveSettings",
+    "LiveSource",
+    "LiveStats",
+    "LiveStream",
+    "PositionedStream",
+    "Received",
+    "capture",
+    "read_settings",
+]
 
 _COUNTERS = (
     "connections",
@@ -58,6 +79,39 @@ _COUNTERS = (
     "dropped",
     "duplicates",
 )
+
+
+class LiveSettings(Protocol):
+    """What every live source's settings have (``SENTI_<PLATFORM>_QUEUE_SIZE``...)."""
+
+    @property
+    def queue_size(self) -> int:
+        """Posts held for the dataflow; the oldest is dropped beyond this."""
+        ...
+
+    @property
+    def dedup_size(self) -> int:
+        """Recent post keys remembered to drop what a reconnect replays."""
+        ...
+
+
+SettingsT = TypeVar("SettingsT", bound=LiveSettings)
+FromEnv = TypeVar("FromEnv", bound=BaseSettings)
+
+
+def read_settings(cls: type[FromEnv], error: type[SentiError], **overrides: Any) -> FromEnv:
+    """``cls`` from its environment variables (and ``overrides``).
+
+    Raises ``error`` naming each invalid variable (``SENTI_JETSTREAM_URL: ...``).
+    """
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        prefix = str(cls.model_config.get("env_prefix") or "")
+        problems = "; ".join(
+            f"{prefix}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise error(problems) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,46 +151,49 @@ class Received:
     """``None`` for a rejected event without a usable position."""
 
 
-class LiveStream:
+class LiveStream(Generic[SettingsT]):
     """One live subscription on its own thread, feeding a bounded queue.
 
-    Lifecycle: :meth:`start` connects (once), :meth:`stop` closes the
-    connection and joins the thread. ``sleep(seconds)`` waits before a
-    reconnect (default: a wait :meth:`stop` interrupts); ``backoff``
-    overrides the waits; ``clock`` (monotonic seconds) paces the retry
-    warnings. Nothing connects before :meth:`start`.
+    ``settings`` are the platform's (their ``queue_size`` and ``dedup_size``
+    bound the queue and the keys remembered). Lifecycle: :meth:`start`
+    connects (once), :meth:`stop` closes the connection and joins the thread.
+    ``sleep(seconds)`` waits before a reconnect (default: a wait :meth:`stop`
+    interrupts); ``backoff`` overrides the waits; ``clock`` (monotonic
+    seconds) paces the retry warnings. Nothing connects before :meth:`start`.
     """
 
     name: str = "live"
     """The platform's name in logs and thread names."""
     warn_every: float = 60.0
     """Seconds between warnings while connection attempts keep failing."""
+    counters: tuple[str, ...] = ()
+    """The platform's own counters, beside :class:`LiveStats`'; :meth:`_count` adds to them."""
 
     def __init__(
         self,
+        settings: SettingsT,
         *,
-        queue_size: int,
-        dedup_size: int,
         backoff: BackoffPolicy | None = None,
         sleep: Callable[[float], object] | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
+        self.settings = settings
         self._backoff = Backoff(backoff)
         self._clock = clock or time.monotonic
         self._stopping = threading.Event()
         self._sleep = sleep or self._stopping.wait
-        self._dedup_size = dedup_size
+        self._dedup_size = settings.dedup_size
         self._logger = logging.getLogger(f"senti.{self.name}")
 
         # Reader thread -> dataflow
         self._lock = threading.Condition()
-        self._queue: deque[Received] = deque(maxlen=queue_size)
+        self._queue: deque[Received] = deque(maxlen=settings.queue_size)
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._floor: int | None = None
         """Posts at or before this position were delivered before a restart."""
         self._start_cursor: int | None = None
         self._cursor: int | None = None
-        self._counts = dict.fromkeys(_COUNTERS, 0)
+        self._counts = dict.fromkeys(_COUNTERS + self.counters, 0)
         self._reasons: dict[str, int] = {}
         self._is_connected = False
         self._thread: threading.Thread | None = None
@@ -223,14 +280,18 @@ class LiveStream:
     def stats(self) -> LiveStats:
         """A snapshot of the counters."""
         with self._lock:
-            return LiveStats(
-                connected=self._is_connected,
-                skipped_by_reason=tuple(sorted(self._reasons.items())),
-                cursor=self._cursor,
-                **self._counts,
-            )
+            return LiveStats(**self._snapshot())
 
-    def take(self, limit: int, timeout: float = 0.0) -> list[Received]:
+    def _snapshot(self) -> dict[str, Any]:
+        """The counters as :class:`LiveStats` fields, and the platform's own (lock held)."""
+        return {
+            "connected": self._is_connected,
+            "skipped_by_reason": tuple(sorted(self._reasons.items())),
+            "cursor": self._cursor,
+            **self._counts,
+        }
+
+    def drain(self, limit: int, timeout: float = 0.0) -> list[Received]:
         """Up to ``limit`` queued posts, oldest first; waits up to ``timeout`` s for the first."""
         with self._lock:
             if not self._queue and timeout > 0 and not self.stopped:
@@ -374,10 +435,10 @@ class LiveStream:
             self._counts["skipped"] += 1
             self._reasons[reason] = self._reasons.get(reason, 0) + 1
 
-    def _deliver(self, key: str, position: int | None, line: Line) -> bool:
-        """Queue a post unless ``key`` was queued already; whether it was queued."""
+    def _deliver(self, key: str | None, position: int | None, line: Line) -> bool:
+        """Queue a post unless ``key`` was queued already (``None``: no key, no check)."""
         with self._lock:
-            if self._delivered(key, position):
+            if key is not None and self._delivered(key, position):
                 return False
             self._enqueue(Received(line, position))
             self._counts["posts"] += 1
@@ -415,9 +476,9 @@ class LiveStream:
         self._queue.append(item)
         self._lock.notify_all()
 
-    def _count(self, name: str) -> None:
+    def _count(self, name: str, amount: int = 1) -> None:
         with self._lock:
-            self._counts[name] += 1
+            self._counts[name] += amount
 
     def _set_connected(self, *, value: bool) -> None:
         if value:
@@ -435,6 +496,14 @@ class LiveStream:
         self._logger.debug("%s source failed: %s", self.name, error, exc_info=error)
 
 
+class PositionedStream(LiveStream[SettingsT]):
+    """A live stream whose posts have positions: :meth:`take` hands them out with them."""
+
+    def take(self, limit: int, timeout: float = 0.0) -> list[Received]:
+        """Up to ``limit`` queued posts, oldest first; waits up to ``timeout`` s for the first."""
+        return self.drain(limit, timeout)
+
+
 # The bytewax source
 
 
@@ -443,7 +512,7 @@ class LivePartition(PollingPartition[Line, int | None]):
 
     def __init__(
         self,
-        stream: LiveStream,
+        stream: LiveStream[Any],
         *,
         key: str,
         batch: int,
@@ -460,7 +529,7 @@ class LivePartition(PollingPartition[Line, int | None]):
 
     @override
     def fetch(self) -> list[Line]:
-        items = self._stream.take(self._batch)
+        items = self._stream.drain(self._batch)
         if not items:
             if self._stream.error is not None:
                 raise self._stream.error
@@ -484,7 +553,10 @@ class LivePartition(PollingPartition[Line, int | None]):
         self._stream.stop()
 
 
-class LiveSource(FixedPartitionedSource[Line, int | None]):
+StreamT = TypeVar("StreamT", bound=LiveStream[Any])
+
+
+class LiveSource(FixedPartitionedSource[Line, int | None], Generic[StreamT]):
     """The posts of a :class:`LiveStream` as a bytewax input (one partition).
 
     Building the partition starts the stream, from the resume state if there
@@ -500,7 +572,7 @@ class LiveSource(FixedPartitionedSource[Line, int | None]):
 
     def __init__(
         self,
-        stream: LiveStream,
+        stream: StreamT,
         *,
         batch_size: int = 1000,
         poll: timedelta = POLL_INTERVAL,
@@ -546,7 +618,7 @@ class LiveSource(FixedPartitionedSource[Line, int | None]):
 
 
 def capture(
-    stream: LiveStream,
+    stream: LiveStream[Any],
     out: Path,
     *,
     count: int | None = None,
@@ -556,8 +628,9 @@ def capture(
 ) -> int:
     """Write up to ``count`` posts, for up to ``seconds``, or until ``stop``; posts written.
 
-    The file holds the posts' line texts, one per line (for the Bluesky
-    source, the envelopes :class:`~flows.sources.replay.ReplaySource` reads).
+    The file holds the posts' line texts, one per line (for the X and
+    Bluesky sources, the envelopes :class:`~flows.sources.replay.ReplaySource`
+    reads).
     Always stops ``stream``; raises its error if it failed, :class:`OSError`
     from the file.
     """
@@ -573,7 +646,7 @@ def capture(
                 if stream.error is not None:
                     raise stream.error
                 left = 1000 if count is None else count - written
-                for item in stream.take(left, timeout=0.1):
+                for item in stream.drain(left, timeout=0.1):
                     if item.line.rejected is None:  # malformed events are counted, not kept
                         file.write(item.line.text + "\n")
                         written += 1

@@ -23,21 +23,19 @@ import hashlib
 import http.client
 import json
 import socket
-from collections.abc import Callable, Iterator
-from datetime import timedelta
+from collections.abc import Iterator
 from typing import Any, Final
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import SplitResult, quote, urlencode, urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from typing_extensions import override
 
-from flows.cursors import Positions
 from flows.mastodon import Mapped, Skipped, SseDecoder, map_event, map_status
 from flows.model import Line, RejectCode
-from flows.sources.control import POLL_INTERVAL, SourceError
-from flows.sources.live import LiveSource, LiveStream
-from flows.xbackoff import BackoffPolicy, Failure
+from flows.sources.control import SourceError
+from flows.sources.live import LiveSource, PositionedStream, read_settings
+from flows.xbackoff import Failure
 
 __all__ = [
     "MastodonError",
@@ -135,28 +133,14 @@ class MastodonSettings(BaseSettings):
         return f"{path}?{urlencode(query)}"
 
 
-class MastodonStream(LiveStream):
+class MastodonStream(PositionedStream[MastodonSettings]):
     """One Mastodon timeline subscription on its own thread (see the module docs)."""
 
     name = "mastodon"
 
-    def __init__(
-        self,
-        settings: MastodonSettings,
-        *,
-        backoff: BackoffPolicy | None = None,
-        sleep: Callable[[float], object] | None = None,
-        clock: Callable[[], float] | None = None,
-    ) -> None:
-        super().__init__(
-            queue_size=settings.queue_size,
-            dedup_size=settings.dedup_size,
-            backoff=backoff,
-            sleep=sleep,
-            clock=clock,
-        )
-        self.settings = settings
-        self._base = urlsplit(settings.url)
+    @property
+    def _base(self) -> SplitResult:
+        return urlsplit(self.settings.url)
 
     def _connection(self) -> http.client.HTTPConnection:
         host = self._base.netloc
@@ -310,24 +294,10 @@ def _lines(response: http.client.HTTPResponse, limit: int) -> Iterator[bytes | N
         yield line.rstrip(b"\r\n")
 
 
-class MastodonSource(LiveSource):
+class MastodonSource(LiveSource[MastodonStream]):
     """The posts of a :class:`MastodonStream` as a bytewax input (one partition, ``"mastodon"``)."""
 
     part = "mastodon"
-    stream: MastodonStream
-
-    def __init__(
-        self,
-        stream: MastodonStream,
-        *,
-        batch_size: int = 1000,
-        poll: timedelta = POLL_INTERVAL,
-        positions: Positions | None = None,
-        resume_after: int | None = None,
-    ) -> None:
-        super().__init__(
-            stream, batch_size=batch_size, poll=poll, positions=positions, resume_after=resume_after
-        )
 
     @property
     @override
@@ -338,11 +308,4 @@ class MastodonSource(LiveSource):
 
 def settings_from_env(**overrides: Any) -> MastodonSettings:
     """:class:`MastodonSettings` from ``SENTI_MASTODON_*``; raises :class:`MastodonError`."""
-    try:
-        return MastodonSettings(**overrides)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"SENTI_MASTODON_{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}"
-            for e in exc.errors()
-        )
-        raise MastodonError(problems) from None
+    return read_settings(MastodonSettings, MastodonError, **overrides)

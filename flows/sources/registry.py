@@ -36,6 +36,7 @@ from flows.resume import StoredResume, stored_resume
 
 if TYPE_CHECKING:  # the platform modules load only when their kind is opened
     from flows.sources.bluesky import JetstreamStream
+    from flows.sources.live import LiveStream
     from flows.sources.mastodon import MastodonStream
     from flows.sources.x import XStream
 
@@ -338,27 +339,26 @@ def _open_x(
     return OpenedSource("x", XSource(stream), hooks=_XHooks(stream))
 
 
-# Bluesky
+# Bluesky and Mastodon
 
 
-class _BlueskyHooks(NoHooks):
-    """Jetstream sends every post: the dataflow does all the matching."""
+_LIVE_TOTALS = ("connections", "reconnects", "events", "posts", "skipped", "dropped", "duplicates")
+"""The counters of :class:`~flows.sources.live.LiveStats` on ``/metrics``."""
 
-    def __init__(self, stream: JetstreamStream) -> None:
+
+class _SendsEverything(NoHooks):
+    """The platform sends every post (Jetstream, a timeline): the dataflow does all the matching."""
+
+    def __init__(self, name: str, stream: LiveStream[Any]) -> None:
+        self._name = name
         self._stream = stream
 
     def metrics(self) -> dict[str, int]:
-        sky = self._stream.stats()
-        return {
-            "senti_bluesky_connected": int(sky.connected),
-            "senti_bluesky_connections_total": sky.connections,
-            "senti_bluesky_reconnects_total": sky.reconnects,
-            "senti_bluesky_events_total": sky.events,
-            "senti_bluesky_posts_total": sky.posts,
-            "senti_bluesky_skipped_total": sky.skipped,
-            "senti_bluesky_dropped_total": sky.dropped,
-            "senti_bluesky_duplicates_total": sky.duplicates,
-        }
+        stats = self._stream.stats()
+        series = {f"senti_{self._name}_connected": int(stats.connected)}
+        for name in _LIVE_TOTALS:
+            series[f"senti_{self._name}_{name}_total"] = getattr(stats, name)
+        return series
 
 
 def _check_bluesky() -> None:
@@ -391,33 +391,10 @@ def _open_bluesky(
     return OpenedSource(
         "bluesky",
         source,
-        hooks=_BlueskyHooks(stream),
+        hooks=_SendsEverything("bluesky", stream),
         resume=resume,
         resumable=positions is not None,
     )
-
-
-# Mastodon
-
-
-class _MastodonHooks(NoHooks):
-    """A timeline sends every status: the dataflow does all the matching."""
-
-    def __init__(self, stream: MastodonStream) -> None:
-        self._stream = stream
-
-    def metrics(self) -> dict[str, int]:
-        stats = self._stream.stats()
-        return {
-            "senti_mastodon_connected": int(stats.connected),
-            "senti_mastodon_connections_total": stats.connections,
-            "senti_mastodon_reconnects_total": stats.reconnects,
-            "senti_mastodon_events_total": stats.events,
-            "senti_mastodon_posts_total": stats.posts,
-            "senti_mastodon_skipped_total": stats.skipped,
-            "senti_mastodon_dropped_total": stats.dropped,
-            "senti_mastodon_duplicates_total": stats.duplicates,
-        }
 
 
 def _check_mastodon() -> None:
@@ -451,7 +428,7 @@ def _open_mastodon(
     return OpenedSource(
         "mastodon",
         source,
-        hooks=_MastodonHooks(stream),
+        hooks=_SendsEverything("mastodon", stream),
         resume=resume,
         resumable=positions is not None,
     )

@@ -1,36 +1,37 @@
 """The live X source: the API v2 filtered stream through tweepy, with live rule sync.
 
-Three parts:
+:class:`XStream` extends :class:`~flows.sources.live.LiveStream` (the queue,
+duplicates, counters, reconnects and failures every live source shares); what
+is X's own is here, and what X's answers mean is in :mod:`flows.xwire`:
 
-* :class:`XStream` owns a tweepy :class:`~tweepy.StreamingClient` subclass
-  running the stream connection on its own thread, and a second client for the
-  rules endpoints. Its stream callback only puts raw lines in a bounded queue.
-* :class:`XSource` is the bytewax source reading that queue: one partition,
-  ``next_batch`` never blocks, an idle partition polls through ``next_awake``.
-  It emits ``Line(text, origin="x:<post id>")``, the envelope as X sent it.
-* :class:`XSettings` reads ``SENTI_X_*`` variables (and ``.env``).
-
-X's stream contract, and how it is kept:
-
+* **The connection.** Each connection is one call of tweepy's documented
+  :meth:`tweepy.StreamingClient.filter`. Every callback that ends a connection
+  (``on_closed``, ``on_request_error``, ``on_connection_error``,
+  ``on_exception``) disconnects the client, so tweepy's own loop, whose waits
+  are fixed, never reconnects: the live base does, with X's documented
+  back-off (:class:`~flows.xbackoff.Backoff`) and an injectable ``sleep``.
+  ``HTTP 400/401/403/404`` are not retried: :class:`XStreamFailed` ends the
+  dataflow. Waits start over once X answers HTTP 200.
 * **Rules change while connected.** :meth:`XStream.track` and
   :meth:`XStream.untrack` add and delete rules through
   ``POST /2/tweets/search/stream/rules``; the stream connection stays up and
   posts matching a new rule start to arrive on it. :meth:`XStream.reconcile`
   makes senti's ``senti:``-tagged rules equal a set of queries at start-up;
-  other rules are never touched (see :mod:`flows.xrules`).
+  other rules are never touched (:class:`~flows.sources.x_api.XRules` sends
+  them, :mod:`flows.xrules` writes them).
 * **Keep-alives and stalls.** X sends ``\\r\\n`` every 20 s on an idle stream.
   The socket read timeout is ``stall_timeout`` (21 s): that long without a byte
   counts as a stall; the connection is dropped and made again.
-* **Reconnect back-off.** tweepy's own reconnect loop (``BaseStream._connect``)
-  sleeps with hard-coded waits; it is replaced by one that asks
-  :class:`~flows.xbackoff.Backoff` (X's documented waits) and sleeps with an
-  injectable ``sleep``. ``HTTP 400/401/403/404`` are not retried: the error is
-  kept and :class:`XSource` raises it, ending the dataflow.
-* **Duplicates.** A post id seen among the last ``dedup_size`` posts is dropped
-  (X may resend posts after a reconnect).
-* **Backpressure.** The queue holds ``queue_size`` lines; when the dataflow
-  falls that far behind, the *oldest* line is dropped and counted. Blocking the
-  stream thread instead would make X disconnect a slow reader, losing more.
+* **Lines.** Each line is queued as X sent it (cut at
+  :data:`~flows.sources.replay.MAX_LINE_BYTES`), named ``x:<post id>``; a post
+  id among the last ``dedup_size`` is dropped (X may resend posts after a
+  reconnect). Error messages without a post are counted, not queued. The
+  queue holds ``queue_size`` lines and drops the oldest beyond that.
+
+:class:`XSource` is the bytewax input (one partition, ``"x"``; not resumable:
+X's stream cannot be rewound). :class:`XSettings` reads ``SENTI_X_*``. The
+errors (:class:`XSourceError` and its subclasses) are in
+:mod:`flows.sources.x_api` and importable from here.
 
 The bearer token is sent only in the ``Authorization`` header. It is never
 logged: a filter on tweepy's loggers (whose debug output prints request
@@ -40,15 +41,10 @@ headers), installed by the first :class:`XStream`, replaces it with
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import re
 import socket
-import ssl
-import threading
-from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final, Literal
@@ -56,17 +52,36 @@ from typing import Any, Final, Literal
 import requests
 import tweepy
 import urllib3
-from bytewax.inputs import FixedPartitionedSource
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from typing_extensions import override
 
 from flows.matching import Query
 from flows.model import Line
-from flows.sources.control import POLL_INTERVAL, PollingPartition, SourceError
+from flows.sources.control import POLL_INTERVAL
+from flows.sources.live import LiveSource, LiveStats, LiveStream
 from flows.sources.replay import MAX_LINE_BYTES
-from flows.xbackoff import Backoff, BackoffPolicy, Failure
-from flows.xrules import TIERS, Rule, RuleLimits, check_room, reconcile, rule_for
+from flows.sources.x_api import (
+    RuleRejected,
+    Session,
+    XApiError,
+    XRules,
+    XSourceError,
+    XStreamFailed,
+    scrub,
+)
+from flows.xbackoff import BackoffPolicy, Failure
+from flows.xrules import TIERS, Rule, RuleLimits
+from flows.xwire import (
+    FATAL_STATUSES,
+    MAX_DETAIL,
+    STREAM_PARAMS,
+    messages,
+    origin,
+    peek,
+    problem,
+    status_line,
+)
 
 __all__ = [
     "DEFAULT_API_BASE",
@@ -84,51 +99,28 @@ __all__ = [
 logger = logging.getLogger("senti.x")
 
 DEFAULT_API_BASE: Final = "https://api.twitter.com"
-_TWEEPY_HOST: Final = "https://api.twitter.com"
-"""The host tweepy 4 writes into every URL; :class:`_BaseUrlSession` swaps it."""
 
-STREAM_PARAMS: Final[dict[str, list[str]]] = {
-    "tweet_fields": ["created_at", "lang", "entities", "referenced_tweets", "author_id"],
-    "expansions": ["author_id"],
-    "user_fields": ["username"],
-}
-"""What the stream asks X for: every field :func:`flows.model.parse_line` reads."""
-
-_FATAL_STATUSES: Final = frozenset({400, 401, 403, 404})
-"""Stream statuses that no reconnect can fix (bad request, credentials, access)."""
-
-_REDACTED: Final = "[redacted]"
-_ID: Final = re.compile(r"[0-9A-Za-z_-]{1,64}")
-"""What a post id used in an origin may look like (X's are digits)."""
-_MAX_DETAIL: Final = 500
+_READ_SIZE: Final = 1 << 16
+"""Bytes per read of the stream. X sends it chunked, and urllib3 hands each chunk
+over as it comes, so reading more adds no wait (tweepy's 512 would); it keeps
+requests' line splitting, which joins the reads of a line, fast for long lines."""
 
 
 # Errors
 
 
-class XSourceError(SourceError):
-    """Root of the errors of the X source. Messages never contain the bearer token."""
+class _Refused(Exception):
+    """X answered the stream request with an HTTP error (raised to the live base)."""
+
+    def __init__(self, status: int, reason: str | None, detail: str) -> None:
+        super().__init__(status_line(status, reason))
+        self.status = status
+        self.reason = reason
+        self.detail = detail
 
 
-class RuleRejected(XSourceError):
-    """X refused a rule (invalid syntax, an operator the access level lacks...).
-
-    Raised by :meth:`XStream.track` and :meth:`XStream.reconcile`;
-    :attr:`message` is X's own explanation, :attr:`errors` its error objects.
-    """
-
-    def __init__(self, message: str, errors: Sequence[Any] = ()) -> None:
-        super().__init__(message)
-        self.message = message
-        self.errors = list(errors)
-
-
-class XApiError(XSourceError):
-    """A rules request failed: X unreachable, an HTTP error, or the rate limit."""
-
-
-class XStreamFailed(XSourceError):
-    """X refused the stream connection in a way no reconnect fixes (HTTP 401, 403...)."""
+class _Closed(ConnectionError):
+    """X ended the stream response (a network failure: reconnect)."""
 
 
 # Settings
@@ -185,84 +177,23 @@ class XSettings(BaseSettings):
 
 
 @dataclass(frozen=True, slots=True)
-class XStreamStats:
-    """Counters of an :class:`XStream`, for ``/metrics``. All are totals except ``connected``."""
+class XStreamStats(LiveStats):
+    """Counters of an :class:`XStream`, for ``/metrics``: the live ones, and X's own."""
 
-    connected: bool = False
-    """Whether the stream connection is up now (a gauge)."""
-    connections: int = 0
-    """Stream connections established (HTTP 200)."""
-    reconnects: int = 0
-    """Connection attempts after the first."""
     stalls: int = 0
     """Connections dropped after ``stall_timeout`` of silence."""
     rule_changes: int = 0
     """Rules added or deleted."""
-    received: int = 0
-    """Lines queued for the dataflow."""
-    dropped: int = 0
-    """Lines dropped because the queue was full (the oldest go first)."""
-    duplicates: int = 0
-    """Posts dropped because their id was seen recently."""
     stream_errors: int = 0
     """Error messages X sent on the stream (e.g. an operational disconnect)."""
 
+    @property
+    def received(self) -> int:
+        """Lines queued for the dataflow (``posts``: the dataflow parses and rejects)."""
+        return self.posts
+
 
 # Plumbing
-
-
-class _Redact(logging.Filter):
-    """Replaces registered secrets in the records of the loggers it is attached to."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._secrets: set[str] = set()
-        self._lock = threading.Lock()
-        self._installed = False
-
-    def add(self, secret: str) -> None:
-        """Redact ``secret`` from now on (the filter is installed on first use)."""
-        with self._lock:
-            self._secrets.add(secret)
-            if not self._installed:
-                for name in _TWEEPY_LOGGERS:
-                    logging.getLogger(name).addFilter(self)
-                self._installed = True
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        found = [secret for secret in self._secrets if secret in message]
-        if found:
-            for secret in found:
-                message = message.replace(secret, _REDACTED)
-            record.msg, record.args = message, None
-        return True
-
-
-_TWEEPY_LOGGERS: Final = ("tweepy.client", "tweepy.streaming")
-"""tweepy's loggers; ``tweepy.client`` logs request headers at DEBUG."""
-_REDACTOR: Final = _Redact()
-
-
-class _BaseUrlSession(requests.Session):
-    """A session sending tweepy's requests to ``base`` instead of api.twitter.com.
-
-    tweepy 4 builds each URL from a hard-coded host (``BaseClient.request``);
-    rewriting the prepared request is the one override that keeps tweepy's own
-    request, error and response handling.
-    """
-
-    def __init__(self, base: str) -> None:
-        super().__init__()
-        self.base = base
-
-    @override
-    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
-        prepared = super().prepare_request(request)
-        url = prepared.url or ""
-        if self.base != _TWEEPY_HOST and url.startswith(_TWEEPY_HOST + "/"):
-            prepared.url = self.base + url[len(_TWEEPY_HOST) :]
-        return prepared
 
 
 def _is_timeout(exc: BaseException) -> bool:
@@ -278,270 +209,84 @@ def _is_timeout(exc: BaseException) -> bool:
     return False
 
 
-class _LineSplitter:
-    """Splits a byte stream on ``\\n``, dropping one ``\\r`` before it; bounds line length."""
-
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-        self._skipping = False
-
-    def feed(self, chunk: bytes) -> Iterator[bytes]:
-        self._buffer += chunk
-        while True:
-            end = self._buffer.find(b"\n")
-            if end < 0:
-                break
-            line = bytes(self._buffer[:end])
-            del self._buffer[: end + 1]
-            if self._skipping:  # the tail of an overlong line
-                self._skipping = False
-                continue
-            yield line.removesuffix(b"\r")
-        if len(self._buffer) > MAX_LINE_BYTES:
-            # Pass the head on (the parser rejects it) and skip the rest.
-            yield bytes(self._buffer[:MAX_LINE_BYTES])
-            self._buffer.clear()
-            self._skipping = True
-
-
-def _problem(response: requests.Response) -> str:
-    """X's explanation of an HTTP error (title and detail), bounded."""
+def _body(response: requests.Response | None) -> object:
+    """An error response's JSON body, or ``None``."""
     try:
-        body = response.json()
+        return None if response is None else response.json()
     except ValueError:
-        return response.reason or ""
-    if not isinstance(body, dict):
-        return response.reason or ""
-    parts = [str(body[name]) for name in ("title", "detail") if body.get(name)]
-    parts += _messages(body.get("errors") or [])
-    return "; ".join(dict.fromkeys(parts))[:_MAX_DETAIL] or (response.reason or "")
-
-
-def _status_line(status: int, reason: str | None) -> str:
-    """``HTTP 401 Unauthorized``."""
-    return f"HTTP {status} {reason}" if reason else f"HTTP {status}"
-
-
-def _rules_failure(exc: tweepy.HTTPException) -> str:
-    """One line for a failed rules request: the status, then X's messages if they add any."""
-    response = exc.response
-    reason = getattr(response, "reason", None)
-    status = _status_line(getattr(response, "status_code", 0), reason)
-    extra = [m for m in dict.fromkeys(map(str, exc.api_messages)) if m and m != reason]
-    detail = f": {'; '.join(extra)}" if extra else ""
-    return " ".join(f"X refused the rules request ({status}){detail}".split())[:_MAX_DETAIL]
-
-
-def _messages(errors: Iterable[Any]) -> list[str]:
-    """Readable messages of X error objects (``details``, ``detail``, ``message``, ``title``)."""
-    found: list[str] = []
-    for error in errors:
-        if not isinstance(error, dict):
-            found.append(str(error))
-            continue
-        details = error.get("details")
-        if isinstance(details, list) and details:
-            found.extend(str(detail) for detail in details)
-        elif error.get("detail") or error.get("message"):
-            found.append(str(error.get("detail") or error.get("message")))
-        elif error.get("title"):
-            found.append(str(error["title"]))
-    return found
-
-
-def _peek(text: str) -> tuple[str | None, list[Any] | None]:
-    """A stream line's post id, and its errors if it is an error message without a post."""
-    try:
-        envelope = json.loads(text)
-    except (ValueError, RecursionError):
-        return None, None
-    if not isinstance(envelope, dict):
-        return None, None
-    data = envelope.get("data")
-    if isinstance(data, dict):
-        post_id = data.get("id")
-        return (post_id if isinstance(post_id, str) and post_id else None), None
-    errors = envelope.get("errors")
-    return None, (errors if isinstance(errors, list) else None)
+        return None
 
 
 # The stream connection
 
 
-class _StreamClient(tweepy.StreamingClient):  # type: ignore[misc]  # tweepy is untyped
-    """tweepy's streaming client with senti's connection loop and callbacks.
+class _Connection(tweepy.StreamingClient):  # type: ignore[misc]  # tweepy is untyped
+    """One stream connection: a ``filter()`` call that returns when the connection ends.
 
-    ``filter(threaded=True)`` processes the parameters and starts the thread as
-    usual; :meth:`_connect` replaces ``BaseStream._connect`` so that reconnects
-    use X's documented back-off with an injectable sleep, a silent connection
-    times out after ``stall_timeout``, and a connection can be aborted at once.
+    Each callback that ends it records why in :attr:`ended` and disconnects,
+    which ends tweepy's loop before it sleeps or reconnects.
     """
 
-    def __init__(self, owner: XStream, bearer_token: str, session: requests.Session) -> None:
-        super().__init__(bearer_token, daemon=True)
+    def __init__(self, owner: XStream, session: Session) -> None:
+        super().__init__(owner._token, chunk_size=_READ_SIZE, daemon=True, max_retries=0)
         self.session = session
+        self.ended: Exception | None = None
+        """Why the connection ended (``None``: disconnected by :meth:`close`)."""
         self._owner = owner
-        self._response: requests.Response | None = None
-        self._response_lock = threading.Lock()
 
-    # Connection loop (replaces tweepy's BaseStream._connect)
+    def close(self) -> None:
+        """End the connection from any thread, at once."""
+        self.disconnect()
+        self.session.abort()
 
-    def _connect(
-        self, method: str, endpoint: str, params: dict[str, Any] | None = None, **_: Any
-    ) -> None:
-        owner = self._owner
-        url = f"{owner.settings.api_base}/2/tweets/{endpoint}/stream"
-        headers = {"Authorization": f"Bearer {self.bearer_token}", "User-Agent": self.user_agent}
-        self.running = True
-        try:
-            first = True
-            while self.running:
-                if not first:
-                    owner._count("reconnects")
-                first = False
-                failure = self._attempt(method, url, params, headers)
-                if failure is None or not self.running:
-                    break
-                owner._backoff_wait(failure)
-        except Exception as exc:
-            self.on_exception(exc)
-        finally:
-            self.session.close()
-            self.running = False
-            self.on_disconnect()
-
-    def _attempt(
-        self, method: str, url: str, params: dict[str, Any] | None, headers: dict[str, str]
-    ) -> Failure | None:
-        """One connection, read until it ends; the failure, or ``None`` when stopping."""
-        settings = self._owner.settings
-        try:
-            with self.session.request(
-                method,
-                url,
-                params=params,
-                headers=headers,
-                timeout=(settings.connect_timeout, settings.stall_timeout),
-                stream=True,
-            ) as response:
-                self._hold(response)
-                if self._stopping():
-                    return None
-                if response.status_code != 200:
-                    return self._refused(response)
-                self.on_connect()
-                return self._read(response)
-        except (
-            requests.ConnectionError,
-            requests.Timeout,
-            requests.exceptions.ChunkedEncodingError,
-            urllib3.exceptions.HTTPError,
-            ssl.SSLError,
-            OSError,
-        ) as exc:
-            if self._stopping():
-                return None
-            if _is_timeout(exc):
-                self._owner._stalled()
-            else:
-                self.on_connection_error()
-                logger.warning(
-                    "X stream connection error: %s", self._owner._scrub(type(exc).__name__)
-                )
-            return Failure.NETWORK
-        finally:
-            self._hold(None)
-
-    def _read(self, response: requests.Response) -> Failure | None:
-        """Pass on the lines of an open stream until X closes it (a network failure)."""
-        lines = _LineSplitter()
-        for chunk in response.iter_content(chunk_size=self.chunk_size):
-            for line in lines.feed(chunk):
-                if line:
-                    self.on_data(line)
-                else:
-                    self.on_keep_alive()
-            if self._stopping():
-                return None
-        if self._stopping():
-            return None
-        self.on_closed(response)
-        return Failure.NETWORK
-
-    def _stopping(self) -> bool:
-        """Whether :meth:`disconnect` was called (from any thread)."""
-        return not self.running
-
-    def _refused(self, response: requests.Response) -> Failure | None:
-        status = response.status_code
-        self.on_request_error(status)
-        detail = self._owner._scrub(_problem(response))
-        if status in _FATAL_STATUSES:
-            reason = _status_line(status, response.reason)
-            self._owner._fail(XStreamFailed(f"X refused the stream ({reason}): {detail}"))
-            self.running = False
-            return None
-        logger.warning("X stream refused with HTTP %d: %s", status, detail)
-        return Failure.RATE_LIMIT if status == 429 else Failure.HTTP
-
-    def _hold(self, response: requests.Response | None) -> None:
-        with self._response_lock:
-            self._response = response
-        if response is not None and not self.running:
-            self.abort()
-
-    def abort(self) -> None:
-        """Shut down the current connection's socket, waking a blocked read (any thread)."""
-        with self._response_lock:
-            response = self._response
-        if response is None:
-            return
-        connection = getattr(response.raw, "connection", None)
-        sock = getattr(connection, "sock", None)
-        if isinstance(sock, socket.socket):
-            with contextlib.suppress(OSError):  # already closed
-                sock.shutdown(socket.SHUT_RDWR)
-
-    # tweepy's callbacks
+    def _end(self, error: Exception) -> None:
+        if self.ended is None:
+            self.ended = error
+        self.disconnect()
 
     def on_connect(self) -> None:
-        self._owner._connected()
+        if self._owner._hold(self.close):
+            self._owner._connected()
+            logger.info("X stream connected")
 
     def on_data(self, raw_data: bytes) -> None:
         """Queue the raw line; no parsing into tweepy objects (the dataflow parses)."""
-        self._owner._on_line(raw_data)
+        errors = self._owner._on_line(raw_data)
+        if errors is not None:
+            self.on_errors(errors)
 
     def on_keep_alive(self) -> None:
         pass  # the read timeout measures silence; a keep-alive only resets it
 
-    def on_request_error(self, status_code: int) -> None:
-        self._owner._disconnected()
-
-    def on_connection_error(self) -> None:
-        self._owner._disconnected()
-
-    def on_closed(self, response: requests.Response) -> None:
-        self._owner._disconnected()
-        logger.warning("X closed the stream connection")
-
     def on_errors(self, errors: Any) -> None:
         self._owner._count("stream_errors")
-        detail = self._owner._scrub("; ".join(_messages(errors)))  # then cut: no token part
-        logger.warning("X stream error: %s", detail[:_MAX_DETAIL])
+        detail = scrub("; ".join(messages(errors)))  # then cut: no token part
+        logger.warning("X stream error: %s", detail[:MAX_DETAIL])
+
+    def on_closed(self, response: requests.Response) -> None:
+        self._end(_Closed("X closed the stream connection"))
+
+    def on_request_error(self, status_code: int) -> None:
+        response = self.session.response
+        reason = None if response is None else response.reason
+        detail = scrub(problem(_body(response), reason or ""))
+        self._end(_Refused(status_code, reason, detail))
+
+    def on_connection_error(self) -> None:
+        error = sys.exception()  # tweepy calls this while handling the error
+        self._end(error if isinstance(error, Exception) else ConnectionError())
 
     def on_exception(self, exception: Exception) -> None:
-        self._owner._fail(exception)
-        logger.error("X stream failed: %s", self._owner._scrub(repr(exception)))
+        self._end(exception)
 
     def on_disconnect(self) -> None:
-        self._owner._disconnected()
-        logger.info("X stream disconnected")
+        pass  # the live base keeps the connected gauge
 
 
 # The stream and its rules
 
 
-class XStream:
+class XStream(LiveStream["XSettings"]):
     """The X filtered stream: one connection on its own thread, and live rule sync.
 
     Lifecycle: :meth:`start` connects (idempotent), :meth:`stop` disconnects
@@ -555,6 +300,9 @@ class XStream:
     Raises :class:`XSourceError` if ``settings`` has no bearer token.
     """
 
+    name = "x"
+    counters = ("stalls", "rule_changes", "stream_errors")
+
     def __init__(
         self,
         settings: XSettings,
@@ -564,364 +312,115 @@ class XStream:
     ) -> None:
         if settings.bearer_token is None or not settings.bearer_token.get_secret_value():
             raise XSourceError("no X bearer token: set SENTI_X_BEARER_TOKEN")
-        self.settings = settings
+        super().__init__(settings, backoff=backoff, sleep=sleep)
         self.limits = settings.limits()
         self._token = settings.bearer_token.get_secret_value()
-        self._backoff = Backoff(backoff)
-        self._stopping = threading.Event()
-        self._sleep = sleep or self._stopping.wait
-        _REDACTOR.add(self._token)
-
-        # Stream thread -> dataflow
-        self._lock = threading.Condition()
-        self._lines: deque[Line] = deque(maxlen=settings.queue_size)
-        self._seen: OrderedDict[str, None] = OrderedDict()
         self._unnamed = 0
-        self._counts = dict.fromkeys(
-            (
-                "connections",
-                "reconnects",
-                "stalls",
-                "rule_changes",
-                "received",
-                "dropped",
-                "duplicates",
-                "stream_errors",
-            ),
-            0,
+        self._rules = XRules(
+            self._token,
+            settings.api_base,
+            lang=settings.lang,
+            limits=self.limits,
+            changed=lambda count: self._count("rule_changes", count),
         )
-        self._is_connected = False
-        self.error: BaseException | None = None
-        """What ended the stream, if it failed; :class:`XSource` raises it."""
 
-        # Clients: one for the stream connection (its own thread), one for rules.
-        self._client: _StreamClient | None = None
-        self._rules_lock = threading.Lock()
-        self._rules_client = tweepy.StreamingClient(self._token, return_type=tweepy.Response)
-        self._rules_client.session = _BaseUrlSession(settings.api_base)
-        self._ours: dict[str, Rule] = {}
-        """senti's rules by query key; ``id=None`` when another rule has the same value."""
-        self._rule_count: int | None = None
-        """Rules on the stream (everyone's), once loaded."""
-
-    # Lifecycle
-
-    def start(self) -> None:
-        """Connect the stream on its own thread, if not already started."""
-        with self._lock:
-            if self._client is not None or self._stopping.is_set():
-                return
-            self._client = _StreamClient(self, self._token, _BaseUrlSession(self.settings.api_base))
-        self._client.filter(threaded=True, **STREAM_PARAMS)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Disconnect and wait (up to ``timeout`` seconds) for the stream thread; idempotent."""
-        self._stopping.set()
-        client = self._client
-        if client is not None:
-            client.disconnect()
-            client.abort()
-            if client.thread is not None:
-                client.thread.join(timeout)
-        with self._lock:
-            self._lock.notify_all()
-
-    @property
-    def stopped(self) -> bool:
-        """Whether :meth:`stop` was called or the stream failed."""
-        return self._stopping.is_set() or self.error is not None
-
-    @property
-    def running(self) -> bool:
-        """Whether the stream thread is alive."""
-        client = self._client
-        return client is not None and client.thread is not None and client.thread.is_alive()
-
+    @override
     def stats(self) -> XStreamStats:
-        """A snapshot of the counters."""
         with self._lock:
-            return XStreamStats(connected=self._is_connected, **self._counts)
-
-    # Lines, for XSource and capture
+            return XStreamStats(**self._snapshot())
 
     def take(self, limit: int, timeout: float = 0.0) -> list[Line]:
         """Up to ``limit`` queued lines, oldest first; waits up to ``timeout`` s for the first."""
-        with self._lock:
-            if not self._lines and timeout > 0 and not self.stopped:
-                self._lock.wait(timeout)
-            count = min(limit, len(self._lines))
-            return [self._lines.popleft() for _ in range(count)]
+        return [item.line for item in self.drain(limit, timeout)]
 
-    # Rules
+    # The connection (on the stream thread)
+
+    @override
+    def _connect_and_read(self) -> None:
+        settings = self.settings
+        timeout = (settings.connect_timeout, settings.stall_timeout)
+        connection = _Connection(self, Session(settings.api_base, timeout=timeout))
+        connection.filter(**STREAM_PARAMS)
+        if connection.ended is not None:
+            raise connection.ended
+
+    @override
+    def _failure(self, error: Exception) -> Failure | None:
+        if isinstance(error, _Refused):
+            if error.status in FATAL_STATUSES:
+                reason = status_line(error.status, error.reason)
+                self._fail(XStreamFailed(f"X refused the stream ({reason}): {error.detail}"))
+                return None
+            logger.warning("X stream refused with HTTP %d: %s", error.status, error.detail)
+            return Failure.RATE_LIMIT if error.status == 429 else Failure.HTTP
+        if isinstance(error, _Closed):
+            logger.warning("X closed the stream connection")
+        elif _is_timeout(error):
+            self._count("stalls")
+            stall = self.settings.stall_timeout
+            logger.warning("X stream stalled: nothing for %.1f s, reconnecting", stall)
+        elif isinstance(error, requests.RequestException | urllib3.exceptions.HTTPError | OSError):
+            logger.warning("X stream connection error: %s", scrub(type(error).__name__))
+        else:
+            raise error
+        return Failure.NETWORK
+
+    def _on_line(self, raw: bytes) -> list[Any] | None:
+        """Queue a line as X sent it; X's errors instead when it is an error message."""
+        text = raw[:MAX_LINE_BYTES].decode("utf-8", errors="surrogateescape")
+        post_id, errors = peek(text)
+        self._event(None)
+        if post_id is None and errors is not None:
+            return errors
+        name = origin(post_id)
+        if name is None:  # no id, or one no post has (X's are digits): the line's number
+            self._unnamed += 1
+            name = f"x:line-{self._unnamed}"
+        self._deliver(post_id, None, Line(text, origin=name))
+        return None
+
+    # Rules (see XRules)
 
     def rules(self) -> list[Rule]:
         """Every rule on the stream (senti's and others'), as X lists them."""
-        with self._rules_lock:
-            return self._get_rules()
+        return self._rules.rules()
 
     def reconcile(self, queries: Iterable[Query]) -> None:
-        """Make senti's rules exactly one per query: delete stale ``senti:`` rules, add missing.
-
-        Rules without a ``senti:`` tag are left alone. Raises
-        :class:`~flows.xrules.RuleError` if the queries do not fit X's limits,
-        :class:`RuleRejected` if X refuses a rule (checked with a dry run
-        before any is added), :class:`XApiError` if a request fails.
-        """
-        wanted = list(queries)
-        with self._rules_lock:
-            self._rule_count = None  # unknown until this succeeds
-            existing = self._get_rules()
-            sync = reconcile(existing, wanted, lang=self.settings.lang, limits=self.limits)
-            if sync.to_delete:  # stale whatever happens next
-                self._delete(sync.to_delete)
-            added: dict[str, Rule] = {}
-            if sync.to_add:
-                self._add(sync.to_add, dry_run=True)
-                added = self._add(sync.to_add)
-            gone = set(sync.to_delete)
-            kept = [rule for rule in existing if rule.id not in gone]
-            self._ours = {rule.key: rule for rule in kept if rule.key is not None}
-            self._ours.update(added)
-            self._rule_count = len(kept) + sum(1 for rule in added.values() if rule.id)
-        logger.info(
-            "X rules reconciled",
-            extra={"deleted": len(sync.to_delete), "added": len(sync.to_add)},
-        )
+        """Make senti's rules exactly one per query (see :meth:`XRules.reconcile`)."""
+        self._rules.reconcile(queries)
 
     def track(self, query: Query) -> None:
-        """Add the rule for ``query`` unless senti has it already; the stream stays connected.
-
-        The rule is checked with a dry run first. Raises
-        :class:`~flows.xrules.RuleError` when X's limits leave no room or the
-        rule is too long, :class:`RuleRejected` (with X's message) when X
-        refuses it, :class:`XApiError` when a request fails.
-        """
-        rule = rule_for(query, lang=self.settings.lang, limits=self.limits)
-        with self._rules_lock:
-            if query.key in self._ours:
-                return
-            if self._rule_count is None:
-                self._load()
-                if query.key in self._ours:
-                    return
-            check_room(self._rule_count or 0, limits=self.limits)
-            self._add([rule], dry_run=True)
-            added = self._add([rule])
-            self._ours.update(added)
-            self._rule_count = (self._rule_count or 0) + sum(1 for r in added.values() if r.id)
-        logger.info("X rule added", extra={"query": query.key})
+        """Add the rule for ``query``; the stream stays connected (see :meth:`XRules.track`)."""
+        self._rules.track(query)
 
     def untrack(self, key: str) -> None:
-        """Delete the rule for the query with canonical key ``key``, if senti added one.
-
-        Raises :class:`XApiError` when the request fails (the rule is kept).
-        """
-        with self._rules_lock:
-            rule = self._ours.get(key)
-            if rule is None:
-                return
-            if rule.id is not None:
-                self._delete([rule.id])
-                self._rule_count = max((self._rule_count or 1) - 1, 0)
-            del self._ours[key]
-        logger.info("X rule deleted", extra={"query": key})
-
-    def _load(self) -> None:
-        existing = self._get_rules()
-        self._ours = {rule.key: rule for rule in existing if rule.key is not None}
-        self._rule_count = len(existing)
-
-    def _get_rules(self) -> list[Rule]:
-        rules: list[Rule] = []
-        params: dict[str, Any] = {}
-        while True:
-            response = self._call(self._rules_client.get_rules, **params)
-            rules += [
-                Rule(value=rule.value, tag=rule.tag, id=str(rule.id))
-                for rule in response.data or ()
-            ]
-            token = (response.meta or {}).get("next_token")
-            if not token:
-                return rules
-            params = {"pagination_token": token}
-
-    def _add(self, rules: Sequence[Rule], *, dry_run: bool = False) -> dict[str, Rule]:
-        """Add ``rules``; the added ones by query key (``id=None`` for a duplicate of another's)."""
-        stream_rules = [tweepy.StreamRule(value=rule.value, tag=rule.tag) for rule in rules]
-        extra = {"dry_run": "true"} if dry_run else {}
-        response = self._call(self._rules_client.add_rules, stream_rules, **extra)
-        duplicates: dict[str, str] = {}
-        problems = []
-        for error in response.errors or ():
-            if isinstance(error, dict) and error.get("title") == "DuplicateRule":
-                duplicates[str(error.get("value"))] = str(error.get("id") or "")
-            else:
-                problems.append(error)
-        if problems:
-            raise RuleRejected(self._scrub(self._rejection(problems)), problems)
-        if dry_run:
-            return {}
-        added: dict[str, Rule] = {}
-        for rule in response.data or ():
-            stored = Rule(value=rule.value, tag=rule.tag, id=str(rule.id))
-            if stored.key is not None:
-                added[stored.key] = stored
-                self._count("rule_changes")
-        for rule in rules:
-            if rule.key is not None and rule.key not in added and rule.value in duplicates:
-                # Another rule has this exact value: its posts arrive anyway.
-                added[rule.key] = Rule(value=rule.value, tag=rule.tag, id=None)
-        return added
-
-    def _delete(self, ids: Sequence[str]) -> None:
-        response = self._call(self._rules_client.delete_rules, list(ids))
-        missing = [error for error in response.errors or () if isinstance(error, dict)]
-        if missing:  # already gone is fine: that is what was wanted
-            logger.info("X rules already deleted: %s", self._scrub("; ".join(_messages(missing))))
-        summary = (response.meta or {}).get("summary") or {}
-        self._count("rule_changes", int(summary.get("deleted", len(ids) - len(missing))))
-
-    def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """A tweepy rules request, its failures turned into senti's errors (token scrubbed)."""
-        try:
-            return method(*args, **kwargs)
-        except tweepy.BadRequest as exc:
-            messages = exc.api_messages or _messages(exc.api_errors) or [str(exc)]
-            raise RuleRejected(self._scrub("; ".join(messages)), exc.api_errors) from None
-        except tweepy.HTTPException as exc:
-            raise XApiError(self._scrub(_rules_failure(exc))) from None
-        except requests.RequestException as exc:
-            raise XApiError(
-                self._scrub(f"cannot reach X at {self.settings.api_base}: {type(exc).__name__}")
-            ) from None
-
-    @staticmethod
-    def _rejection(errors: Sequence[Any]) -> str:
-        values = [str(e["value"]) for e in errors if isinstance(e, dict) and e.get("value")]
-        about = f" {values[0]!r}" if len(values) == 1 else ""
-        return f"X rejected the rule{about}: " + "; ".join(_messages(errors))
-
-    # Called from the stream thread
-
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._token, _REDACTED)
-
-    def _count(self, name: str, amount: int = 1) -> None:
-        with self._lock:
-            self._counts[name] += amount
-
-    def _connected(self) -> None:
-        self._backoff.reset()
-        with self._lock:
-            self._is_connected = True
-            self._counts["connections"] += 1
-        logger.info("X stream connected")
-
-    def _disconnected(self) -> None:
-        with self._lock:
-            self._is_connected = False
-
-    def _stalled(self) -> None:
-        self._disconnected()
-        self._count("stalls")
-        logger.warning(
-            "X stream stalled: nothing for %.1f s, reconnecting", self.settings.stall_timeout
-        )
-
-    def _backoff_wait(self, failure: Failure) -> None:
-        wait = self._backoff.next_wait(failure)
-        logger.info("X stream reconnecting in %.2f s after a %s failure", wait, failure.value)
-        self._sleep(wait)
-
-    def _fail(self, error: BaseException) -> None:
-        with self._lock:
-            if self.error is None:
-                self.error = error
-            self._lock.notify_all()
-
-    def _on_line(self, raw: bytes) -> None:
-        text = raw.decode("utf-8", errors="surrogateescape")
-        post_id, errors = _peek(text)
-        if post_id is None and errors is not None:
-            self._client_errors(errors)
-            return
-        with self._lock:
-            if post_id is not None:
-                if post_id in self._seen:
-                    self._seen.move_to_end(post_id)
-                    self._counts["duplicates"] += 1
-                    return
-                self._seen[post_id] = None
-                if len(self._seen) > self.settings.dedup_size:
-                    self._seen.popitem(last=False)
-            if post_id is not None and _ID.fullmatch(post_id):
-                origin = f"x:{post_id}"
-            else:  # no id, or one no post has (X's are digits): the line's number names it
-                self._unnamed += 1
-                origin = f"x:line-{self._unnamed}"
-            if len(self._lines) == self._lines.maxlen:
-                self._counts["dropped"] += 1
-            self._lines.append(Line(text, origin=origin))
-            self._counts["received"] += 1
-            self._lock.notify_all()
-
-    def _client_errors(self, errors: list[Any]) -> None:
-        client = self._client
-        if client is not None:
-            client.on_errors(errors)
+        """Delete senti's rule for the query ``key`` (see :meth:`XRules.untrack`)."""
+        self._rules.untrack(key)
 
 
 # The bytewax source
 
 
-class _XPartition(PollingPartition[Line, None]):
-    def __init__(self, stream: XStream, batch: int, poll: timedelta) -> None:
-        self._stream = stream
-        self._batch = batch
-        self.poll = poll
-
-    @override
-    def fetch(self) -> list[Line]:
-        batch = self._stream.take(self._batch)
-        if not batch:
-            if self._stream.error is not None:
-                raise self._stream.error
-            if self._stream.stopped:
-                raise StopIteration
-        return batch
-
-    @override
-    def snapshot(self) -> None:
-        # Not resumable: X's stream cannot be rewound (backfill needs Enterprise).
-        return None
-
-    @override
-    def close(self) -> None:
-        self._stream.stop()
-
-
-class XSource(FixedPartitionedSource[Line, None]):
+class XSource(LiveSource[XStream]):
     """The lines of an :class:`XStream` as a bytewax input (one partition, ``"x"``).
 
     Building the partition starts the stream; closing it (end of the flow)
     stops it. The partition ends when the stream is stopped and its queue is
-    empty, and raises the stream's error if X refused it for good.
+    empty, and raises the stream's error if X refused it for good. Not
+    resumable: X's stream cannot be rewound (backfill needs Enterprise), so
+    its resume state is always ``None`` and nothing is kept in the store.
     """
+
+    part = "x"
+    stream: XStream
 
     def __init__(
         self, stream: XStream, *, batch_size: int = 1000, poll: timedelta = POLL_INTERVAL
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.stream = stream
-        self.batch_size = batch_size
-        self.poll = poll
+        super().__init__(stream, batch_size=batch_size, poll=poll)
 
+    @property
     @override
-    def list_parts(self) -> list[str]:
-        return ["x"]
-
-    @override
-    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _XPartition:
-        self.stream.start()
-        return _XPartition(self.stream, self.batch_size, self.poll)
+    def cursor_key(self) -> str:
+        """``x``: a name only, the X stream has no positions to keep."""
+        return "x"
