@@ -41,6 +41,7 @@ from bytewax.inputs import FixedPartitionedSource
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from typing_extensions import override
 
+from flows.alerts import Alert
 from flows.assemble import assemble_flow
 from flows.cursors import Positions
 from flows.dataflow import FlowSettings
@@ -53,10 +54,12 @@ from flows.sentiment import load_thresholds
 from flows.sources.control import FlowStop, SourceFailed, SubscriptionSource
 from flows.sources.registry import open_source
 from server.backend import Deliver
-from server.protocol import Dialect, encode_post, encode_window
+from server.protocol import Dialect, encode_alert, encode_post, encode_window
 from server.settings import ServerSettings
 
 __all__ = [
+    "Encoded",
+    "EncodedAlert",
     "EncodedPost",
     "EncodedWindow",
     "ProcessBackend",
@@ -80,6 +83,14 @@ class EncodedPost:
 
 
 @dataclass(frozen=True, slots=True)
+class EncodedAlert:
+    """A sentiment-shift alert of one query, as its v2 message."""
+
+    query: str
+    v2: str
+
+
+@dataclass(frozen=True, slots=True)
 class EncodedWindow:
     """A closed window: the v2 message of a query, or the global counts (``*``)."""
 
@@ -87,9 +98,13 @@ class EncodedWindow:
     v2: str
 
 
-def encode_items(items: Sequence[Any]) -> list[EncodedPost | EncodedWindow | Rejected]:
+Encoded = EncodedPost | EncodedWindow | EncodedAlert | Rejected
+"""What the child sends the server of each output item."""
+
+
+def encode_items(items: Sequence[Any]) -> list[Encoded]:
     """What the server needs of a batch of dataflow output, encoded once."""
-    encoded: list[EncodedPost | EncodedWindow | Rejected] = []
+    encoded: list[Encoded] = []
     for item in items:
         if isinstance(item, PostMatches):
             matches = item.matches()
@@ -98,6 +113,8 @@ def encode_items(items: Sequence[Any]) -> list[EncodedPost | EncodedWindow | Rej
         elif isinstance(item, WindowSummary):
             v2 = "" if item.query == ALL_POSTS else encode_window(item)
             encoded.append(EncodedWindow(item, v2))
+        elif isinstance(item, Alert):
+            encoded.append(EncodedAlert(item.query, encode_alert(item)))
         elif isinstance(item, Rejected):  # counted by the server; the store keeps the raw text
             encoded.append(Rejected(item.origin, item.reason[:200], "", item.code))
     return encoded
@@ -144,7 +161,9 @@ def build_server_flow(
             live=True,
             lanes=settings.workers,
             queries=tuple(queries),
+            alerts=settings.alert_settings,
         ),
+        webhook=settings.alert_webhook,
     )
 
 
