@@ -94,6 +94,8 @@ class ServerSettings(BaseSettings):
     """Weight of the newest window in the exponentially weighted baseline."""
     alert_rearm_z: float = 1.0
     """An alert episode ends when a window's z falls below this (at most ``alert_z``)."""
+    alert_hold_z: float = Field(default=2.0, gt=0)
+    """A window with a z at least this feeds the baseline slowly (at most ``alert_z``)."""
     alert_webhook: str | None = None
     """``http(s)://`` URL each alert is POSTed to as JSON, off the dataflow's thread."""
 
@@ -128,8 +130,8 @@ class ServerSettings(BaseSettings):
             raise ValueError("certfile and keyfile must be given together")
         if self.source == "replay" and not self.replay:
             raise ValueError("source 'replay' needs at least one replay file")
-        if self.alert_rearm_z > self.alert_z:
-            raise ValueError("alert_rearm_z must not exceed alert_z")
+        if self.alert_rearm_z > self.alert_z or self.alert_hold_z > self.alert_z:
+            raise ValueError("alert_rearm_z and alert_hold_z must not exceed alert_z")
         if self.alert_webhook is not None:
             check_webhook_url(self.alert_webhook)
         return self
@@ -144,6 +146,7 @@ class ServerSettings(BaseSettings):
             warmup=self.alert_warmup,
             alpha=self.alert_alpha,
             rearm_z=self.alert_rearm_z,
+            hold_z=self.alert_hold_z,
             enabled=self.alerts,
         )
 
