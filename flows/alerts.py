@@ -22,12 +22,15 @@ The rule, for each polarity ``p`` in (negative, positive) and each window with
   ``n >= min_posts``, ``p1 - p0 >= min_shift`` and ``z >= z``: only rises are
   alerted (a crisis raises the negative share, a launch the positive one);
 * one alert per episode: after an alert the polarity is disarmed until a
-  window's ``z`` is below ``rearm_z`` again. While an episode is open, a
-  window feeds the baseline with weight ``w = min(1, a * N / n) / 4`` (``N <-
+  window's ``z`` is below ``rearm_z`` again. While an episode is open, or
+  when a window is suspect (``z >= hold_z`` for either polarity, alerted or
+  not), the window feeds the baseline with weight ``w = min(1, a * N / n) / 4`` (``N <-
   (1 - a * w) * N + w * n``, likewise ``X``): a quarter of the weight, and no
   more posts than an ordinary window, however much the topic trends. A short
   shift does not become the baseline, and no rebound alert follows its end; a
-  lasting one becomes the baseline, slowly.
+  lasting one becomes the baseline, slowly. A shift that builds up over two
+  windows (the first one too small or too short of ``z`` to alert) is thus
+  tested against the baseline from before it, not one it already dragged along.
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ class AlertSettings:
     """Weight of the newest window in the baseline (half-life of about 6.6 windows)."""
     rearm_z: float = 1.0
     """An episode ends (and the polarity re-arms) when a window's z falls below this."""
+    hold_z: float = 2.0
+    """A window with a z at least this feeds the baseline slowly, as in an episode."""
     enabled: bool = True
 
     def __post_init__(self) -> None:
@@ -80,6 +85,8 @@ class AlertSettings:
             raise ValueError(f"alert alpha must be in (0, 1], not {self.alpha}")
         if self.rearm_z > self.z:
             raise ValueError(f"alert rearm_z ({self.rearm_z}) must not exceed z ({self.z})")
+        if not 0 < self.hold_z <= self.z:
+            raise ValueError(f"alert hold_z must be in (0, z], not {self.hold_z}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,8 +180,9 @@ class ShiftDetector:
         counts = (summary.negative, summary.positive)
         best: Alert | None = None
         armed = list(base.armed)
+        zs = [shift_z(counts[i], scored, base.counts[i], base.scored) for i in range(2)]
         for index, direction in enumerate(_DIRECTIONS):
-            z = shift_z(counts[index], scored, base.counts[index], base.scored)
+            z = zs[index]
             if not armed[index]:
                 armed[index] = z < rules.rearm_z
                 continue
@@ -198,7 +206,7 @@ class ShiftDetector:
                     scored=scored,
                 )
         weight = 1.0
-        if not all(armed) and scored:
+        if scored and (not all(armed) or max(zs) >= rules.hold_z):
             usual = rules.alpha * base.scored  # about one ordinary window's posts
             weight = min(1.0, usual / scored) / _EPISODE_SLOWDOWN
         keep = 1 - rules.alpha * weight

@@ -27,6 +27,7 @@ from flows.matching import Subscription
 from flows.model import Line, Rejected
 from flows.recovery import Recovery, stoppable
 from flows.sinks.store import StoreSink
+from flows.sinks.webhook import WebhookSink
 
 __all__ = ["assemble_flow"]
 
@@ -41,18 +42,22 @@ def assemble_flow(
     store: str | None = None,
     positions: Positions | None = None,
     recovery: Recovery | None = None,
+    webhook: str | None = None,
 ) -> Dataflow:
     """The dataflow over ``source`` writing every sink, ending when ``stop`` is set.
 
     With ``store``, a :class:`StoreSink` is added last; it carries
     ``positions`` (the source's, see :mod:`flows.cursors`) and, with
     ``recovery``, writes on the worker's thread so a snapshot never runs ahead
-    of the rows. Raises what the source raises while listing its parts
+    of the rows. With ``webhook``, a :class:`~flows.sinks.webhook.WebhookSink`
+    POSTs each alert there (docs/alerts.md). Raises what the source raises while listing its parts
     (an :class:`OSError` for a replay file gone since it was checked).
     """
     outputs: list[Sink[Any]] = list(sinks)
     if store is not None:
         outputs.append(StoreSink(store, background=recovery is None, positions=positions))
+    if webhook is not None:
+        outputs.append(WebhookSink(webhook))
     return build_flow(
         stoppable(source, stop, recovery=recovery), subscriptions, outputs, settings=settings
     )

@@ -7,9 +7,9 @@ shape of its items in a comment. The functions live in :mod:`flows.steps`,
     lines -> to a lane -> parse -> drop retweets -> analyse --+-> match phrases -> matched posts
                           \-> rejected   \-> retweets     |          |
     subscriptions -> to every lane ------------------------+          v
-    analysed posts + retweets -> windows per lane -> merge windows -> summaries
-                                                \-> late posts
-    matched posts + summaries + late posts + rejected + subscriptions -> every sink
+    analysed posts + retweets -> windows per lane -> merge windows -> summaries -> detect shifts
+                                                \-> late posts                     (alerts)
+    matched posts + summaries + alerts + late posts + rejected + subscriptions -> every sink
 
 Work is split into lanes, one per worker (:mod:`flows.lanes` names keys that
 Bytewax places one on each worker). A post stays in the lane of the worker that
@@ -22,7 +22,10 @@ lookup per term of the post whatever the number of queries. Each lane counts
 its posts in its own windows, on its own event-time clock, and a window is
 summarised once every lane has closed it (:mod:`flows.windows`). What crosses
 between workers is the raw line of a single-partition source, each
-subscription change, and a lane's tallies once per window.
+subscription change, and a lane's tallies once per window. Sentiment-shift
+alerts (:mod:`flows.alerts`, docs/alerts.md) are decided per query from its
+closed window summaries, in a step keyed by the query, so each query's baseline
+lives on one worker.
 """
 
 from __future__ import annotations
@@ -39,10 +42,11 @@ from bytewax.inputs import FixedPartitionedSource, Source
 from bytewax.operators import KeyedStream
 from bytewax.outputs import Sink
 
+from flows.alerts import Alert, AlertSettings, ShiftDetector
 from flows.analysis import PostAnalyzer
 from flows.languages import ScoredLanguages
 from flows.matching import Query, Subscription
-from flows.model import Line, Post, PostMatches, Rejected, ScoredPost, parse_line
+from flows.model import Line, Post, PostMatches, Rejected, ScoredPost, WindowSummary, parse_line
 from flows.sentiment import Thresholds
 from flows.sources.workers import WorkerProbe
 from flows.steps import (
@@ -99,6 +103,10 @@ class FlowSettings:
     """Told the number of posts (retweets included) in each batch parsed, as it is
     parsed (the server's ``senti_posts_total``); called on the workers' threads."""
 
+    # Alerts
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    """Thresholds of the sentiment-shift rule (:mod:`flows.alerts`, docs/alerts.md)."""
+
     def __post_init__(self) -> None:
         if self.window <= timedelta(0):
             raise ValueError(f"window must be positive, not {self.window}")
@@ -137,8 +145,8 @@ def build_flow(
     receives :class:`~flows.model.PostMatches` (a matched post with all its
     queries; :func:`~flows.model.per_query` spells them out as
     :class:`~flows.model.Match` records), :class:`~flows.model.WindowSummary`,
-    :class:`~flows.model.LatePost`, :class:`~flows.model.Rejected` and
-    :class:`~flows.matching.Subscription` items.
+    :class:`~flows.model.LatePost`, :class:`~flows.model.Rejected`,
+    :class:`~flows.alerts.Alert` and :class:`~flows.matching.Subscription` items.
     """
     settings = settings or FlowSettings()
     analyzer = PostAnalyzer(settings.thresholds, settings.languages)
@@ -146,6 +154,7 @@ def build_flow(
     matcher = PhraseMatcher(settings.queries)
     grid = WindowGrid(settings.window, settings.align_to, settings.top_n)
     spec = settings.windows()
+    detector = ShiftDetector(settings.alerts)
     flow = Dataflow(flow_id)
 
     starts = op.input("find_workers", flow, WorkerProbe(lanes.keys))  # each lane's key, once
@@ -183,15 +192,18 @@ def build_flow(
         "merge_windows", closed, lambda s: WindowMerge(lanes.keys, s)
     )  # (MERGE, (window_id, LaneTally))
     summaries = op.flat_map("summarise", merged, grid.lane_summaries)  # WindowSummary
+    by_query = op.key_on("key_by_query", summaries, _query_of)  # (query, WindowSummary)
+    shifts = op.stateful_map("detect_shifts", by_query, detector)  # (query, Alert | None)
+    alerts = op.filter_map("keep_alerts", shifts, _alert_of)  # Alert
     late = cast(KeyedStream[Late], split_windows.falses)  # (lane, (window_id, Counted))
     lates = op.flat_map("late_posts", late, grid.late)  # LatePost
 
-    streams: list[Any] = [matches, summaries, lates, rejected]
+    streams: list[Any] = [matches, summaries, alerts, lates, rejected]
     if subscription_source is not None:
         streams += [changes, bad_changes]
     out = op.merge(
         "outputs", *streams
-    )  # PostMatches | WindowSummary | LatePost | Rejected | Subscription
+    )  # PostMatches | WindowSummary | Alert | LatePost | Rejected | Subscription
     for number, sink in enumerate(sinks):
         op.output(f"write_{number}", out, sink)
     return flow
@@ -212,6 +224,14 @@ def move_to_lanes(step_id: str, up: KeyedStream[X]) -> KeyedStream[X]:
 
 def _each(items: list[X]) -> list[X]:
     return items
+
+
+def _query_of(summary: WindowSummary) -> str:
+    return summary.query
+
+
+def _alert_of(item: tuple[str, Alert | None]) -> Alert | None:
+    return item[1]
 
 
 def _lane_start(key: str) -> tuple[str, None]:

@@ -43,6 +43,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from typing_extensions import override
 
+from flows.alerts import Alert
 from flows.assemble import assemble_flow
 from flows.cursors import Positions
 from flows.dataflow import FlowSettings
@@ -56,10 +57,12 @@ from flows.sources.control import FlowStop, SourceFailed, SubscriptionSource
 from flows.sources.registry import open_source
 from server.backend import Deliver
 from server.metrics import ReadCount
-from server.protocol import Dialect, encode_post, encode_window
+from server.protocol import Dialect, encode_alert, encode_post, encode_window
 from server.settings import ServerSettings
 
 __all__ = [
+    "Encoded",
+    "EncodedAlert",
     "EncodedPost",
     "EncodedWindow",
     "ProcessBackend",
@@ -87,6 +90,14 @@ class EncodedPost:
 
 
 @dataclass(frozen=True, slots=True)
+class EncodedAlert:
+    """A sentiment-shift alert of one query, as its v2 message."""
+
+    query: str
+    v2: str
+
+
+@dataclass(frozen=True, slots=True)
 class EncodedWindow:
     """A closed window: the v2 message of a query, or the global counts (``*``)."""
 
@@ -94,9 +105,13 @@ class EncodedWindow:
     v2: str
 
 
-def encode_items(items: Sequence[Any]) -> list[EncodedPost | EncodedWindow | Rejected]:
+Encoded = EncodedPost | EncodedWindow | EncodedAlert | Rejected
+"""What the child sends the server of each output item."""
+
+
+def encode_items(items: Sequence[Any]) -> list[Encoded]:
     """What the server needs of a batch of dataflow output, encoded once."""
-    encoded: list[EncodedPost | EncodedWindow | Rejected] = []
+    encoded: list[Encoded] = []
     for item in items:
         if isinstance(item, PostMatches):
             matches = item.matches()
@@ -105,6 +120,8 @@ def encode_items(items: Sequence[Any]) -> list[EncodedPost | EncodedWindow | Rej
         elif isinstance(item, WindowSummary):
             v2 = "" if item.query == ALL_POSTS else encode_window(item)
             encoded.append(EncodedWindow(item, v2))
+        elif isinstance(item, Alert):
+            encoded.append(EncodedAlert(item.query, encode_alert(item)))
         elif isinstance(item, Rejected):  # counted by the server; the store keeps the raw text
             encoded.append(Rejected(item.origin, item.reason[:200], "", item.code))
     return encoded
@@ -203,7 +220,9 @@ def build_server_flow(
             lanes=settings.workers,
             queries=tuple(queries),
             on_posts=None if read_count is None else read_count.add,
+            alerts=settings.alert_settings,
         ),
+        webhook=settings.alert_webhook,
     )
 
 

@@ -21,11 +21,12 @@ from typing import Any, Protocol
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.protocol import State
 
+from flows.alerts import Alert
 from flows.matching import Query, Subscription
 from flows.model import ALL_POSTS, Match, PostMatches, RejectCode, Rejected, WindowSummary
-from server.flowproc import EncodedPost, EncodedWindow
+from server.flowproc import EncodedAlert, EncodedPost, EncodedWindow
 from server.metrics import Metrics
-from server.protocol import Dialect, Outcome, encode_post, encode_window
+from server.protocol import Dialect, Outcome, encode_alert, encode_post, encode_window
 
 __all__ = ["Hub", "SubscriptionSink"]
 
@@ -145,10 +146,10 @@ class Hub:
         """Deliver a batch of dataflow output (on the event loop thread).
 
         Items are records (:class:`~flows.model.PostMatches`, :class:`~flows.model.Match`,
-        :class:`~flows.model.WindowSummary`) or the same already encoded by a
-        dataflow process (:mod:`server.flowproc`); :class:`~flows.model.Rejected`
-        records are counted by code. Anything else (late posts, subscription
-        changes) is not for clients and is left out.
+        :class:`~flows.model.WindowSummary`, :class:`~flows.alerts.Alert`) or the same
+        already encoded by a dataflow process (:mod:`server.flowproc`);
+        :class:`~flows.model.Rejected` records are counted by code. Anything else
+        (late posts, subscription changes) is not for clients and is left out.
         """
         for item in items:
             if isinstance(item, EncodedPost):
@@ -172,6 +173,9 @@ class Hub:
                     self._count_posts(summary)
                 else:
                     self._deliver_window(summary, text)
+            elif isinstance(item, EncodedAlert | Alert):
+                text = item.v2 if isinstance(item, EncodedAlert) else encode_alert(item)
+                self._deliver_v2(item.query, text)
 
     def _count_posts(self, summary: WindowSummary) -> None:
         read = summary.posts + summary.retweets
@@ -209,6 +213,15 @@ class Hub:
         conns = self._split(members).get(Dialect.V2)
         if conns:
             self._send(conns, text or encode_window(summary))
+
+    def _deliver_v2(self, key: str, text: str) -> None:
+        """Send ``text`` to the v2 clients tracking ``key`` (v1 clients get no alerts)."""
+        members = self._by_query.get(key)
+        if not members:
+            return
+        conns = self._split(members).get(Dialect.V2)
+        if conns:
+            self._send(conns, text)
 
     def _split(self, members: Iterable[ServerConnection]) -> dict[Dialect, list[ServerConnection]]:
         split: dict[Dialect, list[ServerConnection]] = {}

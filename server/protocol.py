@@ -36,6 +36,7 @@ from typing import Annotated, Final, Literal, TypeAlias, overload
 
 import msgspec
 
+from flows.alerts import Alert
 from flows.errors import SentiError
 from flows.matching import InvalidQuery, Query, parse_query
 from flows.model import Match, WindowSummary, format_time
@@ -46,6 +47,7 @@ __all__ = [
     "MAX_REQUEST_ID_CHARS",
     "MAX_SAFE_INTEGER",
     "SUBPROTOCOL_V2",
+    "AlertMessage",
     "ClientMessage",
     "CloseCode",
     "Dialect",
@@ -70,6 +72,7 @@ __all__ = [
     "WindowMessage",
     "decode_message",
     "dialect_for",
+    "encode_alert",
     "encode_error",
     "encode_post",
     "encode_window",
@@ -344,6 +347,28 @@ class WindowMessage(_Reply, tag="window", frozen=True):
     langs: dict[str, int]
 
 
+class AlertMessage(_Reply, tag="alert", frozen=True):
+    """v2 sentiment-shift alert: a closed window whose negative or positive share rose
+    above the query's own baseline by more than chance (docs/alerts.md).
+
+    ``share`` is the window's share of ``direction`` among its ``scored``
+    posts (``count`` of them), ``baseline`` the share it was compared with,
+    ``z`` the test's score. ``label`` is what the user typed for the query,
+    omitted when not known. Sent after the window's ``window`` message.
+    """
+
+    query: str
+    start: str
+    end: str
+    direction: Literal["negative", "positive"]
+    share: float
+    baseline: float
+    z: float
+    count: int
+    scored: int
+    label: str | None = None
+
+
 class ErrorMessage(_Reply, tag="error", frozen=True):
     """An error answer to one client message (both dialects; ``id`` only in v2)."""
 
@@ -353,7 +378,13 @@ class ErrorMessage(_Reply, tag="error", frozen=True):
 
 
 ServerMessage: TypeAlias = (
-    TrackingMessage | UntrackedMessage | PongMessage | PostMessage | WindowMessage | ErrorMessage
+    TrackingMessage
+    | UntrackedMessage
+    | PongMessage
+    | PostMessage
+    | WindowMessage
+    | AlertMessage
+    | ErrorMessage
 )
 """Any v2 server message."""
 
@@ -510,6 +541,24 @@ def encode_window(summary: WindowSummary) -> str:
             retweets=summary.retweets,
             top_hashtags=tuple((_scrub(tag), count) for tag, count in summary.top_hashtags),
             langs=dict(summary.langs),
+        )
+    )
+
+
+def encode_alert(alert: Alert) -> str:
+    """The v2 ``alert`` message for ``alert`` (v1 clients get no alerts)."""
+    return _encode(
+        AlertMessage(
+            query=alert.query,
+            start=format_time(alert.start),
+            end=format_time(alert.end),
+            direction=alert.direction,
+            share=round(alert.share, 4),
+            baseline=round(alert.baseline, 4),
+            z=round(alert.z, 2),
+            count=alert.count,
+            scored=alert.scored,
+            label=None if alert.label is None else _scrub(alert.label),
         )
     )
 

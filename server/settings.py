@@ -9,7 +9,9 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from flows.alerts import AlertSettings
 from flows.languages import DEFAULT_SCORED_LANGUAGES, ScoredLanguages, parse_scored_languages
+from flows.sinks.webhook import check_webhook_url
 from flows.sources.registry import source_names
 
 __all__ = ["ServerSettings"]
@@ -77,6 +79,26 @@ class ServerSettings(BaseSettings):
     others are delivered and counted as unscored (docs/operations.md)."""
     workers: int = Field(default=1, ge=1)
 
+    # Alerts (docs/alerts.md)
+    alerts: bool = True
+    """Decide sentiment-shift alerts per tracked query (``SENTI_ALERTS=0`` turns them off)."""
+    alert_z: float = Field(default=4.0, gt=0)
+    """z-score a window's share must reach over the query's baseline."""
+    alert_min_posts: int = Field(default=20, ge=1)
+    """Scored posts a window needs before it can raise an alert."""
+    alert_min_shift: float = Field(default=0.10, ge=0, lt=1)
+    """Smallest rise of the share over the baseline worth an alert (0.10 = 10 points)."""
+    alert_warmup: int = Field(default=5, ge=1)
+    """Windows a query must have seen before its baseline is trusted."""
+    alert_alpha: float = Field(default=0.1, gt=0, le=1)
+    """Weight of the newest window in the exponentially weighted baseline."""
+    alert_rearm_z: float = 1.0
+    """An alert episode ends when a window's z falls below this (at most ``alert_z``)."""
+    alert_hold_z: float = Field(default=2.0, gt=0)
+    """A window with a z at least this feeds the baseline slowly (at most ``alert_z``)."""
+    alert_webhook: str | None = None
+    """``http(s)://`` URL each alert is POSTed to as JSON, off the dataflow's thread."""
+
     # Recovery
     recovery_dir: Path | None = None
     """Snapshot the dataflow's state here and resume from it (docs/operations.md)."""
@@ -108,7 +130,25 @@ class ServerSettings(BaseSettings):
             raise ValueError("certfile and keyfile must be given together")
         if self.source == "replay" and not self.replay:
             raise ValueError("source 'replay' needs at least one replay file")
+        if self.alert_rearm_z > self.alert_z or self.alert_hold_z > self.alert_z:
+            raise ValueError("alert_rearm_z and alert_hold_z must not exceed alert_z")
+        if self.alert_webhook is not None:
+            check_webhook_url(self.alert_webhook)
         return self
+
+    @property
+    def alert_settings(self) -> AlertSettings:
+        """The ``alert_*`` fields as the dataflow takes them."""
+        return AlertSettings(
+            z=self.alert_z,
+            min_posts=self.alert_min_posts,
+            min_shift=self.alert_min_shift,
+            warmup=self.alert_warmup,
+            alpha=self.alert_alpha,
+            rearm_z=self.alert_rearm_z,
+            hold_z=self.alert_hold_z,
+            enabled=self.alerts,
+        )
 
     @property
     def languages(self) -> ScoredLanguages:

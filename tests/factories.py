@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from flows.alerts import Alert, Direction
 from flows.matching import Subscription, parse_query
 from flows.model import LatePost, Match, Polarity, Post, Rejected, ScoredPost, WindowSummary
 
@@ -127,3 +128,22 @@ def make_rejected(origin: str = "test:1", reason: str = "invalid JSON", raw: str
 def make_subscription(text: str = "python", *, active: bool = True) -> Subscription:
     """A :class:`Subscription` to the query spelled ``text``."""
     return Subscription(parse_query(text), active=active)
+
+
+def make_alert(
+    query: str = "python",
+    start: datetime | float = 0.0,
+    *,
+    length: timedelta = timedelta(seconds=10),
+    direction: Direction = "negative",
+    count: int = 48,
+    scored: int = 62,
+    baseline: float = 0.32,
+    z: float = 5.12,
+    label: str | None = None,
+) -> Alert:
+    """An :class:`~flows.alerts.Alert` of the window at ``start`` (seconds after :data:`T0`)."""
+    begin = start if isinstance(start, datetime) else at(start)
+    return Alert(
+        query, begin, begin + length, direction, count / scored, baseline, z, count, scored, label
+    )

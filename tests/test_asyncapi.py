@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from factories import make_match, make_window
+from factories import make_alert, make_match, make_window
 
 from flows.matching import parse_query
 from server.protocol import (
@@ -21,6 +21,7 @@ from server.protocol import (
     ServerMessage,
     Session,
     V1PostMessage,
+    encode_alert,
     encode_error,
     encode_post,
     encode_window,
@@ -169,6 +170,8 @@ def _message_schema(name: str) -> dict[str, Any]:
         ("V1Post", encode_post(make_match(hashtags={"ai": 2}), Dialect.V1)),
         ("Post", encode_post(make_match(compound=0.5, hashtags={"ai": 2}), Dialect.V2)),
         ("Window", encode_window(make_window(top_hashtags=(("ai", 3),)))),
+        ("Alert", encode_alert(make_alert())),
+        ("Alert", encode_alert(make_alert(label="Python, #AI"))),
         ("Error", encode_error(ErrorCode.UNKNOWN_QUERY, "not tracking", request_id="x")),
         (
             "Tracking",

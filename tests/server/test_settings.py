@@ -43,3 +43,33 @@ def test_unusable_scored_languages_are_refused(
     monkeypatch.setenv("SENTI_SCORED_LANGS", value)
     with pytest.raises(ValidationError, match=message):
         ServerSettings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_alert_thresholds_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SENTI_ALERT_Z, SENTI_ALERT_MIN_POSTS and the rest set the shift rule of the flow."""
+    monkeypatch.setenv("SENTI_ALERT_Z", "5")
+    monkeypatch.setenv("SENTI_ALERT_MIN_POSTS", "50")
+    monkeypatch.setenv("SENTI_ALERT_MIN_SHIFT", "0.2")
+    monkeypatch.setenv("SENTI_ALERT_WEBHOOK", "http://127.0.0.1:9/hook")
+    settings = ServerSettings(_env_file=None)  # type: ignore[call-arg]
+    rule = settings.alert_settings
+    assert (rule.z, rule.min_posts, rule.min_shift, rule.enabled) == (5.0, 50, 0.2, True)
+    assert settings.alert_webhook == "http://127.0.0.1:9/hook"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("SENTI_ALERT_Z", "0", "alert_z"),
+        ("SENTI_ALERT_MIN_POSTS", "0", "alert_min_posts"),
+        ("SENTI_ALERT_REARM_Z", "9", "must not exceed alert_z"),
+        ("SENTI_ALERT_WEBHOOK", "ftp://example.com/x", "http:// or https://"),
+    ],
+)
+def test_unusable_alert_settings_are_refused(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    """A threshold out of range or a webhook that is not an http(s) URL is refused by name."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=message):
+        ServerSettings(_env_file=None)  # type: ignore[call-arg]
