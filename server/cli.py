@@ -70,10 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         leftover.remove(tracked[0])
         args.track = tracked + leftover
     code = run_command(args)
-    if argv is None:
-        # The process ends here: the OS frees its memory, while a collection at
-        # exit would walk what the run left in reference cycles (the flow and its
-        # tracked queries: over half a second for 100,000).
+    if argv is None and code == 0 and getattr(args, "track", None):
+        # A flow run ended well and the process ends here: the OS frees its
+        # memory, while a collection at exit would walk what the run left in
+        # reference cycles (the flow and its queries: over half a second for 100,000).
         gc.freeze()
     return code
 
