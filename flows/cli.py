@@ -37,7 +37,7 @@ from flows.recovery import (
     prepare_recovery_dir,
 )
 from flows.resume import stored_resume, write_positions
-from flows.runner import run_until_stopped
+from flows.runner import paused_gc, run_until_stopped
 from flows.sentiment import Thresholds, ThresholdsError, load_thresholds
 from flows.sinks.console import ConsoleSink
 from flows.sinks.jsonl import JsonLinesSink
@@ -496,21 +496,22 @@ def _run_flow(
     source's, see :mod:`flows.cursors`) go to the store.
     """
 
-    settings = FlowSettings(
-        thresholds=thresholds_option(args.thresholds),
-        languages=parse_scored_languages(args.scored_langs),
-        queries=_queries(args.track),
-        window=timedelta(seconds=args.window),
-        wait=window_wait(args.wait, live=live),
-        top_n=args.top,
-        live=live,
-        lanes=args.workers,
-    )
-    recovery, resuming = _recovery(args)
+    with paused_gc():  # the queries live as long as the run (10,000s of them)
+        settings = FlowSettings(
+            thresholds=thresholds_option(args.thresholds),
+            languages=parse_scored_languages(args.scored_langs),
+            queries=_queries(args.track),
+            window=timedelta(seconds=args.window),
+            wait=window_wait(args.wait, live=live),
+            top_n=args.top,
+            live=live,
+            lanes=args.workers,
+        )
+        recovery, resuming = _recovery(args)
+        if args.store is not None:
+            _write_queries(args.store, settings.queries)
     summary = RunSummary()
     sinks: list[Any] = [SummarySink(summary)]
-    if args.store is not None:
-        _write_queries(args.store, settings.queries)
     if args.out is not None:
         if not resuming:  # a resumed run appends (at least once: see docs/operations.md)
             _truncate(args.out)
@@ -521,15 +522,16 @@ def _run_flow(
     summary.on_posts = progress.update if progress is not None else None
     stop = FlowStop()
     try:
-        flow = assemble_flow(
-            source,
-            settings=settings,
-            stop=stop,
-            sinks=sinks,
-            store=args.store,
-            positions=positions,
-            recovery=recovery,
-        )
+        with paused_gc():  # the flow indexes the queries
+            flow = assemble_flow(
+                source,
+                settings=settings,
+                stop=stop,
+                sinks=sinks,
+                store=args.store,
+                positions=positions,
+                recovery=recovery,
+            )
     except OSError as exc:  # a replay file gone since it was checked
         raise CliError(f"{name} source: {failure_reason(exc)}") from None
     failure: str | None = None

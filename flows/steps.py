@@ -192,6 +192,13 @@ class PhraseMatcher:
     """
 
     initial: Sequence[Query] = ()
+    _built: list[TermIndex] = field(init=False, repr=False, compare=False)
+    """The index of :attr:`initial`, built with the flow: the first lane to start
+    takes it (a flow of one lane builds no index while posts wait)."""
+
+    def __post_init__(self) -> None:
+        built = self._build()
+        object.__setattr__(self, "_built", [] if built is None else [built])
 
     def __call__(
         self, state: TermIndex | None, item: ScoredPost | Subscription
@@ -207,10 +214,16 @@ class PhraseMatcher:
         return state, [PostMatches(item, tuple(found))]
 
     def _initial_index(self) -> TermIndex | None:
+        try:
+            return self._built.pop()  # atomic: worker threads may start lanes at once
+        except IndexError:
+            return self._build()
+
+    def _build(self) -> TermIndex | None:
         index = TermIndex()
         for query in self.initial:
             index.add(query)
-        return index if len(index) else None
+        return index if self.initial else None
 
 
 @dataclass(slots=True)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import sys
 from collections.abc import Coroutine, Sequence
@@ -68,7 +69,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         leftover = list(args.track)
         leftover.remove(tracked[0])
         args.track = tracked + leftover
-    return run_command(args)
+    code = run_command(args)
+    if argv is None and code == 0 and getattr(args, "track", None):
+        # A flow run ended well and the process ends here: the OS frees its
+        # memory, while a collection at exit would walk what the run left in
+        # reference cycles (the flow and its queries: over half a second for 100,000).
+        gc.freeze()
+    return code
 
 
 def _split_tracks(argv: list[str]) -> tuple[list[str], list[str]]:

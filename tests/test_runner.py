@@ -12,7 +12,13 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.testing import TestingSink, TestingSource
 
-from flows.runner import GC_YOUNG_THRESHOLD, FlowThread, run_until_stopped, settled_heap
+from flows.runner import (
+    GC_YOUNG_THRESHOLD,
+    FlowThread,
+    paused_gc,
+    run_until_stopped,
+    settled_heap,
+)
 from flows.sources.bluesky import JetstreamRefused
 from flows.sources.control import FlowStop, SourceFailed, Stoppable
 
@@ -34,6 +40,20 @@ def test_settled_heap_restores_on_error() -> None:
     with pytest.raises(RuntimeError), settled_heap():
         raise RuntimeError("boom")
     assert (gc.get_freeze_count(), gc.get_threshold()) == (0, before)
+
+
+def test_paused_gc_turns_the_collector_off_and_back_to_how_it_was() -> None:
+    """Inside, no collection runs; after, the collector is on again, or still off if it was."""
+    with paused_gc():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with pytest.raises(RuntimeError), paused_gc():
+            raise RuntimeError("boom")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def _flow(items: list[Any], out: list[Any], mapper: Any = str) -> Dataflow:

@@ -73,6 +73,15 @@ def test_initial_queries_are_seen_by_the_first_post_in_a_lane() -> None:
     assert state == index_of("python", "tea")
 
 
+def test_every_lane_starts_from_its_own_index_of_the_initial_queries() -> None:
+    """Two lanes of one matcher start from equal indexes; a change in one is not in the other."""
+    matcher = PhraseMatcher([parse_query("tea")])
+    first, _ = matcher(None, make_subscription("python"))
+    second, out = matcher(None, scored(1, "python and tea"))
+    assert keys(out) == ["tea"]
+    assert (first, second) == (index_of("python", "tea"), index_of("tea"))
+
+
 def test_a_post_in_a_lane_without_queries_passes_unmatched_and_leaves_no_state() -> None:
     """With nothing tracked a post still comes out (the global window counts it), unmatched."""
     post = scored(1, "I love python")
