@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
-from conftest import EntryPoint
 
 from flows.alerts import Alert, AlertSettings
 from flows.dataflow import FlowSettings, build_flow
@@ -20,6 +19,7 @@ from flows.sinks.store import StoreSink
 from flows.store import open_store
 from flows.synthetic import _TOPICS, EVENT_EPOCH, SyntheticEvent, event_schedule, generate_lines
 
+EntryPoint = Callable[[Dataflow], None]
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 RATE = 20
 """Posts per second of the stream (as ``make up``)."""
