@@ -43,7 +43,7 @@ pytest: setup
 	$(BIN)/python -m pytest
 
 bench: setup
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python -m bench.run_all
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache

@@ -23,7 +23,7 @@ from typing import Any
 from nltk import FreqDist
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from flows.text import stopwords
+from flows.analysis.text import stopwords
 
 __all__ = ["OriginalWork", "is_retweet_line"]
 

@@ -2,7 +2,7 @@
 
 Started by ``bench/latency.py`` and ``bench/fanout.py``, never by hand::
 
-    python bench/clients.py --url ws://127.0.0.1:PORT/track --count 2500 --queries-file q.json
+    python -m bench.clients --url ws://127.0.0.1:PORT/track --count 2500 --queries-file q.json
 
 It opens ``--count`` connections (subprotocol ``senti.v2``, no compression, no
 ``Origin``: the server admits non-browser clients without one),
@@ -42,7 +42,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from wsclient import WebSocket, connect
+from bench.wsclient import WebSocket, connect
 
 _CREATED = b'"created_at":"'
 _TRACKING = b'"type":"tracking"'

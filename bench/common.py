@@ -129,8 +129,8 @@ def build_replay_flow(
     """
     from flows.assemble import assemble_flow  # noqa: PLC0415 - slow imports
     from flows.dataflow import FlowSettings  # noqa: PLC0415
-    from flows.matching import Subscription, parse_query  # noqa: PLC0415
-    from flows.sinks.summary import RunSummary, SummarySink  # noqa: PLC0415
+    from flows.routing.matching import Subscription, parse_query  # noqa: PLC0415
+    from flows.sinks.run_summary import RunSummary, SummarySink  # noqa: PLC0415
     from flows.sources.replay import ReplaySource  # noqa: PLC0415
     from flows.store import open_store  # noqa: PLC0415
 
@@ -167,7 +167,7 @@ def run_dataflow(
     workers: int = 1,
 ) -> dict[str, float]:
     """Run :func:`build_replay_flow` on a :class:`FlowThread` with ``workers`` threads; time it."""
-    from flows.runner import FlowThread  # noqa: PLC0415 - slow imports
+    from flows.runtime.runner import FlowThread  # noqa: PLC0415 - slow imports
 
     # One lane per worker, as senti replay --workers sets it.
     flow, summary = build_replay_flow(paths, queries, store=store, lanes=workers)

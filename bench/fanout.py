@@ -9,7 +9,7 @@ by the number of connections. Then every client tracks one of ``--queries``
 queries and messages flow for ``--seconds``; the figure is how many
 connections are still open and received messages.
 
-    .venv/bin/python bench/fanout.py [--clients 10000] [--processes 4] [--quick]
+    .venv/bin/python -m bench.fanout [--clients 10000] [--processes 4] [--quick]
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import argparse
 import time
 from typing import Any
 
-from common import figure, progress, rss_kib, write_result
-from latency import live_queries
-from serving import ClientProcess, served
+from bench.common import figure, progress, rss_kib, write_result
+from bench.latency import live_queries
+from bench.serving import ClientProcess, served
 
 TARGET_CLIENTS = 10_000
 TARGET_KIB = 20.0

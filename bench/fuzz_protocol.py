@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/fuzz_protocol.py [--cases 100000] [--heartbeat-every 500]
+    .venv/bin/python -m bench.fuzz_protocol [--cases 100000] [--heartbeat-every 500]
 
 The strategies, the server thread and the oracle are those of
 ``tests/server/test_fuzz.py`` (see ``tests/protocol_fuzz.py``); this script runs
@@ -13,17 +13,13 @@ failing frame at the end. Exit status 1 if any case failed.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
+
+from hypothesis import HealthCheck, Phase, given, settings
 
 # Appended, not prepended: tests/server must not shadow the server package.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.append(str(Path(__file__).resolve().parent.parent / "tests"))
-
-from common import figure, progress
-from hypothesis import HealthCheck, Phase, given, settings
-from protocol_fuzz import Frame, frames, fuzzing
+from bench.common import figure, progress
+from tests.helpers.protocol_fuzz import Frame, frames, fuzzing
 
 
 def main() -> int:

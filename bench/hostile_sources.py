@@ -19,7 +19,7 @@ broken one counted on ``/metrics`` (``senti_source_rejected_total``, by code) an
 kept in the store's ``rejected`` table, the server alive throughout and exiting 0
 on SIGTERM.
 
-    .venv/bin/python bench/hostile_sources.py [--events 100000] [--bad 0.3]
+    .venv/bin/python -m bench.hostile_sources [--events 100000] [--bad 0.3]
                                               [--sources x,bluesky,redis] [--quick]
 """
 
@@ -47,23 +47,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, figure, progress, write_result
-from serving import free_port
+from websockets.sync.client import connect
 
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from fakes.jetstream import FakeJetstream, post_event, tag_facet  # noqa: E402
-from fakes.x_api import FakeXApi  # noqa: E402
-from mutations import RandomChooser, break_encoding, mutate  # noqa: E402
-from websockets.sync.client import connect  # noqa: E402
-from xlines import x_envelope  # noqa: E402
-
-from flows.bluesky import Skipped, map_message  # noqa: E402
-from flows.model import Line, Rejected, parse_line  # noqa: E402
-from flows.redis_bus import BusEvent, parse_event  # noqa: E402
-from flows.sources.replay import MAX_LINE_BYTES  # noqa: E402
-from flows.store import StoreError, open_store  # noqa: E402
-from flows.xwire import peek  # noqa: E402
+from bench.common import ROOT, figure, progress, write_result
+from bench.serving import free_port
+from flows.model import Line, Rejected
+from flows.platforms.bluesky import Skipped, map_message
+from flows.platforms.x import parse_line
+from flows.platforms.x_wire import peek
+from flows.runtime.redis_bus import BusEvent, parse_event
+from flows.sources.replay import MAX_LINE_BYTES
+from flows.store import StoreError, open_store
+from tests.helpers.fakes.jetstream import FakeJetstream, post_event, tag_facet
+from tests.helpers.fakes.x_api import FakeXApi
+from tests.helpers.mutations import RandomChooser, break_encoding, mutate
+from tests.helpers.xlines import x_envelope
 
 QUERY = "hostile"
 MAX_MESSAGE = 1 << 20
@@ -478,9 +476,9 @@ def run_redis(count: int, bad_share: float, seed: int) -> dict[str, Any]:
     import redis  # noqa: PLC0415
 
     from flows.dataflow import FlowSettings, build_flow  # noqa: PLC0415
-    from flows.redis_bus import BusKeys, BusSnapshot  # noqa: PLC0415
-    from flows.runner import FlowThread  # noqa: PLC0415
-    from flows.sinks.store import StoreSink  # noqa: PLC0415
+    from flows.runtime.redis_bus import BusKeys, BusSnapshot  # noqa: PLC0415
+    from flows.runtime.runner import FlowThread  # noqa: PLC0415
+    from flows.sinks.store_sink import StoreSink  # noqa: PLC0415
     from flows.sources.control import QueueSource  # noqa: PLC0415
     from flows.sources.redis_subscriptions import RedisSubscriptionSource  # noqa: PLC0415
 

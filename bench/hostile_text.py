@@ -2,25 +2,21 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/hostile_text.py
+    .venv/bin/python -m bench.hostile_text
 
 Prints min and median milliseconds per call over several runs. The bounds in
-``flows.sentiment`` (``MAX_SCORED_CHARS``) were chosen from these
+``flows.analysis.sentiment`` (``MAX_SCORED_CHARS``) were chosen from these
 figures; tests check the rule, not the timings.
 """
 
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from flows.sentiment import MAX_SCORED_CHARS, Analyzer, _vader, scored_length
-from flows.text import clean_for_polarity
+from flows.analysis.sentiment import MAX_SCORED_CHARS, Analyzer, _vader, scored_length
+from flows.analysis.text import clean_for_polarity
 
 PROSE = (
     "The quick brown fox jumps over the lazy dog and it was a great day but not so bad after all. "

@@ -8,7 +8,7 @@ queries drawn from the synthetic stream's vocabulary, and records, for every
 post message, receive time minus ``created_at``. Both processes share the
 machine's cores, so the client's own CPU time is reported too.
 
-    .venv/bin/python bench/latency.py [--rate 2000] [--clients 1000] [--queries 100]
+    .venv/bin/python -m bench.latency [--rate 2000] [--clients 1000] [--queries 100]
                                       [--warmup 10] [--seconds 20] [--repeat 3] [--quick]
 
 Each run starts a fresh server; the figures are those of the run with the
@@ -21,10 +21,9 @@ import argparse
 import time
 from typing import Any
 
-from common import cache_dir, figure, progress, write_result
-from serving import ClientProcess, served
-from workload import START, queries_for, sample_texts
-
+from bench.common import cache_dir, figure, progress, write_result
+from bench.serving import ClientProcess, served
+from bench.workload import START, queries_for, sample_texts
 from flows.sources.synthetic import write_synthetic
 
 TARGET_P99_MS = 50.0

@@ -2,8 +2,8 @@
 
 Usage::
 
-    py-spy record -r 200 -f raw -o prof.txt -- .venv/bin/python bench/throughput.py --profile-run
-    .venv/bin/python bench/profile_summary.py prof.txt [--under FlowThread.run] [--top 25]
+    py-spy record -r 200 -f raw -o prof.txt -- .venv/bin/python -m bench.throughput --profile-run
+    .venv/bin/python -m bench.profile_summary prof.txt [--under FlowThread.run] [--top 25]
 
 Prints, for the samples whose stack contains ``--under`` (default: the
 dataflow thread), the share of samples in which each function appears

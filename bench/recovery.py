@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/recovery.py [--posts 100000] [--kills 3] [--seed 1]
+    .venv/bin/python -m bench.recovery [--posts 100000] [--kills 3] [--seed 1]
 
 The same procedure as ``tests/test_recovery.py`` at a larger size: an
 uninterrupted replay makes the reference store, then a replay with a recovery
@@ -16,17 +16,20 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 # Appended, not prepended: tests/server must not shadow the server package.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.append(str(Path(__file__).resolve().parent.parent / "tests"))
-
-from common import cache_dir, figure, progress
-from crashes import generate, integrity, read_state, replay_command, run_to_end, run_until
+from bench.common import cache_dir, figure, progress
+from tests.helpers.crashes import (
+    generate,
+    integrity,
+    read_state,
+    replay_command,
+    run_to_end,
+    run_until,
+)
 
 TIMEOUT = 1_800.0
 

@@ -21,7 +21,7 @@ by rare ones, interleaved in every repetition:
   through every lane's index, every sink and the store, with 10 and with
   :data:`LIVE_SIZES` queries.
 
-    .venv/bin/python bench/routing.py [--posts 20000] [--whole-posts 100000] [--repeat 2] [--quick]
+    .venv/bin/python -m bench.routing [--posts 20000] [--whole-posts 100000] [--repeat 2] [--quick]
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, cache_dir, figure, median, progress, run_dataflow, write_result
-from workload import queries_for, sample_texts, stream_file
+from bench.common import ROOT, cache_dir, figure, median, progress, run_dataflow, write_result
+from bench.workload import queries_for, sample_texts, stream_file
 
 TARGET = 0.8
 SIZES = (10, 1_000, 10_000)
@@ -140,10 +140,10 @@ def live_seconds(path: Path, queries: list[str], store: Path) -> tuple[float, fl
     """Wall and CPU time of the dataflow over ``path`` while ``queries`` arrive as
     subscriptions (CPU: this process and the store's writer process)."""
     from flows.dataflow import FlowSettings, build_flow  # noqa: PLC0415 - slow imports
-    from flows.matching import Subscription, parse_query  # noqa: PLC0415
-    from flows.runner import FlowThread  # noqa: PLC0415
-    from flows.sinks.store import StoreSink  # noqa: PLC0415
-    from flows.sinks.summary import RunSummary, SummarySink  # noqa: PLC0415
+    from flows.routing.matching import Subscription, parse_query  # noqa: PLC0415
+    from flows.runtime.runner import FlowThread  # noqa: PLC0415
+    from flows.sinks.run_summary import RunSummary, SummarySink  # noqa: PLC0415
+    from flows.sinks.store_sink import StoreSink  # noqa: PLC0415
     from flows.sources.control import Stoppable, SubscriptionSource  # noqa: PLC0415
     from flows.sources.replay import ReplaySource  # noqa: PLC0415
 

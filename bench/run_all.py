@@ -1,6 +1,6 @@
 """Run every benchmark at sizes that fit in about ten minutes, then regenerate the report.
 
-    .venv/bin/python bench/run_all.py [--quick]     (``make bench``)
+    .venv/bin/python -m bench.run_all [--quick]     (``make bench``)
 
 The sizes here are smaller than each script's defaults where those would not fit
 in the budget on a 2-core machine; the report states the sizes used.
@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from common import BENCH, progress
+from bench.common import progress
 
 PLAN: tuple[tuple[str, list[str]], ...] = (
     ("throughput", ["--posts", "200000", "--repeat", "3"]),
@@ -32,13 +32,13 @@ def main() -> None:
     started = time.perf_counter()
     failed = []
     for name, options in PLAN:
-        command = [sys.executable, str(BENCH / f"{name}.py")]
+        command = [sys.executable, "-m", f"bench.{name}"]
         command += ["--quick"] if args.quick else options
         progress(f"== {name}: {' '.join(command[1:])}")
         if subprocess.run(command, check=False).returncode != 0:
             failed.append(name)
     if not args.quick:
-        subprocess.run([sys.executable, str(BENCH / "report.py")], check=True)
+        subprocess.run([sys.executable, "-m", "bench.report"], check=True)
     progress(f"all done in {time.perf_counter() - started:.0f} s; failed: {failed or 'none'}")
     if failed:
         raise SystemExit(1)

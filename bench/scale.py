@@ -6,7 +6,7 @@ spread over 1 or 2 ``senti gateway`` processes and times how long the messages o
 one replay take to reach all of them. Wall-clock times include process start-up
 (about 2 s), which dominates with ``--quick``. Prints figures and ratios.
 
-    .venv/bin/python bench/scale.py [--posts 20000] [--quick]
+    .venv/bin/python -m bench.scale [--posts 20000] [--quick]
 """
 
 from __future__ import annotations

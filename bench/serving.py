@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from common import BENCH, ROOT, progress, raise_nofile
+from bench.common import ROOT, progress, raise_nofile
 
 SENTI = Path(sys.executable).with_name("senti")
 
@@ -117,7 +117,7 @@ class ClientProcess:
     """One ``bench/clients.py`` process."""
 
     def __init__(self, url: str, count: int, queries_file: Path | None) -> None:
-        command = [sys.executable, str(BENCH / "clients.py"), "--url", url, "--count", str(count)]
+        command = [sys.executable, "-m", "bench.clients", "--url", url, "--count", str(count)]
         if queries_file is not None:
             command += ["--queries-file", str(queries_file)]
         self.process = subprocess.Popen(

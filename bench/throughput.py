@@ -21,7 +21,7 @@ Every rate is in *input posts per second* (stream lines, retweets included), so
 ``dataflow / vader`` is the time VADER alone needs for the file over the time
 the dataflow needs for it.
 
-    .venv/bin/python bench/throughput.py [--posts 200000] [--queries 1000] [--repeat 3] [--quick]
+    .venv/bin/python -m bench.throughput [--posts 200000] [--queries 1000] [--repeat 3] [--quick]
 """
 
 from __future__ import annotations
@@ -34,10 +34,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from baseline import OriginalWork
-from common import cache_dir, figure, median, progress, run_dataflow, write_result
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-from workload import queries_for, sample_texts, stream_file
+
+from bench.baseline import OriginalWork
+from bench.common import cache_dir, figure, median, progress, run_dataflow, write_result
+from bench.workload import queries_for, sample_texts, stream_file
 
 TARGET_VS_BASELINE = 1.0
 TARGET_VS_VADER = 0.6

@@ -19,7 +19,7 @@ each lane keeps its own event-time clock (flows/windows.py), so the one ahead
 does not make the other's posts late. Each layout's matches, late posts and
 CPU seconds are recorded to show that every layout does the same work.
 
-    .venv/bin/python bench/workers.py [--posts 20000] [--repeat 2] [--quick]
+    .venv/bin/python -m bench.workers [--posts 20000] [--repeat 2] [--quick]
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import cache_dir, figure, median, progress, write_result
-from serving import free_port
-from workload import queries_for, sample_texts, stream_file
+from bench.common import cache_dir, figure, median, progress, write_result
+from bench.serving import free_port
+from bench.workload import queries_for, sample_texts, stream_file
 
 TARGET = 1.7
 LAYOUTS = ("1 process", "2 processes", "1 process, 2 threads")
@@ -54,10 +54,10 @@ def split(path: Path, directory: Path) -> list[Path]:
 def _child(args: argparse.Namespace) -> None:
     """One process of a layout: run the flow, print its timing as JSON."""
     from bytewax.run import cli_main  # noqa: PLC0415
-    from common import build_replay_flow  # noqa: PLC0415
 
+    from bench.common import build_replay_flow  # noqa: PLC0415
     from flows.dataflow import window_wait  # noqa: PLC0415
-    from flows.runner import settled_heap  # noqa: PLC0415
+    from flows.runtime.runner import settled_heap  # noqa: PLC0415
     from server.cluster import wait_for_listener  # noqa: PLC0415
 
     queries = json.loads(Path(args.queries_file).read_text())
@@ -99,7 +99,7 @@ def _child(args: argparse.Namespace) -> None:
 
 
 def _run_layout(layout: str, files: list[Path], queries_file: Path) -> dict[str, Any]:
-    base = [sys.executable, __file__, "--child", "--queries-file", str(queries_file)]
+    base = [sys.executable, "-m", __spec__.name, "--child", "--queries-file", str(queries_file)]
     if layout == "2 processes":
         addresses = ",".join(f"127.0.0.1:{free_port()}" for _ in range(2))
         commands = [

@@ -7,10 +7,11 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from flows.matching import parse_query, post_terms
-from flows.model import Line, Post, parse_line
+from flows.analysis.text import clean_for_polarity, extract_hashtags, stopwords
+from flows.model import Line, Post
+from flows.platforms.x import parse_line
+from flows.routing.matching import parse_query, post_terms
 from flows.sources.synthetic import write_synthetic
-from flows.text import clean_for_polarity, extract_hashtags, stopwords
 
 START = datetime(2024, 5, 1, 12, tzinfo=UTC)
 

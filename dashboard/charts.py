@@ -1,7 +1,7 @@
 """Altair chart builders for the dashboard.
 
 Pure: each builder takes DataFrames from :mod:`dashboard.data` or
-:mod:`dashboard.summary`, never modifies them (it works on a reshaped copy)
+:mod:`dashboard.figures`, never modifies them (it works on a reshaped copy)
 and returns an Altair chart; no Streamlit calls.
 """
 
@@ -14,7 +14,7 @@ from typing import Final
 import altair as alt
 import pandas as pd
 
-from dashboard.summary import CLASSES, mark_runs
+from dashboard.figures import CLASSES, mark_runs
 
 __all__ = [
     "CLASS_COLORS",
@@ -39,7 +39,7 @@ def class_scale() -> alt.Scale:
 
 
 PARTIAL_NOTE: Final = "partial window (start/stop)"
-"""The legend entry of the windows :func:`dashboard.summary.mark_runs` marks partial."""
+"""The legend entry of the windows :func:`dashboard.figures.mark_runs` marks partial."""
 
 _TIME_FORMAT: Final = "%H:%M"
 _TIP_FORMAT: Final = "%Y-%m-%d %H:%M:%S UTC"
@@ -142,7 +142,7 @@ def _partial_bands(runs: pd.DataFrame) -> alt.Chart:
 def _long_classes(runs: pd.DataFrame, *, share: bool) -> pd.DataFrame:
     """One row per (window, class) with its count and stacked band ``low``..``high``
     (shares of the window's classified posts if ``share``, else counts), from ``runs``
-    (a :func:`~dashboard.summary.mark_runs` frame); each run's last window is repeated
+    (a :func:`~dashboard.figures.mark_runs` frame); each run's last window is repeated
     at its end, so a step drawn from each start covers the whole window.
 
     The stack is computed here, not by Vega-Lite: its stacking fills every series in at
@@ -197,7 +197,7 @@ def polarity_area(
 
     ``share=True`` stacks to 100 % (each class's share of the window's posts);
     otherwise it stacks the counts. Windows missing between runs (see
-    :func:`dashboard.summary.mark_runs`) are left blank, and the windows marked
+    :func:`dashboard.figures.mark_runs`) are left blank, and the windows marked
     partial are drawn lighter with a dashed outline and a legend entry.
     """
     runs = mark_runs(windows.loc[:, ["start", "end", *CLASSES]])
@@ -262,7 +262,7 @@ def rate_line(windows: pd.DataFrame, *, height: int = 160) -> alt.LayerChart:
 
 
 def hashtag_bars(tags: pd.DataFrame, *, height: int = 240) -> alt.Chart:
-    """Horizontal bars of ``tag`` by ``count`` (from :func:`dashboard.summary.top_hashtags`)."""
+    """Horizontal bars of ``tag`` by ``count`` (from :func:`dashboard.figures.top_hashtags`)."""
     frame = tags.loc[:, ["tag", "count"]].copy()
     chart: alt.Chart = (
         alt.Chart(frame)
@@ -281,7 +281,7 @@ def hashtag_heatmap(
     buckets: pd.DataFrame, *, tags: Sequence[str] | None = None, height: int = 240
 ) -> alt.Chart:
     """A cell per (tag, minute) shaded by the posts counted (from
-    :func:`dashboard.summary.hashtag_minutes`).
+    :func:`dashboard.figures.hashtag_minutes`).
 
     A blank cell is unknown (the tag was in no window's top list then), not
     zero; the tooltip says in how many of the minute's windows it was listed.
@@ -313,7 +313,7 @@ def hashtag_heatmap(
 
 def language_bars(mix: pd.DataFrame, *, height: int = 240) -> alt.Chart:
     """Horizontal bars of posts by ``lang``, in the frame's order (from
-    :func:`dashboard.summary.language_mix`: most frequent first, ``other`` last)."""
+    :func:`dashboard.figures.language_mix`: most frequent first, ``other`` last)."""
     frame = mix.loc[:, ["lang", "posts", "share"]].copy()
     chart: alt.Chart = (
         alt.Chart(frame)

@@ -12,7 +12,7 @@ from typing import Final
 import streamlit as st
 
 from dashboard import data
-from dashboard.summary import RANGES, TimeRange, resolve_range
+from dashboard.figures import RANGES, TimeRange, resolve_range
 
 __all__ = [
     "REFRESH_CHOICES",

@@ -31,7 +31,7 @@ from typing import Final, TypeVar
 import pandas as pd
 import streamlit as st
 
-from dashboard.summary import CLASSES, UNSCORED
+from dashboard.figures import CLASSES, UNSCORED
 from flows.errors import SentiError
 from flows.store import (
     MatchRow,

@@ -4,7 +4,7 @@
 change while it runs), the output sinks and :class:`~flows.dataflow.FlowSettings`,
 and adds what every runner needs: the source ends when ``stop`` is set (by abort
 with recovery, so the last snapshot stays the resume point), and with a store
-URL the :class:`~flows.sinks.store.StoreSink` writes the flow's output and the
+URL the :class:`~flows.sinks.store_sink.StoreSink` writes the flow's output and the
 sources' positions. ``senti replay``/``run``, ``senti serve`` (thread or child
 process) and each process of ``senti dataflow`` all call it::
 
@@ -21,12 +21,12 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource, Source
 from bytewax.outputs import Sink
 
-from flows.cursors import Positions
 from flows.dataflow import FlowSettings, build_flow
-from flows.matching import Subscription
 from flows.model import Line, Rejected
-from flows.recovery import Recovery, stoppable
-from flows.sinks.store import StoreSink
+from flows.routing.matching import Subscription
+from flows.runtime.cursors import Positions
+from flows.runtime.recovery import Recovery, stoppable
+from flows.sinks.store_sink import StoreSink
 from flows.sinks.webhook import WebhookSink
 
 __all__ = ["assemble_flow"]
@@ -47,7 +47,7 @@ def assemble_flow(
     """The dataflow over ``source`` writing every sink, ending when ``stop`` is set.
 
     With ``store``, a :class:`StoreSink` is added last; it carries
-    ``positions`` (the source's, see :mod:`flows.cursors`) and, with
+    ``positions`` (the source's, see :mod:`flows.runtime.cursors`) and, with
     ``recovery``, writes on the worker's thread so a snapshot never runs ahead
     of the rows. With ``webhook``, a :class:`~flows.sinks.webhook.WebhookSink`
     POSTs each alert there (docs/alerts.md). Raises what the source raises while listing its parts

@@ -6,6 +6,9 @@ adds the server commands); :func:`run_command` runs one and turns a
 :class:`CliError` into one line on stderr. The option helpers
 (:func:`add_thresholds_option`, :func:`positive_float`...) are shared with the
 server commands so both spell their options alike.
+
+About 600 lines: one short function per flow command and the option helpers
+they share; splitting them would scatter how the commands spell options.
 """
 
 from __future__ import annotations
@@ -20,34 +23,34 @@ from typing import Any
 
 from tqdm import tqdm
 
-from flows.analysis import PostAnalyzer
+from flows.analysis.languages import DEFAULT_SCORED_LANGUAGES, parse_scored_languages
+from flows.analysis.posts import PostAnalyzer
+from flows.analysis.sentiment import Thresholds, ThresholdsError, load_thresholds
 from flows.assemble import assemble_flow
-from flows.cursors import Positions, replay_key
 from flows.dataflow import FlowSettings, window_wait
-from flows.datasets import labelled_files
 from flows.errors import SentiError
-from flows.evaluation import compound_scores, describe_files, evaluate, read_labelled
-from flows.languages import DEFAULT_SCORED_LANGUAGES, parse_scored_languages
-from flows.matching import InvalidQuery, Query, Subscription, parse_query
 from flows.model import parse_time
-from flows.recovery import (
+from flows.routing.matching import InvalidQuery, Query, Subscription, parse_query
+from flows.runtime.cursors import Positions, replay_key
+from flows.runtime.recovery import (
     DEFAULT_SNAPSHOT_INTERVAL,
     Recovery,
     RecoveryError,
     prepare_recovery_dir,
 )
-from flows.resume import stored_resume, write_positions
-from flows.runner import paused_gc, run_until_stopped
-from flows.sentiment import Thresholds, ThresholdsError, load_thresholds
+from flows.runtime.resume import stored_resume, write_positions
+from flows.runtime.runner import paused_gc, run_until_stopped
 from flows.sinks.console import ConsoleSink
 from flows.sinks.jsonl import JsonLinesSink
-from flows.sinks.summary import RunSummary, SummarySink
+from flows.sinks.run_summary import RunSummary, SummarySink
 from flows.sources.control import FlowStop, SourceFailed, failure_reason
 from flows.sources.replay import ReplaySource
 from flows.sources.synthetic import SyntheticSource, write_synthetic
 from flows.store import StoreError, open_store
-from flows.tuning import Grid, config_toml, tune_thresholds
-from flows.tweeteval import TweetEvalError
+from flows.tuning.datasets import labelled_files
+from flows.tuning.evaluation import compound_scores, describe_files, evaluate, read_labelled
+from flows.tuning.thresholds import Grid, config_toml, tune_thresholds
+from flows.tuning.tweeteval import TweetEvalError
 
 __all__ = [
     "CliError",
@@ -123,7 +126,7 @@ def add_tool_commands(commands: Any) -> None:
 
 
 def add_recovery_options(parser: argparse.ArgumentParser, *, defaults: bool = True) -> None:
-    """``--recovery-dir`` and ``--snapshot-interval`` (see :mod:`flows.recovery`)."""
+    """``--recovery-dir`` and ``--snapshot-interval`` (see :mod:`flows.runtime.recovery`)."""
     parser.add_argument(
         "--recovery-dir",
         type=Path,
@@ -159,10 +162,10 @@ def _add_capture(commands: Any) -> None:
 
 
 def _capture(args: argparse.Namespace) -> int:
-    """Record the live stream to ``--out`` (see :mod:`flows.capture`)."""
+    """Record the live stream to ``--out`` (see :mod:`flows.sources.capture`)."""
     if args.source == "bluesky":
         return _capture_bluesky(args)
-    from flows.capture import CaptureError, run_capture  # noqa: PLC0415 - tweepy only here
+    from flows.sources.capture import CaptureError, run_capture  # noqa: PLC0415 - tweepy only here
 
     queries = _queries(args.track)
     try:
@@ -493,7 +496,7 @@ def _run_flow(
 
     A source that cannot go on (``name`` says which) is a :class:`CliError`,
     raised once the flow has flushed what it read before. ``positions`` (the
-    source's, see :mod:`flows.cursors`) go to the store.
+    source's, see :mod:`flows.runtime.cursors`) go to the store.
     """
 
     with paused_gc():  # the queries live as long as the run (10,000s of them)

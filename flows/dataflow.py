@@ -2,7 +2,7 @@ r"""The senti dataflow: posts in, per-query messages and window summaries out.
 
 Read it top to bottom; each step is one line named after its function, with the
 shape of its items in a comment. The functions live in :mod:`flows.steps`,
-:mod:`flows.analysis` and :mod:`flows.model`; this module only composes them::
+:mod:`flows.analysis.posts` and :mod:`flows.model`; this module only composes them::
 
     lines -> to a lane -> parse -> drop retweets -> analyse --+-> match phrases -> matched posts
                           \-> rejected   \-> retweets     |          |
@@ -11,7 +11,7 @@ shape of its items in a comment. The functions live in :mod:`flows.steps`,
                                                 \-> late posts                     (alerts)
     matched posts + summaries + alerts + late posts + rejected + subscriptions -> every sink
 
-Work is split into lanes, one per worker (:mod:`flows.lanes` names keys that
+Work is split into lanes, one per worker (:mod:`flows.routing.lanes` names keys that
 Bytewax places one on each worker). A post stays in the lane of the worker that
 read it when the source has a partition per worker; a single-partition source's
 lines are spread over the lanes by a hash of their text. There the steps keyed
@@ -43,11 +43,12 @@ from bytewax.operators import KeyedStream
 from bytewax.outputs import Sink
 
 from flows.alerts import Alert, AlertSettings, ShiftDetector
-from flows.analysis import PostAnalyzer
-from flows.languages import ScoredLanguages
-from flows.matching import Query, Subscription
-from flows.model import Line, Post, PostMatches, Rejected, ScoredPost, WindowSummary, parse_line
-from flows.sentiment import Thresholds
+from flows.analysis.languages import ScoredLanguages
+from flows.analysis.posts import PostAnalyzer
+from flows.analysis.sentiment import Thresholds
+from flows.model import Line, Post, PostMatches, Rejected, ScoredPost, WindowSummary
+from flows.platforms.x import parse_line
+from flows.routing.matching import Query, Subscription
 from flows.sources.workers import WorkerProbe
 from flows.steps import (
     BatchCounter,
@@ -78,7 +79,7 @@ class FlowSettings:
     # Analysis
     thresholds: Thresholds = field(default_factory=Thresholds)
     languages: ScoredLanguages = field(default_factory=ScoredLanguages)
-    """The languages VADER scores; posts in others are unscored (:mod:`flows.languages`)."""
+    """The languages VADER scores; others are unscored (:mod:`flows.analysis.languages`)."""
 
     # Routing
     queries: Sequence[Query] = ()
@@ -146,7 +147,7 @@ def build_flow(
     queries; :func:`~flows.model.per_query` spells them out as
     :class:`~flows.model.Match` records), :class:`~flows.model.WindowSummary`,
     :class:`~flows.model.LatePost`, :class:`~flows.model.Rejected`,
-    :class:`~flows.alerts.Alert` and :class:`~flows.matching.Subscription` items.
+    :class:`~flows.alerts.Alert` and :class:`~flows.routing.matching.Subscription` items.
     """
     settings = settings or FlowSettings()
     analyzer = PostAnalyzer(settings.thresholds, settings.languages)

@@ -6,12 +6,12 @@ bug (``TypeError``, ``KeyError``...) still surfaces. The tree::
 
     SentiError                          raised when...
     ├── CliError                        the command line or environment is unusable (flows.cli)
-    ├── InvalidQuery (ValueError)       a query cannot be parsed (flows.matching)
-    ├── ThresholdsError (ValueError)    a thresholds file is unusable (flows.sentiment)
-    ├── TweetEvalError (ValueError)     TweetEval files are unusable (flows.tweeteval)
-    ├── RuleError (ValueError)          a query exceeds X's rule limits (flows.xrules)
-    ├── RecoveryError                   the recovery directory is unusable (flows.recovery)
-    ├── CaptureError                    an X capture cannot start or fails (flows.capture)
+    ├── InvalidQuery (ValueError)       a query cannot be parsed (flows.routing.matching)
+    ├── ThresholdsError (ValueError)    a thresholds file is unusable (flows.analysis.sentiment)
+    ├── TweetEvalError (ValueError)     TweetEval files are unusable (flows.tuning.tweeteval)
+    ├── RuleError (ValueError)          a query exceeds X's rule limits (flows.platforms.x_rules)
+    ├── RecoveryError                   the recovery directory is unusable (flows.runtime.recovery)
+    ├── CaptureError                    an X capture cannot start or fails (flows.sources.capture)
     ├── StoreError                      a store cannot be opened, read or written (flows.store)
     ├── SourceError                     a source cannot go on (flows.sources.control)
     │   ├── XSourceError                ... the X source (RuleRejected, XApiError, XStreamFailed)

@@ -15,9 +15,7 @@ from datetime import datetime, timedelta
 from itertools import chain
 from typing import Final, TypeGuard, TypeVar
 
-from flows.lanes import lane_keys, local_lane
-from flows.languages import language_key, top_languages
-from flows.matching import Query, Subscription, TermIndex
+from flows.analysis.languages import language_key, top_languages
 from flows.model import (
     ALL_POSTS,
     LatePost,
@@ -30,6 +28,8 @@ from flows.model import (
     WindowSummary,
     micros,
 )
+from flows.routing.lanes import lane_keys, local_lane
+from flows.routing.matching import Query, Subscription, TermIndex
 
 __all__ = [
     "RETWEET",
@@ -66,7 +66,7 @@ is :data:`UNSCORED` for a post in a language senti does not score and
 :data:`RETWEET` for a retweet (only the global window counts those),
 ``queries`` are the windows it counts in: tracked query keys, and
 :data:`~flows.model.ALL_POSTS` for the global window, and ``lang`` is the
-:func:`~flows.languages.language_key` of its language (empty for a retweet,
+:func:`~flows.analysis.languages.language_key` of its language (empty for a retweet,
 whose language is not counted). A plain tuple rather than a class: one is made
 for every post, and it is counted in the lane that analysed the post
 (:mod:`flows.windows`).
@@ -143,7 +143,7 @@ def _stable_hash(text: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Lanes:
-    """Splits the work over ``count`` lanes, one per worker (see :mod:`flows.lanes`).
+    """Splits the work over ``count`` lanes, one per worker (see :mod:`flows.routing.lanes`).
 
     A line stays in the lane of the worker that read it (:attr:`local`) or is
     spread over the lanes by a hash of its text, and the later steps are keyed
@@ -186,7 +186,7 @@ class Lanes:
 class PhraseMatcher:
     """State logic of a lane's join of posts and subscription changes.
 
-    A lane's state is the :class:`~flows.matching.TermIndex` of every tracked
+    A lane's state is the :class:`~flows.routing.matching.TermIndex` of every tracked
     query. Queries tracked from the start (``initial``) are in it from the
     lane's first item, so a replay sees them before its first post.
     """
@@ -240,7 +240,7 @@ class Tally:
     unscored: int = 0
     """Posts in a language senti does not score."""
     langs: Counter[str] = field(default_factory=Counter)
-    """Posts (scored or not) by :func:`~flows.languages.language_key`: at most one key per
+    """Posts (scored or not) by :func:`~flows.analysis.languages.language_key`: at most one key per
     language code, plus ``other``, so bounded whatever the stream declares."""
 
     def merge(self, other: Tally) -> Tally:

@@ -1,6 +1,6 @@
 """Tumbling windows counted in the lane that read their posts, merged once every lane closed them.
 
-Each lane (one per worker, :mod:`flows.lanes`) counts the posts it analysed in
+Each lane (one per worker, :mod:`flows.routing.lanes`) counts the posts it analysed in
 its own windows: a post's :data:`~flows.steps.Counted` record never leaves its
 worker. :class:`LaneWindows` is that count, a Bytewax stateful-batch logic
 keyed by lane; :class:`WindowMerge`, keyed by one key, adds up the lanes'

@@ -2,7 +2,7 @@
 
 The only asyncio code of senti. It runs the dataflow in a child process
 (:mod:`server.flowproc`, self-contained sources such as synthetic and replay) or
-on a background thread (:class:`~flows.runner.FlowThread`: sources holding a
+on a background thread (:class:`~flows.runtime.runner.FlowThread`: sources holding a
 connection, injected sources, or ``SENTI_DATAFLOW=thread``), feeds it the
 queries clients track through a :class:`~flows.sources.control.SubscriptionSource`,
 and receives its output
@@ -28,7 +28,7 @@ clients with 1001 (going away), end the dataflow's inputs so its windows close
 and its sinks (the store) flush, and wait for it.
 
 With a store, the resumable sources (Bluesky, replay) resume where the store's cursors
-say (:mod:`flows.cursors`): the previous run's positions, and the queries it
+say (:mod:`flows.runtime.cursors`): the previous run's positions, and the queries it
 tracked when it stopped, kept in its dataflow for ``resume_grace`` seconds
 for their clients to come back. A stopping server leaves those queries
 tracked in the store rather than untracking them as its clients go.
@@ -37,6 +37,10 @@ A source that cannot go on (a platform refusing for good, an unreadable
 replay file, a bug) ends the dataflow the same way, and :func:`run_server`
 then raises :class:`DataflowFailed`, whose one-line message names the source
 and the reason (``senti serve`` prints it and exits 1).
+
+About 550 lines on purpose: it is the server's only asyncio code (connections,
+handshake, HTTP routes, the backend's lifecycle), kept in one place so the
+rest stays sans-I/O.
 """
 
 from __future__ import annotations
@@ -61,12 +65,12 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from flows.cursors import Positions
 from flows.errors import SentiError
-from flows.matching import Query, Subscription
 from flows.model import Line
-from flows.recovery import Recovery
-from flows.runner import FlowThread
+from flows.routing.matching import Query, Subscription
+from flows.runtime.cursors import Positions
+from flows.runtime.recovery import Recovery
+from flows.runtime.runner import FlowThread
 from flows.sinks.callback import CallbackSink
 from flows.sources.control import FlowStop, SourceError, SourceFailed, SubscriptionSource
 from flows.sources.registry import (

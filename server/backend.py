@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from flows.matching import Subscription
+from flows.routing.matching import Subscription
 
 __all__ = ["Backend", "Deliver"]
 

@@ -47,8 +47,8 @@ from flows.cli import (
     run_command,
     thresholds_option,
 )
-from flows.recovery import RecoveryError, prepare_recovery_dir
-from flows.sinks.store import check_store_url
+from flows.runtime.recovery import RecoveryError, prepare_recovery_dir
+from flows.sinks.store_sink import check_store_url
 from flows.sources.registry import SourceSettingsError, check_source, source_names
 from flows.store import StoreError
 from server.app import DataflowFailed, run_server

@@ -31,12 +31,12 @@ from typing import Any, NoReturn
 import redis
 from pydantic import ValidationError
 
+from flows.analysis.languages import DEFAULT_SCORED_LANGUAGES, parse_scored_languages
 from flows.assemble import assemble_flow
 from flows.cli import CliError, scored_langs, thresholds_option
 from flows.dataflow import FlowSettings, window_wait
-from flows.languages import DEFAULT_SCORED_LANGUAGES, parse_scored_languages
-from flows.redis_bus import BusKeys, BusSnapshot
-from flows.runner import settled_heap, stop_on_signals
+from flows.runtime.redis_bus import BusKeys, BusSnapshot
+from flows.runtime.runner import settled_heap, stop_on_signals
 from flows.sinks.redis_fanout import RedisFanoutSink
 from flows.sources.partitioned import PartitionedSyntheticSource
 from flows.sources.redis_subscriptions import CountedEnd, RedisSubscriptionSource, take_snapshot

@@ -20,9 +20,9 @@ A full pipe blocks the child's sink: a server that cannot keep up slows the
 dataflow instead of buffering without bound.
 
 With a store, the resumable sources (Bluesky, replay) start where the store's
-cursors say (:mod:`flows.cursors`), with the queries that were tracked when
-the previous run stopped (:func:`flows.resume.stored_resume`), and their final
-positions are written once the flow has ended (:func:`flows.resume.write_positions`).
+cursors say (:mod:`flows.runtime.cursors`), with the queries that were tracked when
+the previous run stopped (:func:`flows.runtime.resume.stored_resume`), and their final
+positions are written once the flow has ended (:func:`flows.runtime.resume.write_positions`).
 """
 
 from __future__ import annotations
@@ -44,15 +44,15 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from typing_extensions import override
 
 from flows.alerts import Alert
+from flows.analysis.sentiment import load_thresholds
 from flows.assemble import assemble_flow
-from flows.cursors import Positions
 from flows.dataflow import FlowSettings
-from flows.matching import Query, Subscription
 from flows.model import ALL_POSTS, Line, PostMatches, Rejected, WindowSummary
-from flows.recovery import Recovery, prepare_recovery_dir
-from flows.resume import StoredResume, stored_resume, write_positions
-from flows.runner import FlowThread
-from flows.sentiment import load_thresholds
+from flows.routing.matching import Query, Subscription
+from flows.runtime.cursors import Positions
+from flows.runtime.recovery import Recovery, prepare_recovery_dir
+from flows.runtime.resume import StoredResume, stored_resume, write_positions
+from flows.runtime.runner import FlowThread
 from flows.sources.control import FlowStop, SourceFailed, SubscriptionSource
 from flows.sources.registry import open_source
 from server.backend import Deliver

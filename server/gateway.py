@@ -8,7 +8,7 @@ only knows its own connections.
 * The hub pushes a ``join`` when the gateway's first client tracks a query and
   a ``leave`` when its last one stops; the backend writes them (in order, one
   writer task) to the gateway's hash and the events stream the dataflow reads
-  (:mod:`flows.redis_bus`).
+  (:mod:`flows.runtime.redis_bus`).
 * A reader task reads, with one blocking ``XREAD``, the streams of exactly the
   queries this gateway's clients track, each from the position it had when the
   gateway joined it, and hands the messages to the hub.
@@ -35,9 +35,9 @@ import redis.asyncio as aioredis
 from pydantic import Field
 from redis.exceptions import RedisError
 
-from flows.matching import Subscription
 from flows.model import ALL_POSTS, Match, WindowSummary
-from flows.redis_bus import (
+from flows.routing.matching import Subscription
+from flows.runtime.redis_bus import (
     BEAT_SCRIPT,
     CHANGE_SCRIPT,
     EVENTS_MAXLEN,

@@ -22,8 +22,8 @@ from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.protocol import State
 
 from flows.alerts import Alert
-from flows.matching import Query, Subscription
 from flows.model import ALL_POSTS, Match, PostMatches, RejectCode, Rejected, WindowSummary
+from flows.routing.matching import Query, Subscription
 from server.flowproc import EncodedAlert, EncodedPost, EncodedWindow
 from server.metrics import Metrics
 from server.protocol import Dialect, Outcome, encode_alert, encode_post, encode_window

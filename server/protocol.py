@@ -24,6 +24,10 @@ with a stable, kebab-case :class:`ErrorCode`, and the :class:`Session` turns
 that into an error reply. No protocol error closes the connection: close codes
 (:class:`CloseCode`) are the server's business (authentication, origin, size,
 capacity, shutdown).
+
+One module of about 800 lines on purpose, like websockets' own protocol
+module: every message type, its validation and its encoding are read
+together, and none of it does I/O.
 """
 
 from __future__ import annotations
@@ -38,8 +42,8 @@ import msgspec
 
 from flows.alerts import Alert
 from flows.errors import SentiError
-from flows.matching import InvalidQuery, Query, parse_query
 from flows.model import Match, WindowSummary, format_time
+from flows.routing.matching import InvalidQuery, Query, parse_query
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -331,7 +335,7 @@ class WindowMessage(_Reply, tag="window", frozen=True):
     """v2 summary of one tumbling event-time window for one query.
 
     ``posts = positive + negative + neutral + unscored``; ``langs`` counts the
-    posts by language key (:mod:`flows.languages`), ``other`` last.
+    posts by language key (:mod:`flows.analysis.languages`), ``other`` last.
     """
 
     query: str

@@ -10,7 +10,11 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flows.alerts import AlertSettings
-from flows.languages import DEFAULT_SCORED_LANGUAGES, ScoredLanguages, parse_scored_languages
+from flows.analysis.languages import (
+    DEFAULT_SCORED_LANGUAGES,
+    ScoredLanguages,
+    parse_scored_languages,
+)
 from flows.sinks.webhook import check_webhook_url
 from flows.sources.registry import source_names
 

@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard import charts, data
 from dashboard.controls import current_view, live, range_caption, store_errors, time_range
-from dashboard.summary import CLASSES, UNSCORED, language_mix, totals
+from dashboard.figures import CLASSES, UNSCORED, language_mix, totals
 from flows.model import ALL_POSTS
 
 view = current_view()

@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard import charts, data
 from dashboard.controls import current_view, live, range_caption, store_errors, time_range
-from dashboard.summary import (
+from dashboard.figures import (
     CLASSES,
     UNSCORED,
     hashtag_minutes,

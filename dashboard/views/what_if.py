@@ -8,9 +8,9 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.controls import current_view, range_caption, store_errors, time_range
-from dashboard.summary import CLASSES, confusion, reclassify
+from dashboard.figures import CLASSES, confusion, reclassify
+from flows.analysis.sentiment import Thresholds, ThresholdsError, load_thresholds
 from flows.model import ALL_POSTS
-from flows.sentiment import Thresholds, ThresholdsError, load_thresholds
 
 SAMPLE = 5000  # newest posts re-classified
 

@@ -10,8 +10,8 @@ from typing import Any
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from typing_extensions import override
 
-from flows.matching import Subscription
 from flows.model import Match, per_query
+from flows.routing.matching import Subscription
 
 __all__ = ["JsonLinesSink", "record"]
 

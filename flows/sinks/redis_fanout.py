@@ -17,7 +17,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from typing_extensions import override
 
 from flows.model import Match, WindowSummary, per_query
-from flows.redis_bus import STREAM_MAXLEN, STREAM_TTL_SECONDS, BusKeys, encode_message
+from flows.runtime.redis_bus import STREAM_MAXLEN, STREAM_TTL_SECONDS, BusKeys, encode_message
 
 __all__ = ["RedisFanoutSink"]
 

@@ -1,6 +1,6 @@
 """The store sink's writer process: ``python -m flows.sinks.store_writer FD``.
 
-:class:`flows.sinks.store.BackgroundStorePartition` starts it with one end of a
+:class:`flows.sinks.store_sink.BackgroundStorePartition` starts it with one end of a
 socket pair as ``FD`` and sends it ``(url, in_flight)``, then
 :class:`flows.store.Rows` batches (pickled, as
 :class:`multiprocessing.connection.Connection` frames; ``None`` to close).

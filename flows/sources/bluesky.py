@@ -4,7 +4,7 @@ Three parts, as for the X source:
 
 * :class:`JetstreamStream` owns one websocket connection to a Jetstream
   instance (``websockets``' sync client on its own thread). Each message is
-  mapped by :func:`flows.bluesky.map_message`; new posts go into a bounded
+  mapped by :func:`flows.platforms.bluesky.map_message`; new posts go into a bounded
   queue as X API v2 envelope lines, malformed events go into it as lines
   already rejected (:attr:`flows.model.Line.rejected`: the dataflow counts and
   stores them like any rejected line), everything else is counted and skipped.
@@ -29,7 +29,7 @@ Jetstream's contract, and how it is kept:
   among the last ``dedup_size`` posts is counted as a duplicate. After a
   restart from a bytewax snapshot, posts at or before the snapshot's
   ``time_us`` are dropped the same way.
-* **Reconnect back-off.** The waits of :class:`~flows.xbackoff.Backoff`
+* **Reconnect back-off.** The waits of :class:`~flows.platforms.x_backoff.Backoff`
   (linear for network failures, exponential for HTTP errors and 429), slept
   with an injectable ``sleep``; they start over once a connection delivers its
   first message. A handshake refused with HTTP 400, 401, 403 or 404 is not
@@ -62,10 +62,11 @@ from typing_extensions import override
 from websockets.exceptions import InvalidStatus, InvalidURI, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
-from flows.bluesky import POST_COLLECTION, Skipped, map_message
-from flows.cursors import jetstream_key
 from flows.model import Line, RejectCode
-from flows.runner import stop_on_signals
+from flows.platforms.bluesky import POST_COLLECTION, Skipped, map_message
+from flows.platforms.x_backoff import Failure
+from flows.runtime.cursors import jetstream_key
+from flows.runtime.runner import stop_on_signals
 from flows.sources.control import SourceError
 from flows.sources.live import (
     LiveSource,
@@ -75,7 +76,6 @@ from flows.sources.live import (
     capture,
     read_settings,
 )
-from flows.xbackoff import Failure
 
 __all__ = [
     "DEFAULT_URL",
@@ -152,7 +152,7 @@ class JetstreamSettings(BaseSettings):
     cursor_margin: float = Field(default=5.0, ge=0)
     """Seconds a reconnect rewinds before the last event seen."""
     max_ahead: float = Field(default=300.0, ge=0)
-    """Seconds a post's ``createdAt`` may lie after ``time_us`` (see :mod:`flows.bluesky`)."""
+    """Seconds a post's ``createdAt`` may lie after ``time_us`` (:mod:`flows.platforms.bluesky`)."""
 
     # Timeouts
     open_timeout: float = Field(default=10.0, gt=0)
@@ -360,7 +360,7 @@ class JetstreamSource(LiveSource[JetstreamStream]):
     empty, and raises :class:`JetstreamRefused` if Jetstream refused it for good.
 
     Without a resume state (no recovery snapshot) it resumes after
-    ``resume_after``, the ``time_us`` the store kept (:mod:`flows.cursors`),
+    ``resume_after``, the ``time_us`` the store kept (:mod:`flows.runtime.cursors`),
     if given. It reports its position to ``positions`` under
     :attr:`cursor_key`.
     """

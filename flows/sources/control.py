@@ -10,7 +10,7 @@
   cannot go on: a :class:`Stoppable` whose source raises records the error in
   it and ends the input like a stop, so the error never unwinds through
   Bytewax's runtime (which would print a Rust panic); whoever runs the flow
-  then raises :class:`SourceFailed` (see :mod:`flows.runner`).
+  then raises :class:`SourceFailed` (see :mod:`flows.runtime.runner`).
 
 Neither blocks in ``next_batch``: an idle partition asks to be woken again
 after :data:`POLL_INTERVAL` through ``next_awake``.
@@ -30,7 +30,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from typing_extensions import override
 
 from flows.errors import SentiError
-from flows.matching import Subscription
+from flows.routing.matching import Subscription
 
 __all__ = [
     "POLL_INTERVAL",

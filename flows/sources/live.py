@@ -3,7 +3,7 @@
 A live source has three parts; this module holds what they share:
 
 * :class:`LiveStream` owns a reader thread that connects to the platform,
-  reconnects with :class:`~flows.xbackoff.Backoff` waits, and feeds a bounded
+  reconnects with :class:`~flows.platforms.x_backoff.Backoff` waits, and feeds a bounded
   queue of :class:`Received` lines. It keeps the counters
   (:class:`LiveStats`), drops what a reconnect or a resume replays (the last
   ``dedup_size`` keys, and everything at or before the resume position), and
@@ -23,7 +23,7 @@ A live source has three parts; this module holds what they share:
   partition, ``next_batch`` never blocks, and a failed stream's error is
   raised there (so ``senti`` exits non-zero with one line). Its resume state
   is the position (an integer) of the last post emitted, reported to
-  :class:`~flows.cursors.Positions` for the store.
+  :class:`~flows.runtime.cursors.Positions` for the store.
 * :func:`capture` records a stream to a file; :func:`read_settings` reads a
   platform's settings (:class:`LiveSettings` are what the stream needs of them)
   with an error naming each invalid variable.
@@ -52,11 +52,11 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 from typing_extensions import override
 
-from flows.cursors import Positions
 from flows.errors import SentiError
 from flows.model import Line, RejectCode
+from flows.platforms.x_backoff import Backoff, BackoffPolicy, Failure
+from flows.runtime.cursors import Positions
 from flows.sources.control import POLL_INTERVAL, PollingPartition
-from flows.xbackoff import Backoff, BackoffPolicy, Failure
 
 __all__ = [
     "LiveSettings",
@@ -561,7 +561,7 @@ class LiveSource(FixedPartitionedSource[Line, int | None], Generic[StreamT]):
 
     Building the partition starts the stream, from the resume state if there
     is one (the position of the last post emitted), else from
-    ``resume_after`` (the position the store kept, :mod:`flows.cursors`);
+    ``resume_after`` (the position the store kept, :mod:`flows.runtime.cursors`);
     closing it stops the stream. The partition ends when the stream is
     stopped and its queue is empty, and raises the stream's error if it
     failed. It reports its position to ``positions`` under :attr:`cursor_key`.

@@ -2,13 +2,13 @@
 
 :class:`MastodonStream` extends :class:`~flows.sources.live.LiveStream`: one
 HTTP connection (``http.client``) to ``/api/v1/streaming/public`` (``/local``,
-or ``/hashtag?tag=``), read as Server-Sent Events (:mod:`flows.mastodon`).
+or ``/hashtag?tag=``), read as Server-Sent Events (:mod:`flows.platforms.mastodon`).
 Every connection after the first post seen (and the first, when resuming)
 backfills what it missed from the REST timeline (``/api/v1/timelines/public``
 or ``/tag/NAME``) with ``since_id``, paging back with ``max_id``; what comes
 twice is dropped by id. A connection refused with 401, 403 or 404 ends the
 source (:class:`MastodonRefused`); other failures reconnect after the
-:class:`~flows.xbackoff.Backoff` waits. Each post's line carries the post
+:class:`~flows.platforms.x_backoff.Backoff` waits. Each post's line carries the post
 already parsed (:attr:`flows.model.Line.post`) and the status JSON as its text.
 
 :class:`MastodonSettings` reads ``SENTI_MASTODON_URL`` (the instance),
@@ -31,11 +31,11 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from typing_extensions import override
 
-from flows.mastodon import Mapped, Skipped, SseDecoder, map_event, map_status
 from flows.model import Line, RejectCode
+from flows.platforms.mastodon import Mapped, Skipped, SseDecoder, map_event, map_status
+from flows.platforms.x_backoff import Failure
 from flows.sources.control import SourceError
 from flows.sources.live import LiveSource, PositionedStream, read_settings
-from flows.xbackoff import Failure
 
 __all__ = [
     "MastodonError",

@@ -17,7 +17,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from typing_extensions import override
 
 from flows.model import Line
-from flows.synthetic import created_at_for, synthetic_line
+from flows.platforms.synthetic import created_at_for, synthetic_line
 
 __all__ = ["PartitionedSyntheticSource"]
 

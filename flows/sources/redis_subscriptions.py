@@ -2,11 +2,11 @@
 
 :class:`RedisSubscriptionSource` has one partition (the one worker of the
 cluster that builds it reads for everyone). It starts from a
-:class:`~flows.redis_bus.BusSnapshot` (the queries live gateways track, and the
+:class:`~flows.runtime.redis_bus.BusSnapshot` (the queries live gateways track, and the
 position in the events stream they correspond to), emits those queries, then
 turns each ``join``/``leave`` event after that position into a
-:class:`~flows.matching.Subscription` when it changes the union. An entry that
-is not a valid event (:func:`~flows.redis_bus.parse_event`) comes out as a
+:class:`~flows.routing.matching.Subscription` when it changes the union. An entry that
+is not a valid event (:func:`~flows.runtime.redis_bus.parse_event`) comes out as a
 :class:`~flows.model.Rejected` record instead, which the dataflow sends to its
 sinks like a rejected post line. It also reaps gateways that stopped beating,
 so their queries stop even if no other gateway is left to do it.
@@ -28,9 +28,9 @@ import redis
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from typing_extensions import override
 
-from flows.matching import Subscription
 from flows.model import Rejected
-from flows.redis_bus import (
+from flows.routing.matching import Subscription
+from flows.runtime.redis_bus import (
     EVENTS_MAXLEN,
     REAP_SCRIPT,
     SNAPSHOT_SCRIPT,

@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from bytewax.inputs import FixedPartitionedSource
 
-from flows.cursors import Positions, jetstream_key, replay_key
 from flows.errors import SentiError
-from flows.matching import Query
 from flows.model import Line
-from flows.resume import StoredResume, stored_resume
+from flows.routing.matching import Query
+from flows.runtime.cursors import Positions, jetstream_key, replay_key
+from flows.runtime.resume import StoredResume, stored_resume
 
 if TYPE_CHECKING:  # the platform modules load only when their kind is opened
     from flows.sources.bluesky import JetstreamStream
@@ -277,8 +277,8 @@ class _XHooks:
         self._stream.reconcile([])  # no client yet: drop the rules a previous run left
 
     def track(self, query: Query) -> None:
+        from flows.platforms.x_rules import RuleError  # noqa: PLC0415
         from flows.sources.x import RuleRejected, XApiError  # noqa: PLC0415
-        from flows.xrules import RuleError  # noqa: PLC0415
 
         try:
             self._stream.track(query)

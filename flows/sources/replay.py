@@ -19,8 +19,8 @@ from typing import BinaryIO, Final
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from flows.cursors import Positions, replay_key
 from flows.model import EARLIEST_POST_TIME, LATEST_POST_TIME, Line, RejectCode, parse_time
+from flows.runtime.cursors import Positions, replay_key
 
 __all__ = ["MAX_BATCH_SPAN", "MAX_LAG", "MAX_LINE_BYTES", "ReplaySource"]
 
@@ -221,7 +221,7 @@ class ReplaySource(FixedPartitionedSource[Line, int]):
     Lines come out in file order with ``origin = f"{path}:{byte_offset}"``;
     blank lines (X keep-alives) are skipped. Bytes are decoded as UTF-8 with
     ``surrogateescape``, so an invalid line is passed on (and rejected by
-    :func:`flows.model.parse_line`) rather than lost or fatal.
+    :func:`flows.platforms.x.parse_line`) rather than lost or fatal.
 
     With ``speed=None`` lines are emitted as fast as the dataflow takes them.
     With ``speed=f`` consecutive lines are ``(created_at delta) / f`` apart,

@@ -1,6 +1,6 @@
 """A bytewax source of synthetic X API v2 stream lines, and a writer for files of them.
 
-The posts themselves come from :mod:`flows.synthetic`; this module only paces
+The posts themselves come from :mod:`flows.platforms.synthetic`; this module only paces
 them and keeps the resume state (the number of the next post).
 """
 
@@ -15,7 +15,7 @@ from typing import Final
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from flows.model import Line
-from flows.synthetic import generate_lines, synthetic_line
+from flows.platforms.synthetic import generate_lines, synthetic_line
 
 __all__ = ["MAX_LAG", "SyntheticSource", "write_synthetic"]
 
@@ -130,7 +130,7 @@ class _LivePartition(StatefulSourcePartition[Line, int]):
 
 
 class SyntheticSource(FixedPartitionedSource[Line, int]):
-    """Synthetic X API v2 stream lines from :mod:`flows.synthetic`, one partition.
+    """Synthetic X API v2 stream lines from :mod:`flows.platforms.synthetic`, one partition.
 
     The resume state is the number ``n`` of the next post, so a resumed flow
     continues with exactly the posts it had not emitted yet.
@@ -140,7 +140,7 @@ class SyntheticSource(FixedPartitionedSource[Line, int]):
     ``start`` (deterministic mode) post ``n`` is stamped ``start + n / rate``
     and posts are emitted as fast as the dataflow takes them, so two runs give
     identical lines. ``count=None`` never ends. ``events=False`` leaves out
-    the seeded sentiment events (:func:`flows.synthetic.event_schedule`).
+    the seeded sentiment events (:func:`flows.platforms.synthetic.event_schedule`).
 
     Raises :class:`ValueError` for a negative ``count``, a ``rate`` that is not
     positive and finite, a ``batch_size`` below 1 or a naive ``start``.

@@ -1,4 +1,4 @@
-"""An input that tells :mod:`flows.lanes` which worker each thread runs, and starts the lanes.
+"""An input telling :mod:`flows.routing.lanes` which worker each thread runs; starts the lanes.
 
 Bytewax builds a :class:`~bytewax.inputs.DynamicSource` once per worker, on
 that worker's thread, and with its index; every later step of an item read on
@@ -17,7 +17,7 @@ from typing import Generic, TypeVar
 from bytewax.inputs import DynamicSource, StatelessSourcePartition
 from typing_extensions import override
 
-from flows.lanes import record_worker
+from flows.routing.lanes import record_worker
 
 __all__ = ["WorkerProbe"]
 
@@ -38,7 +38,7 @@ class _Once(StatelessSourcePartition[X], Generic[X]):
 
 
 class WorkerProbe(DynamicSource[X], Generic[X]):
-    """Records each worker's index on its thread (:func:`flows.lanes.record_worker`).
+    """Records each worker's index on its thread (:func:`flows.routing.lanes.record_worker`).
 
     The first worker emits ``announce`` once; the others emit nothing.
     """

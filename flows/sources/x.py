@@ -2,14 +2,14 @@
 
 :class:`XStream` extends :class:`~flows.sources.live.LiveStream` (the queue,
 duplicates, counters, reconnects and failures every live source shares); what
-is X's own is here, and what X's answers mean is in :mod:`flows.xwire`:
+is X's own is here, and what X's answers mean is in :mod:`flows.platforms.x_wire`:
 
 * **The connection.** Each connection is one call of tweepy's documented
   :meth:`tweepy.StreamingClient.filter`. Every callback that ends a connection
   (``on_closed``, ``on_request_error``, ``on_connection_error``,
   ``on_exception``) disconnects the client, so tweepy's own loop, whose waits
   are fixed, never reconnects: the live base does, with X's documented
-  back-off (:class:`~flows.xbackoff.Backoff`) and an injectable ``sleep``.
+  back-off (:class:`~flows.platforms.x_backoff.Backoff`) and an injectable ``sleep``.
   ``HTTP 400/401/403/404`` are not retried: :class:`XStreamFailed` ends the
   dataflow. Waits start over once X answers HTTP 200.
 * **Rules change while connected.** :meth:`XStream.track` and
@@ -18,7 +18,7 @@ is X's own is here, and what X's answers mean is in :mod:`flows.xwire`:
   posts matching a new rule start to arrive on it. :meth:`XStream.reconcile`
   makes senti's ``senti:``-tagged rules equal a set of queries at start-up;
   other rules are never touched (:class:`~flows.sources.x_api.XRules` sends
-  them, :mod:`flows.xrules` writes them).
+  them, :mod:`flows.platforms.x_rules` writes them).
 * **Keep-alives and stalls.** X sends ``\\r\\n`` every 20 s on an idle stream.
   The socket read timeout is ``stall_timeout`` (21 s): that long without a byte
   counts as a stall; the connection is dropped and made again.
@@ -56,8 +56,20 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from typing_extensions import override
 
-from flows.matching import Query
 from flows.model import Line
+from flows.platforms.x_backoff import BackoffPolicy, Failure
+from flows.platforms.x_rules import TIERS, Rule, RuleLimits
+from flows.platforms.x_wire import (
+    FATAL_STATUSES,
+    MAX_DETAIL,
+    STREAM_PARAMS,
+    messages,
+    origin,
+    peek,
+    problem,
+    status_line,
+)
+from flows.routing.matching import Query
 from flows.sources.control import POLL_INTERVAL
 from flows.sources.live import LiveSource, LiveStats, LiveStream
 from flows.sources.replay import MAX_LINE_BYTES
@@ -69,18 +81,6 @@ from flows.sources.x_api import (
     XSourceError,
     XStreamFailed,
     scrub,
-)
-from flows.xbackoff import BackoffPolicy, Failure
-from flows.xrules import TIERS, Rule, RuleLimits
-from flows.xwire import (
-    FATAL_STATUSES,
-    MAX_DETAIL,
-    STREAM_PARAMS,
-    messages,
-    origin,
-    peek,
-    problem,
-    status_line,
 )
 
 __all__ = [
@@ -141,7 +141,7 @@ class XSettings(BaseSettings):
 
     # Limits
     tier: Literal["essential", "basic", "pro"] = "essential"
-    """Access level whose rule limits apply (see :data:`flows.xrules.TIERS`)."""
+    """Access level whose rule limits apply (see :data:`flows.platforms.x_rules.TIERS`)."""
     max_rules: int | None = Field(default=None, ge=1)
     """Overrides the tier's rules per stream."""
     max_rule_chars: int | None = Field(default=None, ge=1)

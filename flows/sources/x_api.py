@@ -3,7 +3,7 @@
 * :class:`XRules` keeps senti's rules on the filtered stream: it lists, adds
   (after a dry run) and deletes them through tweepy's
   :class:`~tweepy.StreamingClient` rule calls, and remembers which are
-  senti's (tagged ``senti:``, see :mod:`flows.xrules`), so that tracking a
+  senti's (tagged ``senti:``, see :mod:`flows.platforms.x_rules`), so that tracking a
   query twice sends nothing. Other rules are never touched.
 * :class:`Session` sends tweepy's requests to the configured API base.
 * :func:`redact` registers the bearer token with a filter on tweepy's loggers
@@ -25,10 +25,10 @@ import requests
 import tweepy
 from typing_extensions import override
 
-from flows.matching import Query
+from flows.platforms.x_rules import Rule, RuleLimits, check_room, reconcile, rule_for
+from flows.platforms.x_wire import add_errors, messages, rejection, rules_failure
+from flows.routing.matching import Query
 from flows.sources.control import SourceError
-from flows.xrules import Rule, RuleLimits, check_room, reconcile, rule_for
-from flows.xwire import add_errors, messages, rejection, rules_failure
 
 __all__ = [
     "RuleRejected",
@@ -205,7 +205,7 @@ class XRules:
         """Make senti's rules exactly one per query: delete stale ``senti:`` rules, add missing.
 
         Rules without a ``senti:`` tag are left alone. Raises
-        :class:`~flows.xrules.RuleError` if the queries do not fit X's limits,
+        :class:`~flows.platforms.x_rules.RuleError` if the queries do not fit X's limits,
         :class:`RuleRejected` if X refuses a rule (checked with a dry run
         before any is added), :class:`XApiError` if a request fails.
         """
@@ -234,7 +234,7 @@ class XRules:
         """Add the rule for ``query`` unless senti has it already; the stream stays connected.
 
         The rule is checked with a dry run first. Raises
-        :class:`~flows.xrules.RuleError` when X's limits leave no room or the
+        :class:`~flows.platforms.x_rules.RuleError` when X's limits leave no room or the
         rule is too long, :class:`RuleRejected` (with X's message) when X
         refuses it, :class:`XApiError` when a request fails.
         """

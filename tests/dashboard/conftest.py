@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 from bytewax.testing import run_main
 from dashboard_stores import SMALL_COMPOUNDS, url_of
-from factories import T0, make_match, make_subscription, make_window
 
 from flows.dataflow import FlowSettings, build_flow
-from flows.matching import Subscription, parse_query
 from flows.model import ALL_POSTS, Polarity
-from flows.sinks.store import StoreSink
+from flows.routing.matching import Subscription, parse_query
+from flows.sinks.store_sink import StoreSink
 from flows.sources.replay import ReplaySource
 from flows.sources.synthetic import write_synthetic
 from flows.store import open_store
+from tests.helpers.factories import T0, make_match, make_subscription, make_window
 
 
 @pytest.fixture(autouse=True)

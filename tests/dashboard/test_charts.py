@@ -9,7 +9,7 @@ import pytest
 
 from dashboard import charts
 from dashboard.data import parse_client_counts
-from dashboard.summary import (
+from dashboard.figures import (
     confusion,
     hashtag_minutes,
     language_mix,
@@ -19,7 +19,7 @@ from dashboard.summary import (
     top_hashtags,
     totals,
 )
-from flows.sentiment import Thresholds
+from flows.analysis.sentiment import Thresholds
 
 T0 = datetime(2024, 5, 1, 12, tzinfo=UTC)
 

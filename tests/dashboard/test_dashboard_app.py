@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 from dashboard_stores import APP, SMALL_COMPOUNDS, url_of
-from factories import make_window
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
 from dashboard.charts import PARTIAL_NOTE
+from flows.analysis.sentiment import Thresholds, classify, load_thresholds
 from flows.model import ALL_POSTS
-from flows.sentiment import Thresholds, classify, load_thresholds
 from flows.store import open_store
+from tests.helpers.factories import make_window
 
 PAGES = ("views/overview.py", "views/query.py", "views/what_if.py")
 CLASSES = ("positive", "negative", "neutral")

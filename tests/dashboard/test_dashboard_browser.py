@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 from dashboard_stores import APP, url_of
-from factories import T0
 
 from flows.sources.synthetic import write_synthetic
+from tests.helpers.factories import T0
 
 CHROMIUM = Path("/usr/bin/chromium")
 SENTI = Path(sys.executable).with_name("senti")

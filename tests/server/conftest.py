@@ -38,13 +38,13 @@ from typing import Any
 import pytest
 from bytewax.inputs import FixedPartitionedSource
 from websockets.asyncio.client import ClientConnection, connect
-from xlines import x_line
 
 from flows.model import Line
 from flows.sources.control import QueueSource
 from server.app import SentiServer
 from server.protocol import SUBPROTOCOL_V2
 from server.settings import ServerSettings
+from tests.helpers.xlines import x_line
 
 DEFAULT_TIMEOUT = 10.0
 """Seconds an ``async def`` test may run before it fails."""

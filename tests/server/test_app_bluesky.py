@@ -14,13 +14,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fakes.jetstream import FakeJetstream, post_event, repost_event
 from websockets.asyncio.client import connect
 
 from flows.sources.bluesky import JetstreamSettings, JetstreamStream
 from server.app import SentiServer
 from server.protocol import SUBPROTOCOL_V2
 from server.settings import ServerSettings
+from tests.helpers.fakes.jetstream import FakeJetstream, post_event, repost_event
 
 TIMEOUT = 10.0
 

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fakes.mastodon import FakeMastodon, status
 from websockets.asyncio.client import connect
 
 from server.protocol import SUBPROTOCOL_V2
+from tests.helpers.fakes.mastodon import FakeMastodon, status
 
 FIRST_LINE = re.compile(r"senti: websocket (ws://127\.0\.0\.1:\d+/track) ")
 TIMEOUT = 60.0

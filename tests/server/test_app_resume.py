@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-from fakes.jetstream import FakeJetstream, post_event
 from websockets.asyncio.client import connect
 
-from flows.cursors import jetstream_key
+from flows.runtime.cursors import jetstream_key
 from server.protocol import SUBPROTOCOL_V2
+from tests.helpers.fakes.jetstream import FakeJetstream, post_event
 
 pytestmark = pytest.mark.slow
 

@@ -14,14 +14,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from fakes.x_api import FakeXApi
 from websockets.asyncio.client import ClientConnection, connect
-from xlines import x_envelope
 
 from flows.sources.x import XSettings, XStream
 from server.app import SentiServer
 from server.protocol import SUBPROTOCOL_V2
 from server.settings import ServerSettings
+from tests.helpers.fakes.x_api import FakeXApi
+from tests.helpers.xlines import x_envelope
 
 TOKEN = "AAAA-server-test-token-91b2"  # noqa: S105 - the fake's credential
 TIMEOUT = 10.0

@@ -53,7 +53,7 @@ CHROMIUM_ARGS = [
 ]
 TIMEOUT_MS = 15_000
 HOST = "127.0.0.1"
-QUERY = "python"  # one of the synthetic topics (flows/synthetic.py)
+QUERY = "python"  # one of the synthetic topics (flows/platforms/synthetic.py)
 ORIGIN_REJECTED = re.compile(r'^senti_handshakes_rejected_total\{reason="origin"\} (\d+)$', re.M)
 
 # A page served from another origin that only tries to open the websocket.

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from factories import make_match, make_window
 from websockets.asyncio.client import connect
 
 from flows.model import ALL_POSTS, Match, PostMatches, RejectCode, Rejected
@@ -17,6 +16,7 @@ from server.app import SentiServer
 from server.flowproc import EncodedPost, EncodedWindow, ProcessBackend, encode_items
 from server.protocol import SUBPROTOCOL_V2, Dialect, encode_post, encode_window
 from server.settings import ServerSettings
+from tests.helpers.factories import make_match, make_window
 
 TIMEOUT = 20.0
 

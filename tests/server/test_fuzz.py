@@ -17,10 +17,18 @@ from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
-from protocol_fuzz import TIMEOUT, Frame, Fuzzer, ServerThread, Watcher, frames, fuzzing
 from websockets.frames import CloseCode
 
 from server.protocol import Dialect
+from tests.helpers.protocol_fuzz import (
+    TIMEOUT,
+    Frame,
+    Fuzzer,
+    ServerThread,
+    Watcher,
+    frames,
+    fuzzing,
+)
 
 CASES = 2_000
 """Hypothesis examples in CI; the file stays well under a minute."""

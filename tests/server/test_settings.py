@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from flows.languages import ScoredLanguages
+from flows.analysis.languages import ScoredLanguages
 from server.settings import ServerSettings
 
 

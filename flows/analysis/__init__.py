@@ -1,0 +1,1 @@
+"""What one post is: clean text, languages, VADER polarity, hashtags (pure)."""

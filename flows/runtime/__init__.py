@@ -1,0 +1,1 @@
+"""Running a dataflow: the runner thread, recovery, source positions, the Redis bus."""

@@ -1,0 +1,1 @@
+"""Choosing and checking VADER thresholds against labelled data."""

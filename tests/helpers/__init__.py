@@ -1,0 +1,1 @@
+"""Test helpers: record factories, event mutations, local fakes of external services."""
