@@ -203,9 +203,8 @@ def load_windows(url: str, query: str, since_ms: int | None, until_ms: int | Non
     ``[tag, count]``), ``unscored`` and ``langs`` (dict of language key to posts,
     empty for windows written before senti counted languages), in start order.
     """
-    since = None if since_ms is None else _to_time(since_ms)
+    since, until = _times(since_ms), _times(until_ms)
     rows = _read(url, lambda reader: reader.store.windows(query, since=since))
-    until = None if until_ms is None else _to_time(until_ms)
     return pd.DataFrame(
         [
             (

@@ -31,6 +31,7 @@ __all__ = [
     "ScoredPost",
     "WindowSummary",
     "from_micros",
+    "is_utf8",
     "micros",
     "parse_time",
     "per_query",
@@ -378,3 +379,12 @@ def parse_time(value: str) -> datetime:
         return moment.astimezone(UTC)
     except OverflowError:
         raise ValueError(f"timestamp out of range in UTC: {value!r}") from None
+
+
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8 (no lone surrogates), as every stored field must."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -74,6 +74,7 @@ from flows.model import (
     LATEST_POST_TIME,
     RejectCode,
     format_time,
+    is_utf8,
     micros,
     parse_time,
 )
@@ -475,18 +476,10 @@ def _map_post(
     if refs:
         data["referenced_tweets"] = refs
     strings = [text, uri, *post_langs[:1], *(tag["tag"] for tag in hashtags or ())]
-    if not _is_utf8("".join(strings + [ref["id"] for ref in refs])):
+    if not is_utf8("".join(strings + [ref["id"] for ref in refs])):
         what = "a field is not valid UTF-8 (lone surrogate)"
         return _invalid(RejectCode.BAD_ENCODING, what, time_us)
     return Mapped({"data": data}, uri, time_us)
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def map_message(

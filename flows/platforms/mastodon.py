@@ -24,7 +24,14 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any, Final
 
-from flows.model import EARLIEST_POST_TIME, LATEST_POST_TIME, Post, RejectCode, parse_time
+from flows.model import (
+    EARLIEST_POST_TIME,
+    LATEST_POST_TIME,
+    Post,
+    RejectCode,
+    is_utf8,
+    parse_time,
+)
 
 __all__ = [
     "MAX_CONTENT_CHARS",
@@ -146,7 +153,7 @@ def _str(obj: dict[str, Any], name: str, *, limit: int = _MAX_FIELD) -> str:
         raise _Invalid(RejectCode.WRONG_TYPE, f"{name} is {_describe(value)}, not a string")
     if len(value) > limit:
         raise _Invalid(RejectCode.TOO_LARGE, f"{name} longer than {limit} characters")
-    if not _is_utf8(value):
+    if not is_utf8(value):
         raise _Invalid(RejectCode.BAD_ENCODING, f"{name} is not valid UTF-8")
     return value
 
@@ -180,17 +187,9 @@ def _optional(obj: dict[str, Any], name: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise _Invalid(RejectCode.WRONG_TYPE, f"{name} is {_describe(value)}, not a string")
-    if not _is_utf8(value):
+    if not is_utf8(value):
         raise _Invalid(RejectCode.BAD_ENCODING, f"{name} is not valid UTF-8")
     return value[:_MAX_FIELD] or None
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def map_status(status: object) -> Mapped | Skipped:

@@ -32,6 +32,7 @@ from flows.model import (
     RejectCode,
     Rejected,
     format_time,
+    is_utf8,
     parse_time,
 )
 
@@ -140,7 +141,7 @@ def post_from_envelope(envelope: Any) -> Post:
         rule_tags=_rule_tags(envelope),
     )
     strings = [post.id, post.text, post.lang or "", post.author or "", *(post.hashtags or ())]
-    if not _is_utf8("".join(strings + list(post.rule_tags))):
+    if not is_utf8("".join(strings + list(post.rule_tags))):
         raise _Malformed(
             RejectCode.BAD_ENCODING,
             "a field is not valid UTF-8 (undecodable byte or lone surrogate)",
@@ -163,7 +164,7 @@ def parse_line(line: Line) -> Post | Rejected:
     text are valid UTF-8 (undecodable bytes and lone surrogates as escapes).
     """
     result = _parse(line)
-    if isinstance(result, Rejected) and not _is_utf8(result.origin + result.reason):
+    if isinstance(result, Rejected) and not is_utf8(result.origin + result.reason):
         return Rejected(_escaped(result.origin), _escaped(result.reason), result.raw, result.code)
     return result
 
@@ -196,14 +197,6 @@ def _parse(line: Line) -> Post | Rejected:  # noqa: PLR0911 - one return per out
         return Rejected(line.origin, reason, _keep(text), RejectCode.INTERNAL)
 
 
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _escaped(text: str) -> str:
     """``text`` as valid UTF-8: undecodable bytes and lone surrogates become escapes."""
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
@@ -211,7 +204,7 @@ def _escaped(text: str) -> str:
 
 def _keep(raw: str) -> str:
     """The raw line, storable as UTF-8 (undecodable bytes become escapes) and bounded."""
-    if not _is_utf8(raw):
+    if not is_utf8(raw):
         raw = _escaped(raw)
     if len(raw) <= MAX_REJECTED_RAW:
         return raw
