@@ -13,8 +13,7 @@ from dashboard.controls import current_view, live, range_caption, store_errors, 
 from dashboard.figures import CLASSES, UNSCORED, alert_table, language_mix, totals
 from flows.model import ALL_POSTS
 
-RECENT_ALERTS = 20
-"""How many of the newest alerts the overview lists (the Per query page lists all)."""
+RECENT_ALERTS = 20  # the newest alerts the overview lists (the Per query page lists all)
 
 view = current_view()
 st.title("Overview")
