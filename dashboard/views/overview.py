@@ -43,8 +43,9 @@ def _language_panel(windows: pd.DataFrame) -> None:
     right.table(mix.assign(share=[f"{share:.1%}" for share in mix["share"]]).set_index("lang"))
 
 
-def _recent_alerts(alerts: pd.DataFrame) -> None:
-    """The newest alerts of every query, or a line saying there is none in range."""
+def _recent_alerts(alerts: pd.DataFrame, *, charted: bool) -> None:
+    """The newest alerts of every query, or a line saying there is none in range;
+    ``charted`` when the share chart above marks them."""
     st.subheader("Recent alerts")
     if alerts.empty:
         st.caption(
@@ -84,10 +85,10 @@ def _recent_alerts(alerts: pd.DataFrame) -> None:
         },
     )
     shown = min(len(alerts), RECENT_ALERTS)
+    marked = ", marked on the share chart above" if charted else ""
     st.caption(
-        f"The {shown:,} newest of {len(alerts):,} alerts in this range, marked on the share "
-        "chart above; the Per query page lists all of a query's alerts. The rule: "
-        "`docs/alerts.md`."
+        f"The {shown:,} newest of {len(alerts):,} alerts in this range{marked}; the Per query "
+        "page lists all of a query's alerts. The rule: `docs/alerts.md`."
     )
 
 
@@ -167,7 +168,7 @@ def overview() -> None:
                 "Windows at a start or stop are marked as partial: they may cover only part "
                 "of their span."
             )
-        _recent_alerts(alerts)
+        _recent_alerts(alerts, charted=not windows.empty)
         if not windows.empty:
             _language_panel(windows)
         st.subheader("Tracked queries")

@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 from dashboard_stores import APP, url_of
 
+from dashboard.charts import ALERT_COLORS
+from dashboard.figures import ALERT_DIRECTIONS
 from flows.sources.synthetic import write_synthetic
 from flows.store import open_store
 from tests.helpers.factories import T0
@@ -146,8 +148,8 @@ SCREENSHOT_ENV = "SENTI_SCREENSHOT"
 """Set to a path (e.g. ``docs/img/overview.png``) to keep the overview screenshot there, and
 the per-query page's with its alerts beside it as :data:`QUERY_SHOT`."""
 QUERY_SHOT = "query-alerts.png"
-ALERT_STROKES = {"negative": "#7f0000", "positive": "#00441b"}
-"""The colours of the alert marks (dashboard.charts.ALERT_COLORS), as the SVG spells them."""
+ALERT_STROKES = dict(zip(ALERT_DIRECTIONS, ALERT_COLORS, strict=True))
+"""The colour of each direction's alert marks, as the SVG spells them."""
 
 
 def start_dashboard(url: str, tmp_path: Path, processes: list[subprocess.Popen[bytes]]) -> int:
@@ -238,7 +240,7 @@ def test_overview_with_a_gap_in_chromium(
             marks = alert_marks(share_chart)
             tips = [
                 str(mark.get_attribute("aria-label"))
-                for mark in share_chart.locator('line[stroke="#7f0000"]').all()
+                for mark in share_chart.locator(f'line[stroke="{ALERT_STROKES["negative"]}"]').all()
             ]
             listed = grid_rows(page, "share")
             icon = page.locator('link[rel~="icon"]').first.get_attribute("href") or ""
