@@ -356,7 +356,7 @@ def test_overview_lists_recent_alerts_of_every_query_as_the_store_has_them(
 ) -> None:
     """Over the real flow's alerts on the synthetic events, the overview counts them, lists
     them newest first with the query as typed (key beside it) and the store's figures, and
-    marks each on the share chart."""
+    marks each on the share chart; no stray text (a docstring written by magic) appears."""
     at = run_page(PAGES[0], monkeypatch, alert_store)
     at.sidebar.selectbox(key="range").set_value("All").run()
     with open_store(alert_store, readonly=True) as store:
@@ -382,6 +382,7 @@ def test_overview_lists_recent_alerts_of_every_query_as_the_store_has_them(
         a.start.strftime("%Y-%m-%d %H:%M:%S UTC") for a in expected
     ]
     assert "newest of" in texts(at)
+    assert not at.markdown
 
 
 def test_overview_without_alerts_says_what_they_are(
@@ -431,6 +432,7 @@ def test_query_page_marks_and_lists_the_query_s_alerts(
     assert [row["z"] for row in marks] == [a.z for a in expected]
     assert len(expected) < len(everything)  # the other queries' alerts are not listed
     assert "marked on the chart above" in texts(at)
+    assert not at.markdown
 
 
 def test_query_page_without_alerts_explains_them(
