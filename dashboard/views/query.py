@@ -20,6 +20,7 @@ from dashboard.figures import (
 from flows.alerts import AlertSettings
 
 ROW_CHOICES = (25, 100, 500)
+SCALES = ("posts", "share of posts")
 
 view = current_view()
 st.title("Per query")
@@ -147,8 +148,17 @@ def query_panel(query: str, label: str) -> None:
             )
         else:
             st.subheader("Polarity over time")
+            scale = st.radio(
+                "Show",
+                SCALES,
+                horizontal=True,
+                key="polarity_scale",
+                help="Posts per class, or each class's share of the window's scored posts "
+                "(what an alert compares with its baseline).",
+            )
             st.altair_chart(
-                charts.polarity_area(windows, share=False, alerts=alerts), width="stretch"
+                charts.polarity_area(windows, share=scale == SCALES[1], alerts=alerts),
+                width="stretch",
             )
             _alerts_panel(alerts, label)
             mix = language_mix(windows)

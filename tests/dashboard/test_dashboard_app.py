@@ -413,7 +413,8 @@ def test_query_page_marks_and_lists_the_query_s_alerts(
     alert_store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A query's page lists its own alerts as Store.alerts has them, newest first, and marks
-    them on its polarity chart, the tooltip naming the query as typed."""
+    them on its polarity chart, the tooltip naming the query as typed, whether the chart
+    shows posts or shares."""
     with open_store(alert_store, readonly=True) as store:
         everything = store.alerts()
         key = everything[0].query
@@ -433,6 +434,10 @@ def test_query_page_marks_and_lists_the_query_s_alerts(
     assert len(expected) < len(everything)  # the other queries' alerts are not listed
     assert "marked on the chart above" in texts(at)
     assert not at.markdown
+    assert chart_specs(at)[0]["layer"][0]["encoding"]["y"]["title"] == "posts"
+    at.radio(key="polarity_scale").set_value("share of posts").run()
+    assert chart_specs(at)[0]["layer"][0]["encoding"]["y"]["title"] == "share of posts"
+    assert [row["key"] for row in alert_rows(at)] == [a.query for a in expected]
 
 
 def test_query_page_without_alerts_explains_them(

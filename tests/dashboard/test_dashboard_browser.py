@@ -176,6 +176,15 @@ def start_dashboard(url: str, tmp_path: Path, processes: list[subprocess.Popen[b
     return port
 
 
+def keep_screenshot(request: pytest.FixtureRequest, shot: Path, *, overview: bool) -> None:
+    """Copy ``shot`` to :data:`SCREENSHOT_ENV`'s path if it is set (relative to where pytest
+    was started, not the test's working directory), or beside it as :data:`QUERY_SHOT`."""
+    keep = os.environ.get(SCREENSHOT_ENV)
+    if keep:
+        target = request.config.invocation_params.dir / keep
+        shutil.copyfile(shot, target if overview else target.with_name(QUERY_SHOT))
+
+
 def grid_rows(page: Any, header: str) -> list[list[str]]:
     """The cells of the data grid with a column ``header``, row by row, as its accessible
     table (the grid itself is drawn on a canvas) gives them."""
@@ -201,7 +210,10 @@ def alert_marks(chart: Any) -> dict[str, list[float]]:
 
 
 def test_overview_with_a_gap_in_chromium(
-    gap_store: str, tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+    gap_store: str,
+    tmp_path: Path,
+    processes: list[subprocess.Popen[bytes]],
+    request: pytest.FixtureRequest,
 ) -> None:
     """The overview over a store with downtime and two alerts renders its charts (no Vega
     error or warning in the console) with the partial-window note, draws each alert as a
@@ -266,13 +278,14 @@ def test_overview_with_a_gap_in_chromium(
     } - LOCAL_HOSTS
     assert not foreign, sorted(str(host) for host in foreign)
     assert shot.stat().st_size > 10_000
-    keep = os.environ.get(SCREENSHOT_ENV)
-    if keep:
-        shutil.copyfile(shot, keep)
+    keep_screenshot(request, shot, overview=True)
 
 
 def test_query_page_alerts_in_chromium(
-    alert_store: str, tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+    alert_store: str,
+    tmp_path: Path,
+    processes: list[subprocess.Popen[bytes]],
+    request: pytest.FixtureRequest,
 ) -> None:
     """On the per-query page of a query the real flow alerted on, its polarity chart shows the
     alert's rule in the direction's colour and the alert list shows it, with no console
@@ -315,9 +328,7 @@ def test_query_page_alerts_in_chromium(
     assert [row[1:3] for row in listed] == [
         [alert.direction, f"{alert.baseline:.1%} → {alert.share:.1%}"]
     ]
-    keep = os.environ.get(SCREENSHOT_ENV)
-    if keep:
-        shutil.copyfile(shot, Path(keep).with_name(QUERY_SHOT))
+    keep_screenshot(request, shot, overview=False)
 
 
 def page_exceptions(body: str) -> list[str]:
