@@ -14,11 +14,14 @@ from typing import Final
 import altair as alt
 import pandas as pd
 
-from dashboard.figures import CLASSES, mark_runs
+from dashboard.figures import ALERT_DIRECTIONS, CLASSES, mark_runs
 
 __all__ = [
+    "ALERT_COLORS",
+    "ALERT_LEGEND",
     "CLASS_COLORS",
     "PARTIAL_NOTE",
+    "alert_marks",
     "class_scale",
     "hashtag_bars",
     "hashtag_heatmap",
@@ -190,15 +193,73 @@ def _long_classes(runs: pd.DataFrame, *, share: bool) -> pd.DataFrame:
     return long.assign(when=_tip_times(long["start"]))
 
 
+ALERT_COLORS: Final = ("#7f0000", "#00441b")
+"""Colours of the negative and positive alert marks: darker than the classes' areas."""
+ALERT_LEGEND: Final = tuple(f"{direction} shift" for direction in ALERT_DIRECTIONS)
+"""The legend entries of the alert marks, negative first."""
+
+
+def alert_marks(alerts: pd.DataFrame) -> alt.LayerChart:
+    """A rule at the start of each alert's window, over the whole height of the chart
+    it is layered on, with a triangle at the top; both coloured by direction.
+
+    ``alerts`` is a :func:`dashboard.figures.alert_table` frame. The tooltip
+    shows the query as typed, the direction, the share (baseline → window),
+    z, the posts of that direction among the window's scored posts, the window
+    in 24-hour UTC and the query's canonical key. The marks use the ``stroke``
+    channel, so they keep their own legend beside the classes' colours.
+    """
+    columns = ["start", "query", "key", "direction", "shift", "z", "count", "scored"]
+    frame = alerts.loc[:, columns].copy()
+    frame = frame.assign(
+        alert=[f"{direction} shift" for direction in frame["direction"]],
+        posts=[
+            f"{count:,} {direction} of {scored:,} scored"
+            for count, direction, scored in zip(
+                frame["count"], frame["direction"], frame["scored"], strict=True
+            )
+        ],
+        when=_tip_times(frame["start"]),
+    ).loc[:, ["start", "alert", "query", "key", "shift", "z", "posts", "when"]]
+    stroke = alt.Stroke(
+        "alert:N",
+        scale=alt.Scale(domain=list(ALERT_LEGEND), range=list(ALERT_COLORS)),
+        legend=alt.Legend(title="alert", labelLimit=300),
+    )
+    tooltip = [
+        alt.Tooltip("query:N", title="alert on"),
+        alt.Tooltip("alert:N", title="direction"),
+        alt.Tooltip("shift:N", title="share (baseline → window)"),
+        alt.Tooltip("z:Q", title="z", format=".2f"),
+        alt.Tooltip("posts:N", title="posts in window"),
+        _time_tip(),
+        alt.Tooltip("key:N", title="canonical key"),
+    ]
+    base = alt.Chart(frame).encode(x="start:T", tooltip=tooltip)
+    halo = base.mark_rule(stroke="white", strokeWidth=4, opacity=0.8)
+    rule = base.mark_rule(strokeWidth=2).encode(stroke=stroke)
+    top = base.mark_point(shape="triangle-down", size=140, filled=False, strokeWidth=2.5).encode(
+        stroke=stroke, y=alt.value(7)
+    )
+    chart: alt.LayerChart = alt.LayerChart(layer=[halo, rule, top])
+    return chart
+
+
 def polarity_area(
-    windows: pd.DataFrame, *, share: bool = True, height: int = 260
+    windows: pd.DataFrame,
+    *,
+    share: bool = True,
+    alerts: pd.DataFrame | None = None,
+    height: int = 260,
 ) -> alt.LayerChart:
     """Stacked area of positive/negative/neutral per window, one area per run.
 
     ``share=True`` stacks to 100 % (each class's share of the window's posts);
     otherwise it stacks the counts. Windows missing between runs (see
     :func:`dashboard.figures.mark_runs`) are left blank, and the windows marked
-    partial are drawn lighter with a dashed outline and a legend entry.
+    partial are drawn lighter with a dashed outline and a legend entry. With
+    ``alerts`` (a :func:`dashboard.figures.alert_table` frame), each alert is
+    marked at its window (:func:`alert_marks`).
     """
     runs = mark_runs(windows.loc[:, ["start", "end", *CLASSES]])
     long = _long_classes(runs, share=share)
@@ -216,7 +277,10 @@ def polarity_area(
             tooltip=[_time_tip(), alt.Tooltip("class:N"), alt.Tooltip("n:Q", title="posts")],
         )
     )
-    chart: alt.LayerChart = alt.LayerChart(layer=[area, _partial_bands(runs)], height=height)
+    layers: list[alt.Chart | alt.LayerChart] = [area, _partial_bands(runs)]
+    if alerts is not None and not alerts.empty:
+        layers.append(alert_marks(alerts))
+    chart: alt.LayerChart = alt.LayerChart(layer=layers, height=height)
     return chart
 
 

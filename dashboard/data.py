@@ -43,6 +43,7 @@ from flows.store import (
 )
 
 __all__ = [
+    "ALERT_COLUMNS",
     "CLASSES",
     "DEFAULT_STORE",
     "TTL",
@@ -50,6 +51,7 @@ __all__ = [
     "StoreUnavailable",
     "client_counts",
     "latest_ms",
+    "load_alerts",
     "load_compounds",
     "load_matches",
     "load_queries",
@@ -78,6 +80,19 @@ _WINDOW_COLUMNS: Final = (
     "langs",
 )
 _MATCH_COLUMNS: Final = ("time", "id", "text", "compound", "class", "lang")
+ALERT_COLUMNS: Final = (
+    "query",
+    "label",
+    "start",
+    "end",
+    "direction",
+    "share",
+    "baseline",
+    "z",
+    "count",
+    "scored",
+)
+"""Columns of :func:`load_alerts`, the fields of :class:`~flows.alerts.Alert`."""
 _T = TypeVar("_T")
 
 
@@ -281,6 +296,56 @@ def load_compounds(
         ),
     )
     return _matches_frame(rows)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False, max_entries=256)
+def load_alerts(
+    url: str, query: str | None, since_ms: int | None, until_ms: int | None
+) -> pd.DataFrame:
+    """Sentiment-shift alerts whose window starts in ``[since, until)``, newest first.
+
+    Only those of ``query`` (a canonical key) if given, else every query's.
+    Columns: :data:`ALERT_COLUMNS`: ``query`` (the key), ``label`` (what the
+    user typed, ``None`` when the flow did not know it), ``start``, ``end``
+    (UTC timestamps), ``direction`` (``negative`` or ``positive``), ``share``
+    (the window's share of ``direction`` among its ``scored`` posts, ``count``
+    of them), ``baseline`` (the share it was compared with) and ``z``. Ties in
+    time keep :meth:`~flows.store.Store.alerts`' order (query, direction) reversed.
+    """
+    since, until = _times(since_ms), _times(until_ms)
+    rows = _read(url, lambda reader: reader.store.alerts(query, since=since, until=until))
+    frame = pd.DataFrame(
+        [
+            (
+                row.query,
+                row.label,
+                row.start,
+                row.end,
+                row.direction,
+                row.share,
+                row.baseline,
+                row.z,
+                row.count,
+                row.scored,
+            )
+            for row in reversed(rows)
+        ],
+        columns=list(ALERT_COLUMNS),
+    )
+    return frame.astype(
+        {
+            "query": object,
+            "label": object,
+            "start": "datetime64[ns, UTC]",
+            "end": "datetime64[ns, UTC]",
+            "direction": object,
+            "share": "float64",
+            "baseline": "float64",
+            "z": "float64",
+            "count": "int64",
+            "scored": "int64",
+        }
+    )
 
 
 # Client counts (hook)

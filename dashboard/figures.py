@@ -7,7 +7,7 @@ never modified.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -18,17 +18,20 @@ from flows.analysis.languages import top_languages
 from flows.analysis.sentiment import Thresholds, classify
 
 __all__ = [
+    "ALERT_DIRECTIONS",
     "CLASSES",
     "RANGES",
     "UNSCORED",
     "TimeRange",
     "Totals",
+    "alert_table",
     "confusion",
     "hashtag_minutes",
     "language_mix",
     "mark_runs",
     "reclassify",
     "resolve_range",
+    "share_change",
     "top_hashtags",
     "totals",
 ]
@@ -198,6 +201,54 @@ def mark_runs(windows: pd.DataFrame) -> pd.DataFrame:
     first = run != run.shift(1)
     last = (run != run.shift(-1)) & (run != run.iloc[-1])
     return frame.assign(run=run, partial=(first | last).astype(bool))
+
+
+ALERT_DIRECTIONS: Final = ("negative", "positive")
+"""The directions an alert can have (:data:`flows.alerts.Direction`)."""
+
+
+def share_change(baseline: float, share: float) -> str:
+    """An alert's shift as people read it: ``"31.0% → 62.0%"`` (baseline → window)."""
+    return f"{baseline:.1%} → {share:.1%}"
+
+
+def alert_table(alerts: pd.DataFrame, spellings: Mapping[str, str]) -> pd.DataFrame:
+    """The alerts of a :func:`dashboard.data.load_alerts` frame as the pages list them,
+    in the frame's order.
+
+    Columns: ``start``, ``end``, ``query`` (what the user typed: the spelling in
+    ``spellings``, a key to spelling mapping, else the alert's own label, else
+    the key), ``key`` (the canonical key), ``direction``, ``baseline``,
+    ``share``, ``shift`` (:func:`share_change` of the two), ``z``, ``count``
+    (posts of ``direction`` in the window) and ``scored`` (scored posts in it).
+    """
+    keys = [str(key) for key in alerts["query"]]
+    labels = list(alerts["label"]) if "label" in alerts else [None] * len(keys)
+    shown = [
+        spellings.get(key) or (str(label) if isinstance(label, str) and label else key)
+        for key, label in zip(keys, labels, strict=True)
+    ]
+    baselines = alerts["baseline"].astype("float64")
+    shares = alerts["share"].astype("float64")
+    return pd.DataFrame(
+        {
+            "start": alerts["start"],
+            "end": alerts["end"],
+            "query": pd.Series(shown, index=alerts.index, dtype=object),
+            "key": pd.Series(keys, index=alerts.index, dtype=object),
+            "direction": alerts["direction"].astype(object),
+            "baseline": baselines,
+            "share": shares,
+            "shift": pd.Series(
+                [share_change(b, s) for b, s in zip(baselines, shares, strict=True)],
+                index=alerts.index,
+                dtype=object,
+            ),
+            "z": alerts["z"].astype("float64"),
+            "count": alerts["count"].astype("int64"),
+            "scored": alerts["scored"].astype("int64"),
+        }
+    ).reset_index(drop=True)
 
 
 def reclassify(posts: pd.DataFrame, current: Thresholds, what_if: Thresholds) -> pd.DataFrame:

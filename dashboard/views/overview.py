@@ -1,4 +1,5 @@
-"""Overview: throughput, polarity shares now and over time, language mix, tracked queries."""
+"""Overview: throughput, polarity shares now and over time with every query's alerts, recent
+alerts, language mix, tracked queries."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import streamlit as st
 
 from dashboard import charts, data
 from dashboard.controls import current_view, live, range_caption, store_errors, time_range
-from dashboard.figures import CLASSES, UNSCORED, language_mix, totals
+from dashboard.figures import CLASSES, UNSCORED, alert_table, language_mix, totals
 from flows.model import ALL_POSTS
+
+RECENT_ALERTS = 20  # the newest alerts the overview lists (the Per query page lists all)
 
 view = current_view()
 st.title("Overview")
@@ -40,12 +43,67 @@ def _language_panel(windows: pd.DataFrame) -> None:
     right.table(mix.assign(share=[f"{share:.1%}" for share in mix["share"]]).set_index("lang"))
 
 
+def _recent_alerts(alerts: pd.DataFrame, *, charted: bool) -> None:
+    """The newest alerts of every query, or a line saying there is none in range;
+    ``charted`` when the share chart above marks them."""
+    st.subheader("Recent alerts")
+    if alerts.empty:
+        st.caption(
+            "No sentiment-shift alerts in this range. An alert marks a window whose negative "
+            "or positive share rose above its query's recent baseline by more than chance "
+            "(`docs/alerts.md`, settings `SENTI_ALERT_*`)."
+        )
+        return
+    st.dataframe(
+        alerts.head(RECENT_ALERTS).loc[
+            :, ["start", "query", "direction", "shift", "z", "count", "scored", "key"]
+        ],
+        hide_index=True,
+        width="stretch",
+        key="recent_alerts",
+        column_config={
+            "start": st.column_config.DatetimeColumn(
+                "window (UTC)", format="YYYY-MM-DD HH:mm:ss", help="Start of the alerted window."
+            ),
+            "query": st.column_config.TextColumn("query", help="As first typed."),
+            "direction": st.column_config.TextColumn(
+                "direction", help="Which share rose: negative (a crisis) or positive (a launch)."
+            ),
+            "shift": st.column_config.TextColumn(
+                "share", help="The share of that polarity: the query's baseline → the window's."
+            ),
+            "z": st.column_config.NumberColumn("z", format="%.2f", help="Two-proportion z-score."),
+            "count": st.column_config.NumberColumn(
+                "posts", help="Posts of that polarity in the window."
+            ),
+            "scored": st.column_config.NumberColumn(
+                "scored", help="Posts VADER scored in the window."
+            ),
+            "key": st.column_config.TextColumn(
+                "key", help="The canonical key: every spelling of the same query has this key."
+            ),
+        },
+    )
+    shown = min(len(alerts), RECENT_ALERTS)
+    marked = ", marked on the share chart above" if charted else ""
+    st.caption(
+        f"The {shown:,} newest of {len(alerts):,} alerts in this range{marked}; the Per query "
+        "page lists all of a query's alerts. The rule: `docs/alerts.md`."
+    )
+
+
 def overview() -> None:
     with store_errors():
         span = time_range(view)
         counts = data.store_counts(view.url)
         windows = data.load_windows(view.url, ALL_POSTS, span.since_ms, span.until_ms)
         queries = data.load_queries(view.url)
+        spellings = dict(
+            zip(queries["query"].astype(str), queries["spelling"].astype(str), strict=True)
+        )
+        alerts = alert_table(
+            data.load_alerts(view.url, None, span.since_ms, span.until_ms), spellings
+        )
         st.caption(range_caption(view, span))
         if counts.posts == 0 and counts.windows == 0:
             st.info(
@@ -57,7 +115,7 @@ def overview() -> None:
         figures = totals(windows)
         rate = figures.latest_posts_per_second
         active = int(queries["active"].sum()) if not queries.empty else 0
-        first = st.columns(4)
+        first = st.columns(5)
         first[0].metric(
             "Total posts",
             f"{figures.posts:,}",
@@ -75,6 +133,11 @@ def overview() -> None:
             f"{len(queries)} seen",
             delta_color="off",
             delta_arrow="off",
+        )
+        first[4].metric(
+            "Alerts",
+            f"{len(alerts):,}",
+            help="Sentiment-shift alerts of every query in the range (see Recent alerts).",
         )
         second = st.columns(4)
         for column, name in zip(second, (*CLASSES, UNSCORED), strict=True):
@@ -95,7 +158,9 @@ def overview() -> None:
             st.info("No closed windows in this range yet.", icon=":material/hourglass_empty:")
         else:
             st.subheader("Polarity share per window")
-            st.altair_chart(charts.polarity_area(windows, share=True), width="stretch")
+            st.altair_chart(
+                charts.polarity_area(windows, share=True, alerts=alerts), width="stretch"
+            )
             st.subheader("Posts per second")
             st.altair_chart(charts.rate_line(windows), width="stretch")
             st.caption(
@@ -103,6 +168,8 @@ def overview() -> None:
                 "Windows at a start or stop are marked as partial: they may cover only part "
                 "of their span."
             )
+        _recent_alerts(alerts, charted=not windows.empty)
+        if not windows.empty:
             _language_panel(windows)
         st.subheader("Tracked queries")
         st.dataframe(

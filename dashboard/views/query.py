@@ -1,4 +1,5 @@
-"""Per query: polarity over time, languages, top hashtags and their trend, recent posts."""
+"""Per query: polarity over time with its alerts, languages, top hashtags and their trend,
+recent posts."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ from dashboard.controls import current_view, live, range_caption, store_errors, 
 from dashboard.figures import (
     CLASSES,
     UNSCORED,
+    alert_table,
     hashtag_minutes,
     language_mix,
     top_hashtags,
     totals,
 )
+from flows.alerts import AlertSettings
 
 ROW_CHOICES = (25, 100, 500)
+SCALES = ("posts", "share of posts")
 
 view = current_view()
 st.title("Per query")
@@ -65,10 +69,65 @@ def _spelling_of(key: str) -> str:
     return key
 
 
+def _alert_help() -> str:
+    """What an alert is, with the default thresholds, and where the rule is documented."""
+    rules = AlertSettings()
+    return (
+        "An alert marks a closed window whose negative or positive share rose above the "
+        "query's own recent baseline by more than chance: by default a z-score of at least "
+        f"{rules.z:g}, a rise of at least {rules.min_shift * 100:.0f} points and {rules.min_posts} "
+        f"scored posts in the window, once the query has {rules.warmup} windows behind it. "
+        "The rule and its `SENTI_ALERT_*` settings are in `docs/alerts.md`."
+    )
+
+
+def _alerts_panel(alerts: pd.DataFrame, label: str) -> None:
+    """The query's alerts in range, newest first, or what an alert is when there is none."""
+    st.subheader("Alerts")
+    if alerts.empty:
+        st.info(
+            f"No alerts for {label!r} in this range. {_alert_help()}",
+            icon=":material/notifications_off:",
+        )
+        return
+    st.dataframe(
+        alerts.loc[:, ["start", "direction", "shift", "z", "count", "scored"]],
+        hide_index=True,
+        width="stretch",
+        key="query_alerts",
+        column_config={
+            "start": st.column_config.DatetimeColumn(
+                "window (UTC)", format="YYYY-MM-DD HH:mm:ss", help="Start of the alerted window."
+            ),
+            "direction": st.column_config.TextColumn(
+                "direction", help="Which share rose: negative (a crisis) or positive (a launch)."
+            ),
+            "shift": st.column_config.TextColumn(
+                "share", help="The share of that polarity: the query's baseline → the window's."
+            ),
+            "z": st.column_config.NumberColumn("z", format="%.2f", help="Two-proportion z-score."),
+            "count": st.column_config.NumberColumn(
+                "posts", help="Posts of that polarity in the window."
+            ),
+            "scored": st.column_config.NumberColumn(
+                "scored", help="Posts VADER scored in the window."
+            ),
+        },
+    )
+    many = "alert" if len(alerts) == 1 else "alerts"
+    st.caption(
+        f"{len(alerts):,} {many} in this range, newest first, marked on the chart above. "
+        "The rule and its `SENTI_ALERT_*` settings are in `docs/alerts.md`."
+    )
+
+
 def query_panel(query: str, label: str) -> None:
     with store_errors():
         span = time_range(view)
         windows = data.load_windows(view.url, query, span.since_ms, span.until_ms)
+        alerts = alert_table(
+            data.load_alerts(view.url, query, span.since_ms, span.until_ms), {query: label}
+        )
         st.caption(range_caption(view, span))
         figures = totals(windows)
         columns = st.columns(5)
@@ -89,7 +148,19 @@ def query_panel(query: str, label: str) -> None:
             )
         else:
             st.subheader("Polarity over time")
-            st.altair_chart(charts.polarity_area(windows, share=False), width="stretch")
+            scale = st.radio(
+                "Show",
+                SCALES,
+                horizontal=True,
+                key="polarity_scale",
+                help="Posts per class, or each class's share of the window's scored posts "
+                "(what an alert compares with its baseline).",
+            )
+            st.altair_chart(
+                charts.polarity_area(windows, share=scale == SCALES[1], alerts=alerts),
+                width="stretch",
+            )
+            _alerts_panel(alerts, label)
             mix = language_mix(windows)
             if not mix.empty:
                 st.subheader("Languages")

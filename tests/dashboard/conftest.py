@@ -11,12 +11,22 @@ from dashboard_stores import SMALL_COMPOUNDS, url_of
 
 from flows.dataflow import FlowSettings, build_flow
 from flows.model import ALL_POSTS, Polarity
+from flows.platforms.synthetic import _TOPICS, EVENT_EPOCH
 from flows.routing.matching import Subscription, parse_query
 from flows.sinks.store_sink import StoreSink
 from flows.sources.replay import ReplaySource
 from flows.sources.synthetic import write_synthetic
 from flows.store import open_store
-from tests.helpers.factories import T0, make_match, make_subscription, make_window
+from tests.helpers.factories import (
+    T0,
+    make_alert,
+    make_match,
+    make_subscription,
+    make_window,
+)
+
+TOPIC_QUERIES = tuple(", ".join(f"#{tag}" for tag in topic.hashtags) for topic in _TOPICS)
+"""One query per synthetic topic, spelled with mixed-case hashtags: any of the topic's tags."""
 
 
 @pytest.fixture(autouse=True)
@@ -132,13 +142,49 @@ def large_store(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def alert_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Ten minutes of the synthetic stream at 20 posts/s (with its seeded crisis and launch)
+    run through the real dataflow, 10 s windows, one query per topic: the flow's alerts."""
+    folder = tmp_path_factory.mktemp("alerts")
+    lines = folder / "posts.jsonl"
+    write_synthetic(lines, count=2 * EVENT_EPOCH, seed=1, start=T0, rate=20.0)
+    url = url_of(folder / "alerts.db")
+    queries = [parse_query(text) for text in TOPIC_QUERIES]
+    with open_store(url) as store:
+        store.write([Subscription(query) for query in queries])
+    settings = FlowSettings(
+        queries=queries,
+        live=False,
+        wait=timedelta(hours=1),  # every window closes at the end of the input
+        window=timedelta(seconds=10),
+        align_to=T0,
+    )
+    run_main(build_flow(ReplaySource([lines]), None, [StoreSink(url)], settings=settings))
+    return url
+
+
 @pytest.fixture
 def gap_store(tmp_path: Path) -> str:
     """Global windows 12:00-12:03 and, after nine minutes of downtime, 12:12-12:15; the
-    edges of the runs hold fewer posts, as a start and a stop inside a window leave them."""
+    edges of the runs hold fewer posts, as a start and a stop inside a window leave them.
+    Two alerts on ``Climate Change``, one in each run: a crisis at 12:01, a launch at 12:13."""
     path = tmp_path / "gap.db"
     posts = {0: 3, 60: 30, 120: 4, 720: 5, 780: 30, 840: 30}
-    items: list[object] = [make_subscription("Climate Change")]
+    items: list[object] = [
+        make_subscription("Climate Change"),
+        make_alert("change climate", 60, length=timedelta(minutes=1), count=20, scored=30),
+        make_alert(
+            "change climate",
+            780,
+            length=timedelta(minutes=1),
+            direction="positive",
+            count=21,
+            scored=30,
+            baseline=0.3,
+            z=4.4,
+        ),
+    ]
     for second, count in posts.items():
         third = count // 3
         items.append(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -10,12 +11,14 @@ import pytest
 from dashboard import charts
 from dashboard.data import parse_client_counts
 from dashboard.figures import (
+    alert_table,
     confusion,
     hashtag_minutes,
     language_mix,
     mark_runs,
     reclassify,
     resolve_range,
+    share_change,
     top_hashtags,
     totals,
 )
@@ -361,3 +364,85 @@ def test_language_bars_keep_the_mix_order() -> None:
     assert isinstance(encoding, dict)
     assert encoding["y"]["sort"] == ["en", "ja", "pt", "other"]
     assert encoding["x"]["field"] == "posts"
+
+
+def alerts_frame() -> pd.DataFrame:
+    """Two alerts as dashboard.data.load_alerts returns them (newest first): a launch on
+    ``python`` with no label, a crisis on ``change climate`` labelled as typed."""
+    return pd.DataFrame(
+        {
+            "query": ["python", "change climate"],
+            "label": [None, "Climate Change"],
+            "start": [T0 + timedelta(minutes=1), T0],
+            "end": [T0 + timedelta(minutes=2), T0 + timedelta(minutes=1)],
+            "direction": ["positive", "negative"],
+            "share": [0.625, 0.5],
+            "baseline": [0.3125, 0.25],
+            "z": [4.567, 6.0],
+            "count": [15, 1200],
+            "scored": [24, 2400],
+        }
+    )
+
+
+def test_alert_table_shows_queries_as_typed_and_shifts() -> None:
+    """The table keeps the frame's order, names each query by its spelling (else the alert's
+    label, else the key), keeps the key beside it and reads each shift baseline → window."""
+    alerts = alerts_frame()
+    before = alerts.copy()
+    table = alert_table(alerts, {"python": "Python"})
+    pd.testing.assert_frame_equal(alerts, before)
+    assert list(table["query"]) == ["Python", "Climate Change"]
+    assert list(table["key"]) == ["python", "change climate"]
+    assert list(table["shift"]) == ["31.2% → 62.5%", "25.0% → 50.0%"]
+    assert list(table["direction"]) == ["positive", "negative"]
+    assert list(table["count"]) == [15, 1200]
+    assert list(table["start"]) == list(alerts["start"])
+    assert list(alert_table(alerts, {})["query"]) == ["python", "Climate Change"]
+    assert share_change(0.1, 0.55) == "10.0% → 55.0%"
+
+
+def test_alert_marks_are_rules_and_triangles_by_direction_with_a_tooltip() -> None:
+    """Each alert is a rule at its window's start and a triangle at the top of the chart,
+    stroked by direction with its own legend; the tooltip names the query as typed, the
+    shift, z, the posts and the window in 24-hour UTC."""
+    table = alert_table(alerts_frame(), {"python": "Python"})
+    chart = charts.alert_marks(table)
+    layers: list[dict[str, Any]] = chart.to_dict()["layer"]
+    assert [layer["mark"]["type"] for layer in layers] == ["rule", "rule", "point"]
+    stroke = layers[1]["encoding"]["stroke"]
+    assert stroke["field"] == "alert"
+    assert stroke["scale"]["domain"] == ["negative shift", "positive shift"]
+    assert layers[2]["encoding"]["stroke"] == stroke
+    assert layers[2]["encoding"]["y"] == {"value": 7}
+    assert layers[2]["mark"]["shape"] == "triangle-down"
+    tips = {tip["field"]: tip.get("title") for tip in layers[1]["encoding"]["tooltip"]}
+    assert tips["query"] == "alert on"
+    assert tips["shift"] == "share (baseline → window)"
+    data = chart.data
+    assert isinstance(data, pd.DataFrame)
+    assert list(data["query"]) == ["Python", "Climate Change"]
+    assert list(data["alert"]) == ["positive shift", "negative shift"]
+    assert list(data["posts"]) == ["15 positive of 24 scored", "1,200 negative of 2,400 scored"]
+    assert list(data["when"]) == ["2024-05-01 12:01:00 UTC", "2024-05-01 12:00:00 UTC"]
+    assert list(data["shift"]) == ["31.2% → 62.5%", "25.0% → 50.0%"]
+
+
+def test_polarity_area_layers_alert_marks_only_when_there_are_alerts() -> None:
+    """With alerts the polarity chart gains the alert layer on the same time axis; with
+    none (or an empty frame) it is the area and the partial bands alone."""
+    windows = windows_frame()
+    table = alert_table(alerts_frame(), {})
+    marked: dict[str, Any] = charts.polarity_area(windows, alerts=table).to_dict()
+    assert len(marked["layer"]) == 3
+    assert [layer["mark"]["type"] for layer in marked["layer"][2]["layer"]] == [
+        "rule",
+        "rule",
+        "point",
+    ]
+    assert marked["layer"][2]["layer"][1]["encoding"]["x"]["field"] == "start"
+    for unmarked in (
+        charts.polarity_area(windows),
+        charts.polarity_area(windows, alerts=table[:0]),
+    ):
+        assert len(unmarked.to_dict()["layer"]) == 2

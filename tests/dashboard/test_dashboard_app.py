@@ -336,6 +336,125 @@ def test_what_if_leaves_unscored_posts_out(
     assert sum(int(value) for value in metrics(at).values()) == 2
 
 
+# Alerts
+
+
+def alerts_table(at: AppTest) -> Any:
+    """The page's alert list (the dataframe with a ``shift`` column)."""
+    (table,) = [frame.value for frame in at.dataframe if "shift" in frame.value.columns]
+    return table
+
+
+def alert_rows(at: AppTest) -> list[dict[str, Any]]:
+    """The rows of the alert marks of the page's first chart (its polarity chart)."""
+    datasets = chart_specs(at)[0]["datasets"].values()
+    return [row for rows in datasets for row in rows if "alert" in row]
+
+
+def test_overview_lists_recent_alerts_of_every_query_as_the_store_has_them(
+    alert_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over the real flow's alerts on the synthetic events, the overview counts them, lists
+    them newest first with the query as typed (key beside it) and the store's figures, and
+    marks each on the share chart; no stray text (a docstring written by magic) appears."""
+    at = run_page(PAGES[0], monkeypatch, alert_store)
+    at.sidebar.selectbox(key="range").set_value("All").run()
+    with open_store(alert_store, readonly=True) as store:
+        expected = list(reversed(store.alerts()))
+        spellings = {q.key: q.shown for q in store.queries()}
+    assert {a.direction for a in expected} == {"negative", "positive"}
+    assert all(a.label is None for a in expected)  # the spelling comes from the queries
+    assert metrics(at)["Alerts"] == str(len(expected))
+    table = alerts_table(at)
+    assert list(table["key"]) == [a.query for a in expected]
+    assert list(table["query"]) == [spellings[a.query] for a in expected]
+    assert all(shown != key for shown, key in zip(table["query"], table["key"], strict=True))
+    assert list(table["direction"]) == [a.direction for a in expected]
+    assert list(table["shift"]) == [f"{a.baseline:.1%} → {a.share:.1%}" for a in expected]
+    assert list(table["z"]) == [a.z for a in expected]
+    assert list(table["count"]) == [a.count for a in expected]
+    assert list(table["scored"]) == [a.scored for a in expected]
+    assert [t.to_pydatetime() for t in table["start"]] == [a.start for a in expected]
+    marks = alert_rows(at)
+    assert [row["key"] for row in marks] == [a.query for a in expected]
+    assert [row["alert"] for row in marks] == [f"{a.direction} shift" for a in expected]
+    assert [row["when"] for row in marks] == [
+        a.start.strftime("%Y-%m-%d %H:%M:%S UTC") for a in expected
+    ]
+    assert "newest of" in texts(at)
+    assert not at.markdown
+
+
+def test_overview_without_alerts_says_what_they_are(
+    small_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store without alerts shows 0, no alert marks, and a line on what an alert is."""
+    at = run_page(PAGES[0], monkeypatch, small_store)
+    assert metrics(at)["Alerts"] == "0"
+    assert "No sentiment-shift alerts in this range" in texts(at)
+    assert "SENTI_ALERT_" in texts(at)
+    assert not alert_rows(at)
+    assert all("shift" not in frame.value.columns for frame in at.dataframe)
+
+
+def test_alerts_follow_the_time_range(gap_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Alerts are those whose window starts in the selected range: both over the store's
+    newest quarter hour, none counting back from the wall clock."""
+    at = run_page(PAGES[0], monkeypatch, gap_store)
+    at.sidebar.selectbox(key="range").set_value("Last 15 min").run()
+    assert metrics(at)["Alerts"] == "2"
+    assert list(alerts_table(at)["query"]) == ["Climate Change", "Climate Change"]
+    assert list(alerts_table(at)["direction"]) == ["positive", "negative"]
+    at.sidebar.radio(key="clock").set_value("wall clock").run()
+    assert metrics(at)["Alerts"] == "0"
+
+
+def test_query_page_marks_and_lists_the_query_s_alerts(
+    alert_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A query's page lists its own alerts as Store.alerts has them, newest first, and marks
+    them on its polarity chart, the tooltip naming the query as typed, whether the chart
+    shows posts or shares."""
+    with open_store(alert_store, readonly=True) as store:
+        everything = store.alerts()
+        key = everything[0].query
+        expected = list(reversed(store.alerts(key)))
+        spelling = next(q.shown for q in store.queries() if q.key == key)
+    at = run_page(PAGES[1], monkeypatch, alert_store)
+    at.sidebar.selectbox(key="range").set_value("All").run()
+    at.selectbox(key="query").set_value(key).run()
+    table = alerts_table(at)
+    assert list(table.columns) == ["start", "direction", "shift", "z", "count", "scored"]
+    assert [t.to_pydatetime() for t in table["start"]] == [a.start for a in expected]
+    assert list(table["shift"]) == [f"{a.baseline:.1%} → {a.share:.1%}" for a in expected]
+    assert list(table["count"]) == [a.count for a in expected]
+    marks = alert_rows(at)
+    assert [row["query"] for row in marks] == [spelling] * len(expected)
+    assert [row["z"] for row in marks] == [a.z for a in expected]
+    assert len(expected) < len(everything)  # the other queries' alerts are not listed
+    assert "marked on the chart above" in texts(at)
+    assert not at.markdown
+    assert chart_specs(at)[0]["layer"][0]["encoding"]["y"]["title"] == "posts"
+    at.radio(key="polarity_scale").set_value("share of posts").run()
+    assert chart_specs(at)[0]["layer"][0]["encoding"]["y"]["title"] == "share of posts"
+    assert [row["key"] for row in alert_rows(at)] == [a.query for a in expected]
+
+
+def test_query_page_without_alerts_explains_them(
+    small_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A query without alerts in range says so, what an alert is, and where the rule and
+    its settings are documented."""
+    at = run_page(PAGES[1], monkeypatch, small_store)
+    at.selectbox(key="query").set_value("python").run()
+    message = texts(at)
+    assert "No alerts for 'python' in this range" in message
+    assert "An alert marks a closed window" in message
+    assert "SENTI_ALERT_" in message
+    assert "docs/alerts.md" in message
+    assert not alert_rows(at)
+
+
 # What-if
 
 
