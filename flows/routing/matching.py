@@ -281,14 +281,20 @@ class TermIndex:
     _plans: dict[str, _Plan] = field(default_factory=dict, compare=False, repr=False)
     """Per anchor, built on first use: queries a post with the anchor surely
     matches, and the rest, to check. Dropped when the anchor's queries change."""
+    _owned: set[str] | None = field(default=None, compare=False, repr=False)
+    """``None`` while no copy shares this index's dictionaries; after a copy
+    (:meth:`__deepcopy__`), the anchors whose dictionary this index has copied
+    since (copy on write): both sides change only dictionaries of their own."""
+    _shared: bool = field(default=False, compare=False, repr=False)
+    """Whether the outer dictionary is still shared with a copy."""
 
     def add(self, query: Query, *, anchors: Iterable[str] | None = None) -> None:
         """Start tracking ``query`` (idempotent); ``anchors`` limits where it is filed."""
-        by_anchor, plans, key = self._by_anchor, self._plans, query.key
+        plans, key = self._plans, query.key
         for anchor in _anchors_of(query) if anchors is None else anchors:
-            filed = by_anchor.get(anchor)
+            filed = self._filed(anchor)
             if filed is None:
-                by_anchor[anchor] = {key: query}
+                self._by_anchor[anchor] = {key: query}
             else:
                 filed[key] = query
                 plans.pop(anchor, None)
@@ -296,12 +302,28 @@ class TermIndex:
     def remove(self, query: Query, *, anchors: Iterable[str] | None = None) -> None:
         """Stop tracking ``query`` (idempotent)."""
         for anchor in _anchors_of(query) if anchors is None else anchors:
-            filed = self._by_anchor.get(anchor)
+            if anchor not in self._by_anchor:
+                continue
+            filed = self._filed(anchor)
             if filed is not None:
                 filed.pop(query.key, None)
                 self._plans.pop(anchor, None)
                 if not filed:
                     del self._by_anchor[anchor]
+
+    def _filed(self, anchor: str) -> dict[str, Query] | None:
+        """The dictionary filed under ``anchor``, this index's own to change (or ``None``)."""
+        owned = self._owned
+        if owned is None:
+            return self._by_anchor.get(anchor)
+        if self._shared:
+            self._by_anchor = dict(self._by_anchor)
+            self._shared = False
+        filed = self._by_anchor.get(anchor)
+        if filed is not None and anchor not in owned:
+            filed = self._by_anchor[anchor] = dict(filed)
+        owned.add(anchor)
+        return filed
 
     def apply(self, change: Subscription, *, anchors: Iterable[str] | None = None) -> None:
         """Apply a subscription change (filed under ``anchors`` if given)."""
@@ -351,10 +373,16 @@ class TermIndex:
         return len({key for filed in self._by_anchor.values() for key in filed})
 
     def __deepcopy__(self, memo: dict[int, object]) -> TermIndex:
-        # Queries are immutable: a copy of the index shares them. Bytewax
-        # snapshots state by deep copy at every epoch, so this keeps a lane's
-        # snapshot proportional to its entries, not to the size of every query.
-        return TermIndex({anchor: dict(filed) for anchor, filed in self._by_anchor.items()})
+        """A copy that shares the dictionaries until either side changes one.
+
+        Bytewax snapshots each lane's state by deep copy at every epoch, with
+        recovery or not: sharing makes that O(1) whatever the number of
+        queries, and a change after it copies the outer dictionary once and
+        the dictionary of each anchor it touches (queries are immutable, so
+        both sides share them anyway).
+        """
+        self._owned, self._shared = set(), True
+        return TermIndex(self._by_anchor, _owned=set(), _shared=True)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return TermIndex, (self._by_anchor,)  # plans are rebuilt on use
