@@ -17,7 +17,7 @@ from flows.model import (
     WindowSummary,
     format_time,
 )
-from flows.routing.matching import Subscription
+from flows.routing.matching import Query, Subscription
 from flows.runtime.cursors import SourceCursor
 
 if TYPE_CHECKING:
@@ -114,6 +114,14 @@ class Rows:
             else:
                 raise TypeError(f"cannot store a {type(item).__name__}: {item!r}")
         return rows
+
+    @classmethod
+    def of_queries(cls, queries: Iterable[Query], now: datetime) -> Rows:
+        """The rows of tracking each of ``queries`` from ``now``: the same as
+        :meth:`collect` of a :class:`Subscription` of each, without the items."""
+        stamp = format_time(now)
+        tracked = [(query.key, 1, stamp, stamp, query.shown) for query in queries]
+        return cls([], [], [], [], [], tracked)
 
     def __len__(self) -> int:
         """The number of rows this batch writes."""
