@@ -120,7 +120,7 @@ class Rows:
         """The rows of tracking each of ``queries`` from ``now``: the same as
         :meth:`collect` of a :class:`Subscription` of each, without the items."""
         stamp = format_time(now)
-        tracked = [(query.key, 1, stamp, stamp, query.shown) for query in queries]
+        tracked = [(query.key, 1, stamp, stamp, _shown(query)) for query in queries]
         return cls([], [], [], [], [], tracked)
 
     def __len__(self) -> int:
@@ -179,6 +179,13 @@ class Rows:
             sql.DELETE_CURSOR,
             [(source,) for source, (position, _) in sorted(last.items()) if position is None],
         )
+
+
+def _shown(query: Query) -> str:
+    """The query's spelling; its key itself when they are equal, which a pickle then
+    sends once (most queries are spelled as their key)."""
+    shown, key = query.shown, query.key
+    return key if shown == key else shown
 
 
 def _json(value: object) -> str:
