@@ -390,21 +390,29 @@ FINDINGS = """## What the profiles say, and what is next
     msgspec refuses, so every line parses as before); `TermIndex` plans each anchor once
     and checks its phrases inline; the start-up heap is frozen out of the garbage
     collector's scans (about 4%).
-  **Dataflow / VADER alone stays below 60%, with the store on or off.** With the store
-  on, the rows the store-on run wrote (4.4 million, 26 match rows a post), inserted into
+  **Dataflow / VADER alone stays far below 1.0 (the goal), store on or off.** With the
+  store on, the rows the store-on run wrote (4.4 million, 26 match rows a post), inserted into
   an empty store of the same schema by `executemany` alone with nothing before it and
   the writer's settings (WAL, `synchronous = NORMAL`, so checkpoints wait for the disk),
   run at about half of VADER alone (*SQLite alone* above; about 64% with `synchronous =
   OFF`, which can corrupt the store on a power loss). And the worker is the tighter
   bound: with the store off the dataflow is at about 36% of VADER alone on one worker.
   In its thread VADER is now about 16%, matching 16% (26 matches a post), parsing 11%,
-  the terms of a post 12%, windows 5%, and Bytewax's own steps most of the rest; 60%
-  would need all of that in about twice VADER's own time. With the store on, the worker
-  and the writer process each keep a core busy (the writer about 75%). More posts per
-  second come from more workers (below).
+  the terms of a post 12%, windows 5%, and Bytewax's own steps most of the rest; 1.0
+  would need all of that in the library's VADER time, about 2.3 times FastVader's.
+  With the store on, the worker and the writer process each keep a core busy (the
+  writer about 75%). More posts per second come from more workers (below).
 * **Routing** at 10,000 queries was 0.46 of 10 queries until `TermIndex` got a cheap
   deep copy (Bytewax snapshots each lane's state by deep copy every epoch); it has
-  stayed above 0.9 since.
+  stayed above 0.9 since. The whole `senti replay` process and live subscriptions
+  cost more with 100,000 queries: start-up parses them (about 4.5 µs each now: each
+  phrase built once from its sorted terms, one-word terms without the regex), the
+  store's writer process writes them (no longer the main thread), the lane index
+  snapshot is shared copy-on-write (O(1) per epoch), and tracked queries are frozen out
+  of the garbage collector (`paused_gc` at start-up, every 1,000 subscriptions in the
+  flow: collections had cost 1.2 s of the live case). What is left grows with the
+  queries: parsing and indexing them, and for live ones their path through the flow
+  and the sinks.
 * **Latency**: with the dataflow on a thread the server process sat at one core (p99
   3.3 s). The dataflow of a synthetic or replay source now runs in a child process that
   sends pre-encoded messages over a pipe, and the load clients are a minimal RFC 6455

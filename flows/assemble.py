@@ -43,19 +43,24 @@ def assemble_flow(
     positions: Positions | None = None,
     recovery: Recovery | None = None,
     webhook: str | None = None,
+    store_queries: bool = False,
 ) -> Dataflow:
     """The dataflow over ``source`` writing every sink, ending when ``stop`` is set.
 
     With ``store``, a :class:`StoreSink` is added last; it carries
     ``positions`` (the source's, see :mod:`flows.runtime.cursors`) and, with
     ``recovery``, writes on the worker's thread so a snapshot never runs ahead
-    of the rows. With ``webhook``, a :class:`~flows.sinks.webhook.WebhookSink`
+    of the rows; with ``store_queries`` it writes ``settings.queries`` as tracked
+    before anything else. With ``webhook``, a :class:`~flows.sinks.webhook.WebhookSink`
     POSTs each alert there (docs/alerts.md). Raises what the source raises while listing its parts
     (an :class:`OSError` for a replay file gone since it was checked).
     """
     outputs: list[Sink[Any]] = list(sinks)
     if store is not None:
-        outputs.append(StoreSink(store, background=recovery is None, positions=positions))
+        queries = settings.queries if store_queries else ()
+        outputs.append(
+            StoreSink(store, background=recovery is None, positions=positions, queries=queries)
+        )
     if webhook is not None:
         outputs.append(WebhookSink(webhook))
     return build_flow(

@@ -30,7 +30,7 @@ from flows.assemble import assemble_flow
 from flows.dataflow import FlowSettings, window_wait
 from flows.errors import SentiError
 from flows.model import parse_time
-from flows.routing.matching import InvalidQuery, Query, Subscription, parse_query
+from flows.routing.matching import InvalidQuery, Query, parse_query
 from flows.runtime.cursors import Positions, replay_key
 from flows.runtime.recovery import (
     DEFAULT_SNAPSHOT_INTERVAL,
@@ -46,7 +46,7 @@ from flows.sinks.run_summary import RunSummary, SummarySink
 from flows.sources.control import FlowStop, SourceFailed, failure_reason
 from flows.sources.replay import ReplaySource
 from flows.sources.synthetic import SyntheticSource, write_synthetic
-from flows.store import StoreError, open_store
+from flows.store import StoreError, check_store
 from flows.tuning.datasets import labelled_files
 from flows.tuning.evaluation import compound_scores, describe_files, evaluate, read_labelled
 from flows.tuning.thresholds import Grid, config_toml, tune_thresholds
@@ -512,7 +512,7 @@ def _run_flow(
         )
         recovery, resuming = _recovery(args)
         if args.store is not None:
-            _write_queries(args.store, settings.queries)
+            _check_store(args.store)
     summary = RunSummary()
     sinks: list[Any] = [SummarySink(summary)]
     if args.out is not None:
@@ -534,6 +534,7 @@ def _run_flow(
                 store=args.store,
                 positions=positions,
                 recovery=recovery,
+                store_queries=True,
             )
     except OSError as exc:  # a replay file gone since it was checked
         raise CliError(f"{name} source: {failure_reason(exc)}") from None
@@ -581,11 +582,14 @@ def _recovery(args: argparse.Namespace) -> tuple[Recovery | None, bool]:
     return Recovery(directory, snapshot_interval=interval), not new
 
 
-def _write_queries(url: str, queries: Sequence[Query]) -> None:
-    """Write the run's queries to the store before the flow starts, checking the store."""
+def _check_store(url: str) -> None:
+    """Check, changing nothing, that the flow could write to the store at ``url``.
+
+    The run's queries are written as tracked by the flow's store writer, before
+    its first batch (see :class:`~flows.sinks.store_sink.StoreSink`).
+    """
     try:
-        with open_store(url) as store:
-            store.write([Subscription(query) for query in queries])
+        check_store(url)
     except StoreError as exc:
         raise CliError(f"unusable store {url!r}: {exc}") from None
 

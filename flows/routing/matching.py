@@ -104,8 +104,15 @@ class Phrase:
 
 
 def _choose_anchor(terms: tuple[str, ...]) -> str:
+    """The term least likely to occur: a hashtag or mention, else the longest
+    non-stopword (ties to the greatest)."""
     stop = stopwords()
-    return max(terms, key=lambda t: (t[0] in _SIGILS, t not in stop, len(t), t))
+    best, rank = "", (False, False, 0, "")
+    for term in terms:
+        mine = (term[0] in _SIGILS, term not in stop, len(term), term)
+        if mine > rank:
+            best, rank = term, mine
+    return best
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +164,8 @@ class Subscription:
 
 
 def _parse_term(raw: str) -> list[str]:
+    if raw.isalnum():  # one word: ``\w`` is exactly what isalnum accepts (and ``_``)
+        return [raw]
     if raw[0] in "#@\uff03\uff20":
         sigil = "#" if raw[0] in "#\uff03" else "@"
         words = _words(raw[1:])
@@ -174,26 +183,63 @@ def parse_query(text: str) -> Query:
     :data:`MAX_QUERY_CHARS`, has more than :data:`MAX_PHRASES` phrases or a
     phrase with more than :data:`MAX_TERMS_PER_PHRASE` terms, or contains a
     malformed ``#hashtag`` or ``@mention``.
+
+    A run may be given 100,000 queries, so this builds each phrase once, from
+    its sorted terms, and the query from its canonical key (:func:`_query_of`).
     """
     if not isinstance(text, str):
         raise InvalidQuery("a query must be a string")
     if len(text) > MAX_QUERY_CHARS:
         raise InvalidQuery(f"query is longer than {MAX_QUERY_CHARS} characters")
-    phrases: set[Phrase] = set()
+    phrases: dict[str, tuple[str, ...]] = {}  # by its text: terms have no spaces
     for raw_phrase in _normalise(text).split(","):
-        terms: set[str] = set()
-        for raw_term in raw_phrase.split():
-            terms.update(_parse_term(raw_term))
+        raw_terms = raw_phrase.split()
+        if len(raw_terms) == 1:
+            found = _parse_term(raw_terms[0])
+            terms = tuple(found) if len(found) == 1 else tuple(sorted(set(found)))
+        else:
+            unique: set[str] = set()
+            for raw_term in raw_terms:
+                unique.update(_parse_term(raw_term))
+            terms = tuple(sorted(unique))
         if not terms:
             continue
         if len(terms) > MAX_TERMS_PER_PHRASE:
             raise InvalidQuery(f"a phrase has more than {MAX_TERMS_PER_PHRASE} terms")
-        phrases.add(Phrase(tuple(sorted(terms))))
+        phrases[" ".join(terms)] = terms
     if not phrases:
         raise InvalidQuery("query has no words, hashtags or mentions to track")
     if len(phrases) > MAX_PHRASES:
         raise InvalidQuery(f"query has more than {MAX_PHRASES} phrases")
-    return Query(tuple(sorted(phrases, key=str)), spelling=" ".join(text.split()))
+    return _query_of(phrases, " ".join(text.split()))
+
+
+def _query_of(phrases: dict[str, tuple[str, ...]], spelling: str) -> Query:
+    """The :class:`Query` of ``phrases`` (terms by phrase text), built field by field.
+
+    The same object as ``Query(tuple(Phrase(terms) ...), spelling=...)`` with the
+    phrases sorted by their text, without recomputing their texts and the key.
+    """
+    ordered = sorted(phrases)
+    query = _new_query(Query)
+    _set(query, "phrases", tuple(_phrase_of(phrases[shown]) for shown in ordered))
+    _set(query, "key", ",".join(ordered))
+    _set(query, "spelling", spelling)
+    return query
+
+
+def _phrase_of(terms: tuple[str, ...]) -> Phrase:
+    """``Phrase(terms)``, field by field (``terms`` sorted and unique)."""
+    phrase = _new_phrase(Phrase)
+    _set(phrase, "terms", terms)
+    _set(phrase, "anchor", terms[0] if len(terms) == 1 else _choose_anchor(terms))
+    _set(phrase, "required", frozenset(terms))
+    return phrase
+
+
+_set: Final = object.__setattr__
+_new_query: Final = object.__new__
+_new_phrase: Final = object.__new__
 
 
 def post_terms(text: str, hashtags: Iterable[str] = ()) -> frozenset[str]:
@@ -222,6 +268,11 @@ def matches_at(term: str, queries: Mapping[str, Query], terms: frozenset[str]) -
             yield key
 
 
+def _anchors_of(query: Query) -> Iterator[str]:
+    """The anchors of ``query``'s phrases, with repeats (:meth:`Query.anchors` without the set)."""
+    return (phrase.anchor for phrase in query.phrases)
+
+
 @dataclass(slots=True)
 class TermIndex:
     """An inverted index from anchor term to the tracked queries filed under it."""
@@ -230,22 +281,49 @@ class TermIndex:
     _plans: dict[str, _Plan] = field(default_factory=dict, compare=False, repr=False)
     """Per anchor, built on first use: queries a post with the anchor surely
     matches, and the rest, to check. Dropped when the anchor's queries change."""
+    _owned: set[str] | None = field(default=None, compare=False, repr=False)
+    """``None`` while no copy shares this index's dictionaries; after a copy
+    (:meth:`__deepcopy__`), the anchors whose dictionary this index has copied
+    since (copy on write): both sides change only dictionaries of their own."""
+    _shared: bool = field(default=False, compare=False, repr=False)
+    """Whether the outer dictionary is still shared with a copy."""
 
     def add(self, query: Query, *, anchors: Iterable[str] | None = None) -> None:
         """Start tracking ``query`` (idempotent); ``anchors`` limits where it is filed."""
-        for anchor in query.anchors() if anchors is None else anchors:
-            self._by_anchor.setdefault(anchor, {})[query.key] = query
-            self._plans.pop(anchor, None)
+        plans, key = self._plans, query.key
+        for anchor in _anchors_of(query) if anchors is None else anchors:
+            filed = self._filed(anchor)
+            if filed is None:
+                self._by_anchor[anchor] = {key: query}
+            else:
+                filed[key] = query
+                plans.pop(anchor, None)
 
     def remove(self, query: Query, *, anchors: Iterable[str] | None = None) -> None:
         """Stop tracking ``query`` (idempotent)."""
-        for anchor in query.anchors() if anchors is None else anchors:
-            filed = self._by_anchor.get(anchor)
+        for anchor in _anchors_of(query) if anchors is None else anchors:
+            if anchor not in self._by_anchor:
+                continue
+            filed = self._filed(anchor)
             if filed is not None:
                 filed.pop(query.key, None)
                 self._plans.pop(anchor, None)
                 if not filed:
                     del self._by_anchor[anchor]
+
+    def _filed(self, anchor: str) -> dict[str, Query] | None:
+        """The dictionary filed under ``anchor``, this index's own to change (or ``None``)."""
+        owned = self._owned
+        if owned is None:
+            return self._by_anchor.get(anchor)
+        if self._shared:
+            self._by_anchor = dict(self._by_anchor)
+            self._shared = False
+        filed = self._by_anchor.get(anchor)
+        if filed is not None and anchor not in owned:
+            filed = self._by_anchor[anchor] = dict(filed)
+        owned.add(anchor)
+        return filed
 
     def apply(self, change: Subscription, *, anchors: Iterable[str] | None = None) -> None:
         """Apply a subscription change (filed under ``anchors`` if given)."""
@@ -295,10 +373,16 @@ class TermIndex:
         return len({key for filed in self._by_anchor.values() for key in filed})
 
     def __deepcopy__(self, memo: dict[int, object]) -> TermIndex:
-        # Queries are immutable: a copy of the index shares them. Bytewax
-        # snapshots state by deep copy at every epoch, so this keeps a lane's
-        # snapshot proportional to its entries, not to the size of every query.
-        return TermIndex({anchor: dict(filed) for anchor, filed in self._by_anchor.items()})
+        """A copy that shares the dictionaries until either side changes one.
+
+        Bytewax snapshots each lane's state by deep copy at every epoch, with
+        recovery or not: sharing makes that O(1) whatever the number of
+        queries, and a change after it copies the outer dictionary once and
+        the dictionary of each anchor it touches (queries are immutable, so
+        both sides share them anyway).
+        """
+        self._owned, self._shared = set(), True
+        return TermIndex(self._by_anchor, _owned=set(), _shared=True)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return TermIndex, (self._by_anchor,)  # plans are rebuilt on use

@@ -31,6 +31,7 @@ import socket
 import subprocess
 import sys
 import weakref
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from typing import Final
@@ -38,6 +39,7 @@ from typing import Final
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from typing_extensions import override
 
+from flows.routing.matching import Query
 from flows.runtime.cursors import Positions
 from flows.store import (
     Rows,
@@ -77,9 +79,13 @@ def _with_positions(items: list[StoreItem], positions: Positions | None) -> list
 class StoreSinkPartition(StatelessSinkPartition[StoreItem]):
     """One worker's writer on the worker's thread: one connection, one transaction per batch."""
 
-    def __init__(self, store: Store, *, positions: Positions | None = None) -> None:
+    def __init__(
+        self, store: Store, *, positions: Positions | None = None, first: Rows | None = None
+    ) -> None:
         self._store = store
         self._positions = positions
+        if first is not None and len(first):
+            store.write_rows(first)
 
     def write_batch(self, items: list[StoreItem]) -> None:
         """Write the batch in one transaction; see :meth:`flows.store.Store.write`."""
@@ -97,7 +103,12 @@ class BackgroundStorePartition(StatelessSinkPartition[StoreItem]):
     """
 
     def __init__(
-        self, url: str, *, in_flight: int = IN_FLIGHT, positions: Positions | None = None
+        self,
+        url: str,
+        *,
+        in_flight: int = IN_FLIGHT,
+        positions: Positions | None = None,
+        first: Rows | None = None,
     ) -> None:
         if in_flight < 1:
             raise ValueError(f"in_flight must be at least 1, not {in_flight}")
@@ -118,6 +129,9 @@ class BackgroundStorePartition(StatelessSinkPartition[StoreItem]):
         self._finalizer = weakref.finalize(self, self._conn.close)
         self._conn.send((url, in_flight))  # not on the command line, where a password shows
         self._expect("ready")
+        if first is not None and len(first):
+            self._send(first)
+            self._pending += 1
 
     @property
     def pid(self) -> int | None:
@@ -187,14 +201,23 @@ class StoreSink(DynamicSink[StoreItem]):
     malformed or unsupported one); use :meth:`check` for a full check.
     ``background=False`` writes on the worker's thread (needed with recovery).
     ``positions`` adds the sources' settled positions to the batches.
+    ``queries`` (tracked from the start, ``senti replay --track``) are written as
+    tracked by worker 0's partition before any batch: in the writer process, so
+    100,000 of them cost the flow the making of their rows only.
     """
 
     def __init__(
-        self, url: str, *, background: bool = True, positions: Positions | None = None
+        self,
+        url: str,
+        *,
+        background: bool = True,
+        positions: Positions | None = None,
+        queries: Sequence[Query] = (),
     ) -> None:
         self._url = url
         self._background = background
         self._positions = positions
+        self._queries = queries
         parse_store_url(url)
 
     @property
@@ -216,10 +239,14 @@ class StoreSink(DynamicSink[StoreItem]):
     def build(
         self, step_id: str, worker_index: int, worker_count: int
     ) -> StatelessSinkPartition[StoreItem]:
-        """Open this worker's writer (creating the store if absent)."""
+        """Open this worker's writer (creating the store if absent); worker 0's writes
+        the tracked queries first."""
+        first = None
+        if worker_index == 0 and self._queries:
+            first = Rows.of_queries(self._queries, datetime.now(UTC))
         if self._background:
-            return BackgroundStorePartition(self._url, positions=self._positions)
-        return StoreSinkPartition(open_store(self._url), positions=self._positions)
+            return BackgroundStorePartition(self._url, positions=self._positions, first=first)
+        return StoreSinkPartition(open_store(self._url), positions=self._positions, first=first)
 
     def __repr__(self) -> str:
         return f"StoreSink({self._url!r}, background={self._background})"

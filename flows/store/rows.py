@@ -17,7 +17,7 @@ from flows.model import (
     WindowSummary,
     format_time,
 )
-from flows.routing.matching import Subscription
+from flows.routing.matching import Query, Subscription
 from flows.runtime.cursors import SourceCursor
 
 if TYPE_CHECKING:
@@ -115,6 +115,14 @@ class Rows:
                 raise TypeError(f"cannot store a {type(item).__name__}: {item!r}")
         return rows
 
+    @classmethod
+    def of_queries(cls, queries: Iterable[Query], now: datetime) -> Rows:
+        """The rows of tracking each of ``queries`` from ``now``: the same as
+        :meth:`collect` of a :class:`Subscription` of each, without the items."""
+        stamp = format_time(now)
+        tracked = [(query.key, 1, stamp, stamp, _shown(query)) for query in queries]
+        return cls([], [], [], [], [], tracked)
+
     def __len__(self) -> int:
         """The number of rows this batch writes."""
         return (
@@ -171,6 +179,13 @@ class Rows:
             sql.DELETE_CURSOR,
             [(source,) for source, (position, _) in sorted(last.items()) if position is None],
         )
+
+
+def _shown(query: Query) -> str:
+    """The query's spelling; its key itself when they are equal, which a pickle then
+    sends once (most queries are spelled as their key)."""
+    shown, key = query.shown, query.key
+    return key if shown == key else shown
 
 
 def _json(value: object) -> str:

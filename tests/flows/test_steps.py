@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import pickle
 import random
 from collections import Counter
@@ -23,6 +24,7 @@ from flows.routing.lanes import lane_keys
 from flows.routing.matching import TermIndex, parse_query, post_terms
 from flows.steps import (
     RETWEET,
+    SETTLE_EVERY,
     UNSCORED,
     Lanes,
     LaneTally,
@@ -113,6 +115,24 @@ def test_subscription_adds_a_query_to_the_lane_state() -> None:
     assert (state, out) == (index_of("tea"), [])
     state, out = matcher(state, scored(1, "green tea"))
     assert keys(out) == ["tea"]
+
+
+def test_queries_started_in_the_flow_are_frozen_out_of_collections() -> None:
+    """Every SETTLE_EVERY queries started, the heap is frozen, so the collector no longer
+    walks the tracked queries; removals freeze nothing."""
+    matcher, state = PhraseMatcher(), None
+    gc.unfreeze()
+    try:
+        for n in range(SETTLE_EVERY - 1):
+            state, _ = matcher(state, make_subscription(f"word{n}"))
+            state, _ = matcher(state, make_subscription(f"word{n}", active=False))
+        assert gc.get_freeze_count() == 0
+        state, _ = matcher(state, make_subscription("tea"))
+        assert gc.get_freeze_count() > 0
+        state, out = matcher(state, scored(1, "green tea"))
+        assert keys(out) == ["tea"]
+    finally:
+        gc.unfreeze()
 
 
 def test_removing_an_initial_query_keeps_an_empty_state() -> None:

@@ -522,6 +522,40 @@ def test_deep_copies_of_an_index_share_queries_but_not_filing() -> None:
     assert index.match(post_terms("python")) == []
 
 
+def test_copies_of_an_index_change_independently_on_shared_anchors() -> None:
+    """After a deep copy, adding or removing queries on either side, on anchors both still
+    share, never shows on the other, through several rounds of copies."""
+    import copy
+    import random
+
+    rng = random.Random(7)
+    texts = [f"w{i % 7} x{i}" for i in range(30)] + [f"w{i % 7}" for i in range(7)]
+    texts += [f"#t{i % 5}, w{i % 7} y{i}" for i in range(20)]
+    queries = [parse_query(text) for text in texts]
+    sides: list[tuple[TermIndex, set[str]]] = [(TermIndex(), set())]
+    for _round in range(200):
+        side = rng.randrange(len(sides))
+        index, model = sides[side]
+        step = rng.random()
+        if step < 0.15 and len(sides) < 6:
+            sides.append((copy.deepcopy(index), set(model)))
+            continue
+        query = rng.choice(queries)
+        if step < 0.6:
+            index.add(query)
+            model.add(query.key)
+        else:
+            index.remove(query)
+            model.discard(query.key)
+        for other, expected in sides:
+            assert len(other) == len(expected)
+            for term in ("w1", "w3", "#t2", "x5", "y4"):
+                terms = frozenset({term, f"w{int(term[-1]) % 7}", "x3", "y2", "v1"})
+                found = sorted(other.match(terms))
+                truth = sorted(q.key for q in queries if q.key in expected and q.first_match(terms))
+                assert found == truth
+
+
 def test_pickled_index_matches_the_same_and_plans_follow_changes() -> None:
     """A pickled index (a recovery snapshot) matches like the original; adding a query after
     a match has planned its anchor still finds the new query."""

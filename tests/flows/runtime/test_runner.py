@@ -43,17 +43,21 @@ def test_settled_heap_restores_on_error() -> None:
 
 
 def test_paused_gc_turns_the_collector_off_and_back_to_how_it_was() -> None:
-    """Inside, no collection runs; after, the collector is on again, or still off if it was."""
-    with paused_gc():
-        assert not gc.isenabled()
-    assert gc.isenabled()
-    gc.disable()
+    """Inside, no collection runs; after, the collector is on again, or still off if it was,
+    and what the block built is frozen out of later collections."""
     try:
+        with paused_gc():
+            assert not gc.isenabled()
+            built = [[n] for n in range(1_000)]
+        assert gc.isenabled()
+        assert gc.get_freeze_count() >= len(built)
+        gc.disable()
         with pytest.raises(RuntimeError), paused_gc():
             raise RuntimeError("boom")
         assert not gc.isenabled()
     finally:
         gc.enable()
+        gc.unfreeze()
 
 
 def _flow(items: list[Any], out: list[Any], mapper: Any = str) -> Dataflow:

@@ -18,6 +18,7 @@ from bytewax.errors import BytewaxRuntimeError
 from bytewax.testing import TestingSource, run_main
 
 from flows.model import PostMatches
+from flows.routing.matching import Subscription, parse_query
 from flows.sinks.store_sink import (
     BackgroundStorePartition,
     StoreSink,
@@ -110,6 +111,22 @@ def test_partitions_are_separate_writers(tmp_path: Path, background: bool) -> No
     second.close()
     with open_store(str(db), readonly=True) as store:
         assert store.counts() == StoreCounts(posts=2, matches=2, windows=1, late=1, rejected=0)
+
+
+def test_worker_zero_writes_the_tracked_queries_first(tmp_path: Path, background: bool) -> None:
+    """A sink given the run's queries stores them as tracked, with their spelling, from
+    worker 0's partition only and before its batches, so a later change of one wins."""
+    db = tmp_path / "senti.db"
+    queries = [parse_query("Python"), parse_query("#AI,  ml")]
+    sink = StoreSink(str(db), background=background, queries=queries)
+    first = sink.build("write_store", 0, 2)
+    second = sink.build("write_store", 1, 2)
+    first.write_batch([Subscription(queries[0], active=False)])
+    first.close()
+    second.close()
+    with open_store(str(db), readonly=True) as store:
+        stored = {query.key: (query.active, query.shown) for query in store.queries()}
+    assert stored == {"python": (False, "Python"), "#ai,ml": (True, "#AI, ml")}
 
 
 def test_constructor_does_no_io(tmp_path: Path) -> None:
