@@ -9,7 +9,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from types import TracebackType
 from typing import Final
 
+import pandas as pd
 import streamlit as st
+from streamlit.elements.lib.column_types import ColumnConfig
 
 from dashboard import data
 from dashboard.figures import RANGES, TimeRange, resolve_range
@@ -17,6 +19,7 @@ from dashboard.figures import RANGES, TimeRange, resolve_range
 __all__ = [
     "REFRESH_CHOICES",
     "View",
+    "alert_frame",
     "current_view",
     "live",
     "range_caption",
@@ -195,3 +198,39 @@ def live(view: View, body: Callable[[], None]) -> None:
     """Run ``body`` as a fragment that reruns alone every ``view.refresh_seconds``."""
     every = view.refresh_seconds or None
     st.fragment(run_every=every)(body)()
+
+
+def _alert_columns() -> dict[str, ColumnConfig]:
+    """How every alert table names and explains its columns (rows of ``figures.alert_table``)."""
+    return {
+        "start": st.column_config.DatetimeColumn(
+            "window (UTC)", format="YYYY-MM-DD HH:mm:ss", help="Start of the alerted window."
+        ),
+        "query": st.column_config.TextColumn("query", help="As first typed."),
+        "direction": st.column_config.TextColumn(
+            "direction", help="Which share rose: negative (a crisis) or positive (a launch)."
+        ),
+        "shift": st.column_config.TextColumn(
+            "share", help="The share of that polarity: the query's baseline → the window's."
+        ),
+        "z": st.column_config.NumberColumn("z", format="%.2f", help="Two-proportion z-score."),
+        "count": st.column_config.NumberColumn(
+            "posts", help="Posts of that polarity in the window."
+        ),
+        "scored": st.column_config.NumberColumn("scored", help="Posts VADER scored in the window."),
+        "key": st.column_config.TextColumn(
+            "key", help="The canonical key: every spelling of the same query has this key."
+        ),
+    }
+
+
+def alert_frame(alerts: pd.DataFrame, columns: list[str], *, key: str) -> None:
+    """Show ``columns`` of an alert table, each named and explained as on every page."""
+    config = _alert_columns()
+    st.dataframe(
+        alerts.loc[:, columns],
+        hide_index=True,
+        width="stretch",
+        key=key,
+        column_config={name: config[name] for name in columns},
+    )

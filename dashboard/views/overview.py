@@ -9,7 +9,14 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.controls import current_view, live, range_caption, store_errors, time_range
+from dashboard.controls import (
+    alert_frame,
+    current_view,
+    live,
+    range_caption,
+    store_errors,
+    time_range,
+)
 from dashboard.figures import CLASSES, UNSCORED, alert_table, language_mix, totals
 from flows.model import ALL_POSTS
 
@@ -54,36 +61,8 @@ def _recent_alerts(alerts: pd.DataFrame, *, charted: bool) -> None:
             "(`docs/alerts.md`, settings `SENTI_ALERT_*`)."
         )
         return
-    st.dataframe(
-        alerts.head(RECENT_ALERTS).loc[
-            :, ["start", "query", "direction", "shift", "z", "count", "scored", "key"]
-        ],
-        hide_index=True,
-        width="stretch",
-        key="recent_alerts",
-        column_config={
-            "start": st.column_config.DatetimeColumn(
-                "window (UTC)", format="YYYY-MM-DD HH:mm:ss", help="Start of the alerted window."
-            ),
-            "query": st.column_config.TextColumn("query", help="As first typed."),
-            "direction": st.column_config.TextColumn(
-                "direction", help="Which share rose: negative (a crisis) or positive (a launch)."
-            ),
-            "shift": st.column_config.TextColumn(
-                "share", help="The share of that polarity: the query's baseline → the window's."
-            ),
-            "z": st.column_config.NumberColumn("z", format="%.2f", help="Two-proportion z-score."),
-            "count": st.column_config.NumberColumn(
-                "posts", help="Posts of that polarity in the window."
-            ),
-            "scored": st.column_config.NumberColumn(
-                "scored", help="Posts VADER scored in the window."
-            ),
-            "key": st.column_config.TextColumn(
-                "key", help="The canonical key: every spelling of the same query has this key."
-            ),
-        },
-    )
+    columns = ["start", "query", "direction", "shift", "z", "count", "scored", "key"]
+    alert_frame(alerts.head(RECENT_ALERTS), columns, key="recent_alerts")
     shown = min(len(alerts), RECENT_ALERTS)
     marked = ", marked on the share chart above" if charted else ""
     st.caption(

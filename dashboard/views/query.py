@@ -7,7 +7,14 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.controls import current_view, live, range_caption, store_errors, time_range
+from dashboard.controls import (
+    alert_frame,
+    current_view,
+    live,
+    range_caption,
+    store_errors,
+    time_range,
+)
 from dashboard.figures import (
     CLASSES,
     UNSCORED,
@@ -90,30 +97,8 @@ def _alerts_panel(alerts: pd.DataFrame, label: str) -> None:
             icon=":material/notifications_off:",
         )
         return
-    st.dataframe(
-        alerts.loc[:, ["start", "direction", "shift", "z", "count", "scored"]],
-        hide_index=True,
-        width="stretch",
-        key="query_alerts",
-        column_config={
-            "start": st.column_config.DatetimeColumn(
-                "window (UTC)", format="YYYY-MM-DD HH:mm:ss", help="Start of the alerted window."
-            ),
-            "direction": st.column_config.TextColumn(
-                "direction", help="Which share rose: negative (a crisis) or positive (a launch)."
-            ),
-            "shift": st.column_config.TextColumn(
-                "share", help="The share of that polarity: the query's baseline → the window's."
-            ),
-            "z": st.column_config.NumberColumn("z", format="%.2f", help="Two-proportion z-score."),
-            "count": st.column_config.NumberColumn(
-                "posts", help="Posts of that polarity in the window."
-            ),
-            "scored": st.column_config.NumberColumn(
-                "scored", help="Posts VADER scored in the window."
-            ),
-        },
-    )
+    columns = ["start", "direction", "shift", "z", "count", "scored"]
+    alert_frame(alerts, columns, key="query_alerts")
     many = "alert" if len(alerts) == 1 else "alerts"
     st.caption(
         f"{len(alerts):,} {many} in this range, newest first, marked on the chart above. "
